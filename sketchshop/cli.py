@@ -1,0 +1,89 @@
+"""The `sketchshop` command. Each package registers its own subcommands in its `cli.py`.
+
+Registration imports nothing heavy: torch, selenium and friends are imported inside the
+command functions, so `sketchshop --help` answers at once.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from .errors import UserError
+
+# Packages whose `cli.register(cli)` adds commands, in the order of the data flow.
+COMMAND_MODULES = (
+    "sketchshop.studio.cli", "crawler.cli", "catalog.cli", "classifier.cli", "detector.cli",
+    "colorizer.cli", "server.cli", "mobile_export.cli", "sketchshop.bench", "sketchshop.demo",
+)
+GROUPS = {
+    "train": "train a model (classifier, detector, colorizer)",
+    "eval": "evaluate a model or the search on labelled data; writes JSON",
+    "crawl": "crawl shops into the catalogue, and schedule crawls",
+    "dataset": "build training datasets from the catalogue",
+    "catalog": "inspect the product catalogue",
+    "shop": "the demo shop the crawler can crawl offline",
+    "index": "build the search index over the catalogue",
+}
+
+
+class CLI:
+    def __init__(self):
+        self.parser = argparse.ArgumentParser(
+            prog="sketchshop", description="Draw it or snap it, then buy it: the sketchshop backend.")
+        self.parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        self._sub = self.parser.add_subparsers(dest="command", metavar="COMMAND")
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+
+    def command(self, name: str, func, help: str, group: str | None = None, description: str | None = None):
+        """Add `sketchshop [group] name`; `func(args)` runs it. Returns the parser for its options."""
+        sub = self._sub
+        if group:
+            if group not in self._groups:
+                g = self._sub.add_parser(group, help=GROUPS[group], description=GROUPS[group])
+                self._groups[group] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            sub = self._groups[group]
+        p = sub.add_parser(name, help=help, description=description or help,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+
+def build() -> CLI:
+    cli = CLI()
+    for mod in COMMAND_MODULES:
+        if importlib.util.find_spec(mod.rsplit(".", 1)[0]) is None or importlib.util.find_spec(mod) is None:
+            continue  # that part of the product is not built yet
+        importlib.import_module(mod).register(cli)
+    return cli
+
+
+def setup_logging(verbose: bool = False) -> None:
+    from .config import settings
+    level = logging.DEBUG if verbose else getattr(logging, str(settings().log_level).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def main(argv=None) -> int:
+    cli = build()
+    args = cli.parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        cli.parser.print_help()
+        return 2
+    setup_logging(args.verbose)
+    try:
+        rc = args.func(args)
+    except UserError as e:
+        print(f"sketchshop: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sketchshop: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""One configuration object: defaults, then an optional YAML file, then SKETCHSHOP_* variables.
+
+Every path lives under one data directory so a deployment has one thing to back up.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("var")            # SKETCHSHOP_DATA_DIR
+    db_url: str = ""                        # SKETCHSHOP_DB_URL; default sqlite in data_dir
+    models_dir: Path = PROJECT_ROOT / "models"  # SKETCHSHOP_MODELS_DIR: shipped weights
+    log_level: str = "INFO"                 # SKETCHSHOP_LOG_LEVEL
+    max_upload_mb: float = 10.0             # SKETCHSHOP_MAX_UPLOAD_MB
+    max_image_pixels: int = 40_000_000      # SKETCHSHOP_MAX_IMAGE_PIXELS (decompression-bomb guard)
+    admin_token: str = ""                   # SKETCHSHOP_ADMIN_TOKEN: admin API disabled when empty
+    api_keys: str = ""                      # SKETCHSHOP_API_KEYS: comma-separated; open API when empty
+    user_agent: str = "sketchshop-crawler/0.1 (+https://github.com/sketchshop)"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data directory (parents created)."""
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _coerce(kind, value):
+    if kind in (Path, "Path"):
+        return Path(value)
+    if kind in (int, "int"):
+        return int(value)
+    if kind in (float, "float"):
+        return float(value)
+    return value
+
+
+def load_settings(config_file: str | os.PathLike | None = None) -> Settings:
+    s = Settings()
+    config_file = config_file or os.environ.get("SKETCHSHOP_CONFIG")
+    values: dict = {}
+    if config_file:
+        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
+    for f in fields(Settings):
+        env = os.environ.get(f"SKETCHSHOP_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    for k, v in values.items():
+        if k not in {f.name for f in fields(Settings)}:
+            s.extra[k] = v
+            continue
+        setattr(s, k, _coerce(type(getattr(s, k)) if not isinstance(getattr(s, k), Path) else Path, v))
+    s.data_dir = Path(s.data_dir)
+    return s
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Process-wide settings (tests call settings.cache_clear() after changing the environment)."""
+    return load_settings()

@@ -1,0 +1,125 @@
+"""Readers for the three label formats every part of sketchshop consumes.
+
+- ImageFolder: `root/<class>/<image>`; the folder name goes through the vocabulary aliases.
+- Labels CSV: `file` plus any of `category`, `colour`, and attribute columns.
+- COCO detection json whose category names are (aliases of) the coarse categories.
+Errors name the file and line; readers never write.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import vocab
+from .errors import UserError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
+
+
+@dataclass
+class Sample:
+    path: Path
+    category: str | None = None          # fine, or coarse when the label is coarse
+    colour: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _images(folder: Path):
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def read_imagefolder(root) -> list[Sample]:
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: not a directory")
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            cat = vocab.category(d.name)
+        except vocab.VocabError as e:
+            raise UserError(f"{d}: {e}") from None
+        out += [Sample(p, cat) for p in _images(d)]
+    if not out:
+        raise UserError(f"{root}: no images in class folders")
+    return out
+
+
+def read_labels_csv(csv_path, root=None, *, check_files: bool = True) -> list[Sample]:
+    """Read a labels CSV; `file` is relative to `root` (default: the CSV's folder)."""
+    csv_path = Path(csv_path)
+    root = Path(root) if root is not None else csv_path.parent
+    try:
+        f = open(csv_path, newline="", encoding="utf-8-sig")
+    except OSError as e:
+        raise UserError(f"{csv_path}: cannot read ({e.strerror})") from None
+    out = []
+    with f:
+        reader = csv.DictReader(f)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if "file" not in cols:
+            raise UserError(f"{csv_path}:1: no 'file' column (columns: {', '.join(cols) or 'none'})")
+        for lineno, row in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            where = f"{csv_path}:{lineno}"
+            if not row.get("file"):
+                raise UserError(f"{where}: empty 'file'")
+            s = Sample(root / row["file"])
+            if check_files and not s.path.is_file():
+                raise UserError(f"{where}: image {row['file']!r} not found under {root}")
+            try:
+                if row.get("category"):
+                    s.category = vocab.category(row["category"])
+                if row.get("colour") or row.get("color"):
+                    s.colour = vocab.colour(row.get("colour") or row.get("color"))
+                for a in vocab.ATTRIBUTES:
+                    if row.get(a):
+                        s.attributes[a] = vocab.attribute_value(a, row[a])
+            except vocab.VocabError as e:
+                raise UserError(f"{where}: {e}") from None
+            s.extra = {k: v for k, v in row.items()
+                       if k not in ("file", "category", "colour", "color", *vocab.ATTRIBUTES)}
+            out.append(s)
+    return out
+
+
+@dataclass
+class CocoImage:
+    id: int
+    path: Path
+    width: int
+    height: int
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, w, h
+    labels: list[str] = field(default_factory=list)                                 # coarse names
+
+
+def read_coco(json_path, images_dir=None) -> list[CocoImage]:
+    json_path = Path(json_path)
+    images_dir = Path(images_dir) if images_dir is not None else json_path.parent
+    try:
+        data = json.loads(json_path.read_text())
+    except OSError as e:
+        raise UserError(f"{json_path}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{json_path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    try:
+        cats = {}
+        for c in data["categories"]:
+            try:
+                cats[c["id"]] = vocab.coarse(c["name"])
+            except vocab.VocabError as e:
+                raise UserError(f"{json_path}: category id {c['id']}: {e}") from None
+        images = {im["id"]: CocoImage(im["id"], images_dir / im["file_name"], im.get("width", 0),
+                                      im.get("height", 0)) for im in data["images"]}
+        for i, a in enumerate(data.get("annotations", [])):
+            if a["image_id"] not in images or a["category_id"] not in cats:
+                raise UserError(f"{json_path}: annotation #{i} (id {a.get('id')}) refers to an unknown "
+                                f"image or category")
+            im = images[a["image_id"]]
+            im.boxes.append(tuple(float(v) for v in a["bbox"]))
+            im.labels.append(cats[a["category_id"]])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{json_path}: not COCO detection json (missing {e})") from None
+    return list(images.values())

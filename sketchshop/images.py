@@ -1,0 +1,85 @@
+"""Image loading shared by every reader, model and endpoint.
+
+One function decides how any file becomes an RGB image: EXIF orientation applied,
+16-bit, CMYK, palette and alpha converted (alpha composited on white, the way a
+sketch canvas or a shop cut-out is meant to be seen), size checked before decoding.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, TooLarge
+
+try:  # HEIC from phones; optional at import so a broken wheel cannot take the product down
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+except Exception:  # pragma: no cover
+    pillow_heif = None
+
+MIN_SIDE = 16
+DEFAULT_MAX_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clear error instead of a warning
+
+
+def _open(source) -> tuple[Image.Image, str]:
+    if isinstance(source, (str, os.PathLike)):
+        name = str(source)
+        if not Path(name).is_file():
+            raise ImageError(f"{name}: no such file")
+        return Image.open(name), name
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("empty image data")
+        return Image.open(io.BytesIO(source)), "<bytes>"
+    return Image.open(source), getattr(source, "name", "<stream>")
+
+
+def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB",
+               background=(255, 255, 255)) -> Image.Image:
+    """Decode `source` (path, bytes or file object) into an upright image in `mode`.
+
+    Raises ImageError (not an image, corrupt, too small) or TooLarge (pixel bomb).
+    """
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "image"
+    try:
+        im, name = _open(source)
+        w, h = im.size
+        if w * h > max_pixels:
+            raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
+        if min(w, h) < MIN_SIDE:
+            raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    except (ImageError, TooLarge):
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (or an unsupported format)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+    return convert(im, mode, background)
+
+
+def convert(im: Image.Image, mode: str = "RGB", background=(255, 255, 255)) -> Image.Image:
+    if im.mode == mode:
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = a.max() or 1.0
+        im = Image.fromarray(np.clip(a / hi * 255.0, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA") and mode == "RGB":
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return im.convert(mode)
+
+
+def to_array(im: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 RGB."""
+    return np.asarray(convert(im, "RGB"), dtype=np.uint8)
