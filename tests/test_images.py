@@ -1,0 +1,78 @@
+"""One image loader for every input: phones, scanners, shops and hostile uploads."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sketchshop.errors import ImageError, TooLarge
+from sketchshop.images import load_image
+
+
+def _bytes(im, fmt="PNG", **kw):
+    b = io.BytesIO()
+    im.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+def test_exif_orientation_applied():
+    im = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    out = load_image(_bytes(im, "JPEG", exif=exif))
+    assert out.size == (20, 40)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "CMYK", "I;16", "1"])
+def test_modes_become_rgb(mode):
+    im = Image.new(mode, (32, 32))
+    fmt = "JPEG" if mode == "CMYK" else ("TIFF" if mode == "I;16" else "PNG")
+    out = load_image(_bytes(im, fmt))
+    assert out.mode == "RGB" and out.size == (32, 32)
+
+
+def test_transparent_pixels_become_white():
+    im = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    assert np.asarray(load_image(_bytes(im)))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_sixteen_bit_keeps_contrast():
+    a = np.zeros((32, 32), np.uint16)
+    a[:, 16:] = 4000
+    out = np.asarray(load_image(_bytes(Image.fromarray(a), "TIFF")))
+    assert out[0, 0, 0] == 0 and out[0, 31, 0] == 255
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "empty"), (b"hello, not an image" * 10, "not an image"),
+])
+def test_bad_bytes(data, match):
+    with pytest.raises(ImageError, match=match):
+        load_image(data)
+
+
+def test_truncated_jpeg():
+    data = _bytes(Image.effect_noise((256, 256), 50).convert("RGB"), "JPEG")
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(data[: len(data) // 2])
+
+
+def test_tiny_and_missing(tmp_path):
+    with pytest.raises(ImageError, match="too small"):
+        load_image(_bytes(Image.new("RGB", (8, 100))))
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_pixel_bomb_rejected_before_decoding():
+    # A 20000x20000 PNG compresses to a few hundred kB; it must be refused from its header.
+    data = _bytes(Image.new("L", (20000, 20000)))
+    with pytest.raises(TooLarge, match="pixels"):
+        load_image(data, max_pixels=10_000_000)
+
+
+def test_webp_and_heic_roundtrip():
+    im = Image.new("RGB", (64, 48), (10, 200, 30))
+    assert load_image(_bytes(im, "WEBP")).size == (64, 48)
+    pytest.importorskip("pillow_heif")
+    assert load_image(_bytes(im, "HEIF")).size == (64, 48)
