@@ -1,0 +1,293 @@
+"""The search index: one embedding and attribute record per catalogue product.
+
+Layout under `<data_dir>/index/`: `builds/<id>/` holds `vectors.faiss` (FAISS: exact
+inner-product below `HNSW_THRESHOLD` vectors, HNSW above), `items.json` (the attributes and
+filterable fields of each row) and `build.json`; the file `CURRENT` names the live build.
+A new build is written beside the live one and `CURRENT` is swapped atomically, so a server
+that checks `CURRENT` (`SearchIndex.reload_if_changed`) never sees a half-built index.
+
+Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]):
+
+    score = 0.55 * cosine(query, product)
+          + 0.25 * agree(category) + 0.12 * agree(colour) + 0.08 * mean agree(attribute)
+
+`agree(x) = p * match + (1 - p) * 0.5`, where `p` is the query's confidence in its predicted
+value and `match` is 1 for the same value (0.5 for a fine category with the same coarse
+category, for categories), 0 otherwise: a confident prediction pulls matching products up,
+an unsure one leaves the ranking to the embedding. Hard filters (category, colour, price
+range, shop, currency) are applied before ranking, and products sharing a de-duplication key
+(the same image hash, or the same brand and title across shops) are returned once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sketchshop import vocab
+from sketchshop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+HNSW_THRESHOLD = 50_000
+WEIGHTS = {"similarity": 0.55, "category": 0.25, "colour": 0.12, "attributes": 0.08}
+
+
+class IndexError_(UserError):
+    status = 503
+    code = "index_unavailable"
+
+
+@dataclass
+class Item:
+    product_id: int
+    category: str | None
+    colour: str | None
+    attributes: dict[str, str] = field(default_factory=dict)
+    price: float | None = None
+    currency: str | None = None
+    shop: str | None = None
+    dedup_key: str | None = None
+
+
+@dataclass
+class Query:
+    embedding: np.ndarray
+    category: str | None = None
+    category_p: float = 0.0
+    colour: str | None = None
+    colour_p: float = 0.0
+    attributes: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (value, p)
+
+
+@dataclass
+class Filters:
+    category: str | None = None   # fine or coarse
+    colour: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    shop: str | None = None
+    currency: str | None = None
+
+    def active(self) -> bool:
+        return any(v is not None for v in vars(self).values())
+
+
+@dataclass
+class Hit:
+    product_id: int
+    score: float
+    similarity: float
+    matched: list[str]
+
+
+def _faiss():
+    import faiss
+    return faiss
+
+
+def _agree(p: float, match: float) -> float:
+    return p * match + (1.0 - p) * 0.5
+
+
+class SearchIndex:
+    def __init__(self, root: Path, build_id: str, index, items: list[Item], info: dict):
+        self.root, self.build_id, self.index, self.items, self.info = root, build_id, index, items, info
+        self.dim = index.d
+        cats = [it.category for it in items]
+        self._cat = np.array([c or "" for c in cats])
+        self._coarse = np.array([vocab.FINE_TO_COARSE.get(c, c) if c else "" for c in cats])
+        self._colour = np.array([it.colour or "" for it in items])
+        self._price = np.array([np.nan if it.price is None else it.price for it in items], dtype=np.float64)
+        self._shop = np.array([it.shop or "" for it in items])
+        self._currency = np.array([(it.currency or "").upper() for it in items])
+        self._vectors = None  # reconstructed lazily for filtered exact search
+
+    # ---- building ----
+    @staticmethod
+    def build(root, items: list[Item], vectors: np.ndarray, *, hnsw_threshold: int = HNSW_THRESHOLD,
+              info: dict | None = None) -> str:
+        """Write a new build under `root` and make it current. Returns the build id."""
+        faiss = _faiss()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(items) != len(vectors):
+            raise ValueError("one vector per item")
+        root = Path(root)
+        build_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 10**6:06d}"
+        tmp = root / "builds" / f".{build_id}.tmp"
+        tmp.mkdir(parents=True)
+        d = vectors.shape[1] if vectors.ndim == 2 else 0
+        if len(vectors) >= hnsw_threshold:
+            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            kind = "hnsw"
+        else:
+            index = faiss.IndexFlatIP(d)
+            kind = "flat"
+        if len(vectors):
+            index.add(vectors)
+        faiss.write_index(index, str(tmp / "vectors.faiss"))
+        (tmp / "items.json").write_text(json.dumps([vars(it) for it in items]))
+        meta = {"build_id": build_id, "n": len(items), "dim": d, "kind": kind, "created": time.time(),
+                **(info or {})}
+        (tmp / "build.json").write_text(json.dumps(meta, indent=1))
+        final = root / "builds" / build_id
+        tmp.rename(final)
+        cur_tmp = root / ".CURRENT.tmp"
+        cur_tmp.write_text(build_id)
+        os.replace(cur_tmp, root / "CURRENT")
+        SearchIndex._prune(root, keep=build_id)
+        log.info("index build %s: %d products, %d-d, %s", build_id, len(items), d, kind)
+        return build_id
+
+    @staticmethod
+    def _prune(root: Path, keep: str, n_keep: int = 2) -> None:
+        import shutil
+        builds = sorted(p for p in (root / "builds").iterdir() if not p.name.startswith("."))
+        for p in builds[:-n_keep]:
+            if p.name != keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+    # ---- loading ----
+    @classmethod
+    def open(cls, root) -> "SearchIndex":
+        root = Path(root)
+        cur = root / "CURRENT"
+        if not cur.is_file():
+            raise IndexError_(f"no search index at {root} (run `sketchshop index build`)")
+        build_id = cur.read_text().strip()
+        d = root / "builds" / build_id
+        faiss = _faiss()
+        try:
+            try:
+                index = faiss.read_index(str(d / "vectors.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            except RuntimeError:
+                index = faiss.read_index(str(d / "vectors.faiss"))
+            items = [Item(**r) for r in json.loads((d / "items.json").read_text())]
+            info = json.loads((d / "build.json").read_text())
+        except (OSError, RuntimeError, ValueError, TypeError) as e:
+            raise IndexError_(f"search index {d} is missing or corrupt ({e})") from None
+        if index.ntotal != len(items):
+            raise IndexError_(f"search index {d} is corrupt: {index.ntotal} vectors for {len(items)} items")
+        if hasattr(index, "hnsw"):
+            index.hnsw.efSearch = 128
+        return cls(root, build_id, index, items, info)
+
+    def current_build(self) -> str | None:
+        try:
+            return (self.root / "CURRENT").read_text().strip()
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> "SearchIndex":
+        """The newest build if `CURRENT` moved on, else self (one stat-sized read per call)."""
+        cur = self.current_build()
+        return SearchIndex.open(self.root) if cur and cur != self.build_id else self
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    # ---- searching ----
+    def _mask(self, f: Filters) -> np.ndarray:
+        m = np.ones(len(self.items), dtype=bool)
+        if f.category:
+            c = vocab.category(f.category)
+            m &= (self._cat == c) if c in vocab.FINE_CATEGORIES and c not in vocab.COARSE_CATEGORIES \
+                else (self._coarse == vocab.FINE_TO_COARSE.get(c, c))
+        if f.colour:
+            m &= self._colour == vocab.colour(f.colour)
+        if f.min_price is not None:
+            m &= self._price >= f.min_price
+        if f.max_price is not None:
+            m &= self._price <= f.max_price
+        if f.shop:
+            m &= self._shop == f.shop
+        if f.currency:
+            m &= self._currency == f.currency.upper()
+        return m
+
+    def _vectors_all(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else \
+                np.zeros((0, self.dim), np.float32)
+        return self._vectors
+
+    def _candidates(self, q: np.ndarray, k: int, f: Filters) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.items)
+        if not n:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if f.active():
+            mask = self._mask(f)
+            sel = np.flatnonzero(mask)
+            if len(sel) <= HNSW_THRESHOLD or not hasattr(self.index, "hnsw"):
+                sims = self._vectors_all()[sel] @ q
+                top = np.argsort(-sims)[:k]
+                return sel[top], sims[top]
+            kk = min(n, k * max(4, int(n / max(len(sel), 1))))
+        else:
+            mask, kk = None, min(n, k)
+        sims, ids = self.index.search(q[None, :].astype(np.float32), kk)
+        ids, sims = ids[0], sims[0]
+        keep = ids >= 0
+        if mask is not None:
+            keep &= mask[np.clip(ids, 0, n - 1)]
+        return ids[keep][:k], sims[keep][:k]
+
+    def search(self, query: Query, top_k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        filters = filters or Filters()
+        q = np.asarray(query.embedding, dtype=np.float32).ravel()
+        if q.shape[0] != self.dim:
+            raise UserError(f"query embedding has {q.shape[0]} dimensions, the index {self.dim}")
+        ids, sims = self._candidates(q, max(top_k * 10, 100), filters)
+        qcoarse = vocab.FINE_TO_COARSE.get(query.category, query.category) if query.category else None
+        hits = []
+        for i, sim in zip(ids.tolist(), sims.tolist()):
+            it = self.items[i]
+            matched, score = [], WEIGHTS["similarity"] * sim
+            cat_match = 0.0
+            if query.category and it.category:
+                if it.category == query.category:
+                    cat_match = 1.0
+                elif vocab.FINE_TO_COARSE.get(it.category, it.category) == qcoarse:
+                    cat_match = 0.5
+            if cat_match:
+                matched.append("category")
+            score += WEIGHTS["category"] * _agree(query.category_p if query.category else 0.0, cat_match)
+            col_match = float(bool(query.colour and it.colour == query.colour))
+            if col_match:
+                matched.append("colour")
+            score += WEIGHTS["colour"] * _agree(query.colour_p if query.colour else 0.0, col_match)
+            shared = [a for a in query.attributes if a in it.attributes]
+            if shared:
+                agrees = []
+                for a in shared:
+                    v, p = query.attributes[a]
+                    m = float(it.attributes[a] == v)
+                    if m:
+                        matched.append(a)
+                    agrees.append(_agree(p, m))
+                score += WEIGHTS["attributes"] * float(np.mean(agrees))
+            else:
+                score += WEIGHTS["attributes"] * 0.5
+            hits.append(Hit(it.product_id, float(score), float(sim), matched))
+        hits.sort(key=lambda h: -h.score)
+        out, seen = [], set()
+        for h in hits:
+            key = self.items_by_id(h.product_id).dedup_key
+            if key and key in seen:
+                continue
+            seen.add(key)
+            out.append(h)
+            if len(out) == top_k:
+                break
+        return out
+
+    def items_by_id(self, product_id: int) -> Item:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {it.product_id: it for it in self.items}
+        return self._by_id[product_id]

@@ -1,0 +1,73 @@
+"""The search index on synthetic vectors: exact and HNSW, filters, ranking, atomic reloads."""
+import numpy as np
+import pytest
+
+from catalog.index import Filters, Item, Query, SearchIndex, IndexError_
+
+
+def _items(n, rng):
+    cats = ["t-shirt", "shirt", "pants", "dress"]
+    cols = ["red", "blue", "black"]
+    return [Item(i, cats[i % 4], cols[i % 3], {"pattern": "solid" if i % 2 else "stripe"},
+                 price=float(10 + i % 50), currency="EUR" if i % 5 else "USD", shop=f"shop{i % 2}",
+                 dedup_key=f"k{i}") for i in range(n)]
+
+
+def _vecs(n, d, rng):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("threshold", [10**9, 100])  # exact, then HNSW
+def test_self_retrieval_and_filters(tmp_path, threshold):
+    rng = np.random.default_rng(0)
+    items, vecs = _items(500, rng), _vecs(500, 64, rng)
+    SearchIndex.build(tmp_path, items, vecs, hnsw_threshold=threshold)
+    idx = SearchIndex.open(tmp_path)
+    assert idx.info["kind"] == ("flat" if threshold > 500 else "hnsw")
+    hits = idx.search(Query(vecs[42]), top_k=5)
+    assert hits[0].product_id == 42 and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
+    f = Filters(category="top", colour="blue", max_price=40, currency="eur")
+    hits = idx.search(Query(vecs[7]), top_k=50, filters=f)
+    assert hits, "some products pass the filter"
+    for h in hits:
+        it = idx.items_by_id(h.product_id)
+        assert it.category in ("t-shirt", "shirt") and it.colour == "blue" and it.price <= 40
+        assert it.currency == "EUR"
+
+
+def test_confident_attributes_reorder_and_report_matches(tmp_path):
+    v = np.array([[1, 0], [0.95, 0.312]], np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    items = [Item(1, "pants", "black"), Item(2, "dress", "red")]
+    SearchIndex.build(tmp_path, items, v)
+    idx = SearchIndex.open(tmp_path)
+    q = np.array([1, 0], np.float32)
+    assert idx.search(Query(q), top_k=2)[0].product_id == 1  # no attributes: embedding decides
+    hits = idx.search(Query(q, category="dress", category_p=0.95, colour="red", colour_p=0.9), top_k=2)
+    assert hits[0].product_id == 2 and hits[0].matched == ["category", "colour"]
+
+
+def test_dedup_across_shops(tmp_path):
+    rng = np.random.default_rng(1)
+    v = _vecs(3, 8, rng)
+    items = [Item(1, "hat", "red", dedup_key="same"), Item(2, "hat", "red", dedup_key="same"),
+             Item(3, "hat", "red", dedup_key="other")]
+    SearchIndex.build(tmp_path, items, v)
+    ids = [h.product_id for h in SearchIndex.open(tmp_path).search(Query(v[0]), top_k=3)]
+    assert len(ids) == 2 and 3 in ids
+
+
+def test_atomic_reload_and_missing_or_corrupt(tmp_path):
+    with pytest.raises(IndexError_, match="no search index"):
+        SearchIndex.open(tmp_path)
+    rng = np.random.default_rng(2)
+    SearchIndex.build(tmp_path, _items(10, rng), _vecs(10, 8, rng))
+    idx = SearchIndex.open(tmp_path)
+    assert idx.reload_if_changed() is idx
+    SearchIndex.build(tmp_path, _items(20, rng), _vecs(20, 8, rng))
+    new = idx.reload_if_changed()
+    assert new is not idx and len(new) == 20 and len(idx) == 10
+    (tmp_path / "builds" / new.build_id / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexError_, match="corrupt"):
+        SearchIndex.open(tmp_path)
