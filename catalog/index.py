@@ -53,6 +53,7 @@ class Item:
     currency: str | None = None
     shop: str | None = None
     dedup_key: str | None = None
+    display: dict = field(default_factory=dict)  # title, brand, url, image: what a result card shows
 
 
 @dataclass

@@ -16,7 +16,8 @@ from .errors import UserError
 # Packages whose `cli.register(cli)` adds commands, in the order of the data flow.
 COMMAND_MODULES = (
     "sketchshop.studio.cli", "crawler.cli", "catalog.cli", "classifier.cli", "detector.cli",
-    "colorizer.cli", "server.cli", "mobile_export.cli", "sketchshop.bench", "sketchshop.demo",
+    "colorizer.cli", "catalog.search_cli", "server.cli", "mobile_export.cli", "sketchshop.bench",
+    "sketchshop.demo",
 )
 GROUPS = {
     "train": "train a model (classifier, detector, colorizer)",

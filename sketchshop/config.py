@@ -24,6 +24,8 @@ class Settings:
     max_image_pixels: int = 40_000_000      # SKETCHSHOP_MAX_IMAGE_PIXELS (decompression-bomb guard)
     admin_token: str = ""                   # SKETCHSHOP_ADMIN_TOKEN: admin API disabled when empty
     api_keys: str = ""                      # SKETCHSHOP_API_KEYS: comma-separated; open API when empty
+    rate_limit: str = ""                    # SKETCHSHOP_RATE_LIMIT, per API key or client, e.g. "600/minute"
+    rate_limit_storage: str = "memory://"   # SKETCHSHOP_RATE_LIMIT_STORAGE, e.g. redis://host:6379
     user_agent: str = "sketchshop-crawler/0.1 (+https://github.com/sketchshop)"
     extra: dict = field(default_factory=dict)
 

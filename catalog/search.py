@@ -1,0 +1,137 @@
+"""The query pipeline: a photo or a sketch in, ranked catalogue products per garment out.
+
+photo:  detect -> classify each crop -> search
+sketch: colourise (when it has hints) -> classify sketch and colourised image -> search
+
+`describe_photo` is also what the index builder runs on every product image, so index-time
+and query-time preprocessing are one code path. Models load once per process (`Searcher.load`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from sketchshop import vocab
+from sketchshop.config import settings
+
+from .index import Filters, Query, SearchIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Described:
+    """One garment as the models see it."""
+    box: list[float] | None          # x1, y1, x2, y2 in the input image; None for a whole sketch
+    whole_image: bool
+    detector_category: str | None
+    detector_confidence: float | None
+    prediction: dict                  # Classifier.predict output for the crop
+    crop: Image.Image | None = None
+
+    def query(self) -> Query:
+        p = self.prediction
+        attrs = {k: (v["value"], float(v["p"])) for k, v in p.get("attributes", {}).items()}
+        return Query(np.asarray(p["embedding"], np.float32), p["category"], float(p["category_p"]),
+                     p.get("colour"), float(p.get("colour_p", 0.0)), attrs)
+
+
+@dataclass
+class Timer:
+    ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1000
+
+
+def sketch_likeness(image: Image.Image) -> float:
+    """Share of near-white pixels: line drawings are mostly empty canvas, photos are not."""
+    a = np.asarray(image.convert("L").resize((64, 64)), dtype=np.uint8)
+    return float((a > 235).mean())
+
+
+def guess_kind(image: Image.Image) -> str:
+    return "sketch" if sketch_likeness(image) > 0.80 else "photo"
+
+
+class Searcher:
+    def __init__(self, classifier, detector=None, colorizer=None, index: SearchIndex | None = None):
+        self.classifier, self.detector, self.colorizer, self.index = classifier, detector, colorizer, index
+
+    @classmethod
+    def load(cls, *, with_index: bool = True, with_colorizer: bool = True) -> "Searcher":
+        """Load every model once. Raises UserError naming what is missing or corrupt."""
+        from classifier import Classifier
+        from detector import Detector
+        clf = Classifier.load()
+        det = Detector.load()
+        col = None
+        if with_colorizer:
+            from colorizer import Colorizer
+            col = Colorizer.load()
+        idx = SearchIndex.open(settings().data_dir / "index") if with_index else None
+        return cls(clf, det, col, idx)
+
+    # ---- describing ----
+    def describe_photo(self, image: Image.Image, timer: Timer | None = None) -> list[Described]:
+        timer = timer or Timer()
+        with timer.stage("detect"):
+            found = self.detector.predict(image)
+        with timer.stage("classify"):
+            preds = self.classifier.predict([f["crop"] for f in found], kind="photo") if found else []
+        return [Described([float(v) for v in f["box"]], bool(f.get("whole_image")), f.get("category"),
+                          f.get("confidence"), p, f["crop"]) for f, p in zip(found, preds)]
+
+    def describe_sketch(self, image: Image.Image, hints=None, timer: Timer | None = None,
+                        category: str | None = None) -> tuple[Described, Image.Image | None]:
+        timer = timer or Timer()
+        coloured = None
+        if hints is not None and self.colorizer is not None:
+            with timer.stage("colorize"):
+                coloured = self.colorizer.colorize(image, hints=hints, category=category)
+        with timer.stage("classify"):
+            (pred,) = self.classifier.predict([image], kind="sketch", hints=[hints])
+            if coloured is not None:
+                (photo,) = self.classifier.predict([coloured], kind="photo")
+                pred = merge_predictions(pred, photo)
+        return Described(None, True, None, None, pred, image), coloured
+
+    # ---- searching ----
+    def search(self, image: Image.Image, *, kind: str | None = None, hints=None, top_k: int = 10,
+               filters: Filters | None = None) -> dict:
+        timer = Timer()
+        t0 = time.perf_counter()
+        kind = kind or guess_kind(image)
+        if kind == "sketch":
+            items = [self.describe_sketch(image, hints, timer)[0]]
+        else:
+            items = self.describe_photo(image, timer)
+        with timer.stage("search"):
+            index = self.index
+            results = [(d, index.search(d.query(), top_k, filters)) for d in items]
+        timer.ms["total"] = (time.perf_counter() - t0) * 1000
+        return {"kind": kind, "items": results, "timing_ms": {k: round(v, 2) for k, v in timer.ms.items()}}
+
+
+def merge_predictions(sketch: dict, photo: dict) -> dict:
+    """Sketch and colourised-image predictions averaged; the colour stays the hints' colour."""
+    out = dict(sketch)
+    if photo["category"] == sketch["category"]:
+        out["category_p"] = (sketch["category_p"] + photo["category_p"]) / 2
+    elif photo["category_p"] > sketch["category_p"]:
+        out["category"], out["category_p"] = photo["category"], photo["category_p"] / 2
+        out["attributes"] = {a: v for a, v in photo.get("attributes", {}).items()
+                             if a in vocab.attributes_for(out["category"])}
+    e = np.asarray(sketch["embedding"], np.float32) + np.asarray(photo["embedding"], np.float32)
+    out["embedding"] = e / (np.linalg.norm(e) or 1.0)
+    return out

@@ -1,0 +1,40 @@
+"""The Flask API for the phone and the mobile web client.
+
+    from server import create_app
+    app = create_app()            # loads models, index and catalogue once for this process
+
+Blueprints: `v1` (public API), `admin` (token-protected crawls and schedules), `ops`
+(health, readiness, metrics, OpenAPI) and `web` (the mobile web client at `/`).
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from sketchshop.config import settings
+
+from . import admin, api, errors, metrics, ops
+from .state import State
+
+
+def create_app(*, searcher=None, catalog=None, load: bool = True) -> Flask:
+    s = settings()
+    app = Flask(__name__, static_folder="web", static_url_path="/static")
+    app.config.update(
+        MAX_CONTENT_LENGTH=int(s.max_upload_mb * 1_000_000),
+        MAX_FORM_MEMORY_SIZE=2_000_000,   # JSON hints in a form field; images must be files
+        MAX_FORM_PARTS=100,
+        JSON_SORT_KEYS=False,
+    )
+    state = State()
+    if load:
+        state.load(searcher=searcher, catalog=catalog)
+    else:
+        state.searcher, state.catalog = searcher, catalog
+    app.extensions["sketchshop"] = state
+    errors.register(app)
+    metrics.register(app)
+    ops.register_limits(app)
+    app.register_blueprint(api.bp, url_prefix="/v1")
+    app.register_blueprint(admin.bp, url_prefix="/v1", name="admin")
+    app.register_blueprint(ops.bp)
+    return app

@@ -1,0 +1,93 @@
+"""Admin API behind a bearer token: queue crawls and manage schedules.
+
+Nothing here crawls: a crawl request is a queued row that the scheduler process
+(`sketchshop scheduler`) picks up, so web workers stay responsive.
+"""
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
+
+from sketchshop.config import settings
+
+from .errors import ApiError
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+def _auth():
+    token = settings().admin_token
+    if not token:
+        raise ApiError(403, "admin_disabled", "the admin API is disabled (set SKETCHSHOP_ADMIN_TOKEN)")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong admin token (Authorization: Bearer ...)")
+
+
+def _catalog():
+    return current_app.extensions["sketchshop"].need_catalog()
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "send a JSON object")
+    return body
+
+
+def _str(body: dict, key: str, required: bool = True) -> str | None:
+    v = body.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, str) or not v.strip() or len(v) > 2000:
+        raise ApiError(400, "bad_request", f"'{key}' must be a non-empty string")
+    return v.strip()
+
+
+@bp.post("/crawls")
+def start_crawl():
+    body = _body()
+    run = _catalog().request_crawl(_str(body, "spec"), base_url=_str(body, "base_url", False),
+                                   options=body.get("options") if isinstance(body.get("options"), dict) else None)
+    return jsonify(run), 202
+
+
+@bp.get("/crawls")
+def list_crawls():
+    try:
+        limit = min(200, max(1, int(request.args.get("limit", 20))))
+    except ValueError:
+        raise ApiError(400, "bad_parameter", "'limit' must be an integer") from None
+    return jsonify({"items": _catalog().runs(shop=request.args.get("shop") or None, limit=limit)})
+
+
+@bp.get("/crawls/<int:run_id>")
+def get_crawl(run_id: int):
+    run = _catalog().run(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no crawl run {run_id}")
+    return jsonify(run)
+
+
+@bp.get("/schedules")
+def list_schedules():
+    return jsonify({"items": _catalog().schedules()})
+
+
+@bp.post("/schedules")
+def add_schedule():
+    body = _body()
+    sched = _catalog().add_schedule(_str(body, "name"), _str(body, "spec"), _str(body, "cron"),
+                                    base_url=_str(body, "base_url", False),
+                                    reindex=bool(body.get("reindex", False)))
+    return jsonify(sched), 201
+
+
+@bp.delete("/schedules/<name>")
+def remove_schedule(name: str):
+    if name not in {x["name"] for x in _catalog().schedules()}:
+        raise ApiError(404, "not_found", f"no schedule named {name!r}")
+    _catalog().remove_schedule(name)
+    return "", 204

@@ -1,0 +1,54 @@
+"""`sketchshop serve`: the API under gunicorn, N single-threaded workers, models loaded once per worker."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+log = logging.getLogger(__name__)
+
+
+def serve(args) -> int:
+    # One inference thread per worker: several single-threaded workers give a better p99
+    # than fewer multi-threaded ones on a small CPU (field notes).
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from gunicorn.app.base import BaseApplication
+
+    from sketchshop.config import settings
+    prom = settings().path("prometheus", "x").parent
+    shutil.rmtree(prom, ignore_errors=True)
+    prom.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+
+    class App(BaseApplication):
+        def load_config(self):
+            for k, v in {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": 1,
+                         "worker_class": "sync", "timeout": 120, "graceful_timeout": 10,
+                         "accesslog": "-" if args.access_log else None, "preload_app": False,
+                         "child_exit": _child_exit}.items():
+                self.cfg.set(k, v)
+
+        def load(self):
+            import torch
+            torch.set_num_threads(1)
+            from server import create_app
+            return create_app()
+
+    log.info("serving on http://%s:%d with %d workers", args.host, args.port, args.workers)
+    App().run()
+    return 0
+
+
+def _child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def register(cli) -> None:
+    p = cli.command("serve", serve, help="run the API and the mobile web client with gunicorn")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 behind a proxy)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+                   help="worker processes, one inference thread each")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")

@@ -1,0 +1,43 @@
+"""Every error a client can cause becomes JSON `{"error": {"code", "message"}}` with a 4xx."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from sketchshop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(UserError):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def error_response(status: int, code: str, message: str):
+    resp = jsonify({"error": {"code": code, "message": message}})
+    resp.status_code = status
+    return resp
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(UserError)
+    def _user(e: UserError):
+        return error_response(e.status, e.code, str(e))
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        code = {413: "too_large", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited",
+                415: "unsupported_media_type"}.get(e.code, (e.name or "error").lower().replace(" ", "_"))
+        message = e.description or e.name
+        if e.code == 413:
+            message = f"request larger than {app.config['MAX_CONTENT_LENGTH'] // 1_000_000} MB"
+        return error_response(e.code or 500, code, message)
+
+    @app.errorhandler(Exception)
+    def _crash(e: Exception):  # a bug of ours, never a client's fault: log it, say little
+        log.exception("unhandled error")
+        return error_response(500, "internal", "internal error (logged)")

@@ -1,0 +1,186 @@
+"""The OpenAPI 3.0 description of the API, complete enough to generate a Retrofit/Kotlin client."""
+from __future__ import annotations
+
+from sketchshop import __version__, vocab
+
+_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): _ERR for c in codes}
+
+
+def _json(ref: str, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def _q(name, schema, description, required=False):
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+_FILTER_PROPS = {
+    "category": {"type": "string", "description": "fine or coarse category (aliases accepted)"},
+    "colour": {"type": "string", "enum": list(vocab.COLOURS)},
+    "min_price": {"type": "number", "minimum": 0},
+    "max_price": {"type": "number", "minimum": 0},
+    "shop": {"type": "string"},
+    "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+}
+_IMAGE = {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC; EXIF orientation applied"}
+_HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file) or JSON points '
+          '`[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`'}
+_KIND = {"type": "string", "enum": ["photo", "sketch"], "description": "detected when absent"}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "AttributeValue": {"type": "object", "properties": {"value": {"type": "string"}, "p": {"type": "number"}}},
+    "CategoryP": {"type": "object", "properties": {"category": {"type": "string"}, "p": {"type": "number"}}},
+    "Match": {"type": "object", "required": ["product_id", "score", "matched"], "properties": {
+        "product_id": {"type": "integer"}, "title": {"type": "string", "nullable": True},
+        "brand": {"type": "string", "nullable": True}, "price": {"type": "number", "nullable": True},
+        "currency": {"type": "string", "nullable": True}, "shop": {"type": "string", "nullable": True},
+        "url": {"type": "string", "nullable": True}, "image_url": {"type": "string", "nullable": True},
+        "category": {"type": "string", "nullable": True}, "colour": {"type": "string", "nullable": True},
+        "score": {"type": "number"}, "matched": {"type": "array", "items": {"type": "string"}}}},
+    "Item": {"type": "object", "required": ["category", "category_p", "matches"], "properties": {
+        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "nullable": True,
+                "description": "x1, y1, x2, y2 in the uploaded image's pixels (after EXIF rotation)"},
+        "whole_image": {"type": "boolean"},
+        "detector": {"type": "object", "nullable": True, "properties": {
+            "category": {"type": "string"}, "confidence": {"type": "number"}}},
+        "category": {"type": "string", "enum": list(vocab.FINE_CATEGORIES)},
+        "category_p": {"type": "number"}, "coarse_category": {"type": "string"},
+        "topk": {"type": "array", "items": {"$ref": "#/components/schemas/CategoryP"}},
+        "colour": {"type": "string", "nullable": True}, "colour_p": {"type": "number"},
+        "attributes": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/AttributeValue"}},
+        "matches": {"type": "array", "items": {"$ref": "#/components/schemas/Match"}}}},
+    "SearchResponse": {"type": "object", "required": ["query_id", "kind", "items", "timing_ms"], "properties": {
+        "query_id": {"type": "string"}, "kind": {"type": "string", "enum": ["photo", "sketch"]},
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+        "timing_ms": {"type": "object", "additionalProperties": {"type": "number"}}}},
+    "Detection": {"type": "object", "properties": {
+        "box": {"type": "array", "items": {"type": "number"}}, "category": {"type": "string"},
+        "confidence": {"type": "number"}, "whole_image": {"type": "boolean"}}},
+    "DetectResponse": {"type": "object", "properties": {
+        "width": {"type": "integer"}, "height": {"type": "integer"},
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}}}},
+    "ClassifyResponse": {"type": "object", "properties": {
+        "kind": {"type": "string"}, "category": {"type": "string"}, "category_p": {"type": "number"},
+        "topk": {"type": "array", "items": {"$ref": "#/components/schemas/CategoryP"}},
+        "colour": {"type": "string", "nullable": True}, "colour_p": {"type": "number"},
+        "attributes": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/AttributeValue"}},
+        "embedding": {"type": "array", "items": {"type": "number"}}}},
+    "Product": {"type": "object", "required": ["id"], "properties": {
+        "id": {"type": "integer"}, "shop": {"type": "string"}, "external_id": {"type": "string"},
+        "url": {"type": "string"}, "title": {"type": "string"}, "brand": {"type": "string", "nullable": True},
+        "price": {"type": "number", "nullable": True}, "currency": {"type": "string", "nullable": True},
+        "category": {"type": "string", "nullable": True}, "coarse_category": {"type": "string", "nullable": True},
+        "colour": {"type": "string", "nullable": True},
+        "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        "image_urls": {"type": "array", "items": {"type": "string"}},
+        "last_seen": {"type": "string", "nullable": True}}},
+    "ProductPage": {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
+        "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
+    "CrawlRun": {"type": "object", "additionalProperties": True, "properties": {
+        "id": {"type": "integer"}, "status": {"type": "string"}, "spec": {"type": "string"}}},
+    "CrawlRequest": {"type": "object", "required": ["spec"], "properties": {
+        "spec": {"type": "string", "description": "crawl spec path, e.g. crawler/specs/demo.yaml"},
+        "base_url": {"type": "string"}, "options": {"type": "object"}}},
+    "Schedule": {"type": "object", "additionalProperties": True, "properties": {
+        "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"}}},
+    "ScheduleRequest": {"type": "object", "required": ["name", "spec", "cron"], "properties": {
+        "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"},
+        "base_url": {"type": "string"}, "reindex": {"type": "boolean"}}},
+    "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"},
+                                                "problems": {"type": "object", "additionalProperties": {"type": "string"}}}},
+}
+
+
+def _multipart(props: dict, required: list[str]) -> dict:
+    return {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": required, "properties": props}}}}
+
+
+def spec() -> dict:
+    upload = {"image": _IMAGE}
+    search_props = {"image": _IMAGE, "kind": _KIND, "hints": _HINTS,
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, **_FILTER_PROPS}
+    admin = [{"bearerAuth": []}]
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "sketchshop API", "version": __version__,
+                 "description": "Upload a photo or a sketch (with optional colour hints); get, for each garment "
+                                "found, its category, colour and attributes and the shop products that match."},
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/v1/search": {"post": {"operationId": "search", "summary": "photo or sketch in, shop links out",
+                                    "requestBody": _multipart(search_props, ["image"]),
+                                    "responses": {"200": _json("SearchResponse"), **_errors(400, 413, 415, 429, 503)}}},
+            "/v1/colorize": {"post": {"operationId": "colorize", "summary": "sketch plus hints to a PNG",
+                                      "requestBody": _multipart({"image": _IMAGE, "hints": _HINTS,
+                                                                 "category": {"type": "string"}}, ["image"]),
+                                      "responses": {"200": {"description": "PNG", "content": {
+                                          "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                          **_errors(400, 413, 415, 429, 503)}}},
+            "/v1/detect": {"post": {"operationId": "detect", "summary": "garment boxes in a photo",
+                                    "requestBody": _multipart(upload, ["image"]),
+                                    "responses": {"200": _json("DetectResponse"), **_errors(400, 413, 415, 429, 503)}}},
+            "/v1/classify": {"post": {"operationId": "classify", "summary": "category, colour, attributes, embedding",
+                                      "requestBody": _multipart({"image": _IMAGE, "kind": _KIND, "hints": _HINTS},
+                                                                ["image"]),
+                                      "responses": {"200": _json("ClassifyResponse"), **_errors(400, 413, 415, 429, 503)}}},
+            "/v1/products": {"get": {"operationId": "listProducts", "summary": "browse the catalogue",
+                                     "parameters": [_q(k, v, k.replace("_", " ")) for k, v in _FILTER_PROPS.items()] + [
+                                         _q("q", {"type": "string"}, "text in title or brand"),
+                                         _q("page", {"type": "integer", "minimum": 1, "default": 1}, "page number"),
+                                         _q("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                                            "page size")],
+                                     "responses": {"200": _json("ProductPage"), **_errors(400, 503)}}},
+            "/v1/products/{product_id}": {"get": {
+                "operationId": "getProduct", "summary": "one product",
+                "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": _json("Product"), **_errors(404, 503)}}},
+            "/v1/images/{sha}": {"get": {
+                "operationId": "getImage", "summary": "a stored product image",
+                "parameters": [{"name": "sha", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
+                "responses": {"200": {"description": "the image", "content": {
+                    "image/*": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 404)}}},
+            "/v1/crawls": {
+                "post": {"operationId": "startCrawl", "security": admin, "summary": "queue a crawl",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"$ref": "#/components/schemas/CrawlRequest"}}}},
+                         "responses": {"202": _json("CrawlRun", "queued"), **_errors(400, 401, 403)}},
+                "get": {"operationId": "listCrawls", "security": admin, "summary": "recent crawl runs",
+                        "parameters": [_q("shop", {"type": "string"}, "shop name"),
+                                       _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "how many")],
+                        "responses": {"200": {"description": "runs", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"items": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/CrawlRun"}}}}}}}, **_errors(400, 401, 403)}}},
+            "/v1/crawls/{run_id}": {"get": {
+                "operationId": "getCrawl", "security": admin,
+                "parameters": [{"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": _json("CrawlRun"), **_errors(401, 403, 404)}}},
+            "/v1/schedules": {
+                "get": {"operationId": "listSchedules", "security": admin,
+                        "responses": {"200": {"description": "schedules", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"items": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/Schedule"}}}}}}}, **_errors(401, 403)}},
+                "post": {"operationId": "addSchedule", "security": admin,
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"$ref": "#/components/schemas/ScheduleRequest"}}}},
+                         "responses": {"201": _json("Schedule", "created"), **_errors(400, 401, 403)}}},
+            "/v1/schedules/{name}": {"delete": {
+                "operationId": "removeSchedule", "security": admin,
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)}}},
+            "/healthz": {"get": {"operationId": "health", "responses": {"200": {"description": "alive"}}}},
+            "/readyz": {"get": {"operationId": "ready", "responses": {"200": _json("Ready"), "503": _json("Ready", "not ready")}}},
+        },
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+    }

@@ -1,0 +1,62 @@
+"""What one server process loads once: the models, the index and the catalogue.
+
+Loading happens in `create_app` (once per gunicorn worker). When anything is missing or
+corrupt the process stays up, `/readyz` answers 503 with the reasons, and endpoints that
+need the missing part answer 503 instead of serving half-loaded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from sketchshop.errors import UserError
+
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+class State:
+    def __init__(self):
+        self.searcher = None
+        self.catalog = None
+        self.problems: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self, *, searcher=None, catalog=None) -> "State":
+        self.searcher, self.catalog = searcher, catalog
+        if self.catalog is None:
+            try:
+                from catalog import Catalog
+                self.catalog = Catalog()
+            except (UserError, ImportError) as e:
+                self.problems["catalog"] = str(e)
+        if self.searcher is None:
+            try:
+                from catalog.search import Searcher
+                self.searcher = Searcher.load()
+            except (UserError, ImportError) as e:
+                self.problems["models"] = str(e)
+        for k, v in self.problems.items():
+            log.error("not ready: %s: %s", k, v)
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems and self.searcher is not None and self.catalog is not None
+
+    def need_searcher(self):
+        if self.searcher is None:
+            raise ApiError(503, "not_ready", "models are not loaded: " + "; ".join(self.problems.values()))
+        if self.searcher.index is not None:
+            with self._lock:  # pick up a new index build atomically
+                try:
+                    self.searcher.index = self.searcher.index.reload_if_changed()
+                except UserError as e:
+                    log.error("new index build could not be loaded, keeping the old one: %s", e)
+        return self.searcher
+
+    def need_catalog(self):
+        if self.catalog is None:
+            raise ApiError(503, "not_ready", "catalogue is not available: " + self.problems.get("catalog", ""))
+        return self.catalog

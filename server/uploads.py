@@ -1,0 +1,124 @@
+"""Reading what a phone sends: one image file, optional hints, and validated options."""
+from __future__ import annotations
+
+import json
+
+from flask import request
+from PIL import Image
+
+from catalog.index import Filters
+from sketchshop import vocab
+from sketchshop.config import settings
+from sketchshop.errors import ImageError
+from sketchshop.images import load_image
+
+from .errors import ApiError
+
+ALLOWED_TYPES = {"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"}
+MAX_HINT_POINTS = 2000
+
+
+def image_from(field: str = "image", *, required: bool = True, mode: str = "RGB") -> Image.Image | None:
+    f = request.files.get(field)
+    if f is None:
+        if field in request.form:
+            raise ApiError(400, "bad_request", f"'{field}' must be sent as a multipart file, not a form field")
+        if required:
+            raise ApiError(400, "missing_file", f"multipart file field '{field}' is required")
+        return None
+    data = f.read()
+    if not data:
+        raise ApiError(400, "empty_file", f"'{field}' is empty")
+    try:
+        im = load_image(data, max_pixels=settings().max_image_pixels, mode=mode)
+    except ImageError as e:
+        msg = str(e).replace("<bytes>", field)
+        if "not an image" in msg:
+            raise ApiError(415, "unsupported_media_type",
+                           f"'{field}' is not a JPEG, PNG, WebP or HEIC image") from None
+        raise ApiError(e.status, e.code, msg) from None
+    fmt = getattr(im, "format", None)
+    if fmt and fmt.upper() not in ALLOWED_TYPES and field == "image":
+        raise ApiError(415, "unsupported_media_type", f"'{field}' is {fmt}; send JPEG, PNG, WebP or HEIC")
+    return im
+
+
+def hints_from() -> Image.Image | list | None:
+    """Hints as an image layer (file field `hints`) or JSON points [{"x","y","colour"|"rgb"}]."""
+    if "hints" in request.files:
+        return image_from("hints", mode="RGBA")
+    raw = request.form.get("hints")
+    if not raw:
+        return None
+    try:
+        pts = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ApiError(400, "bad_hints", "'hints' is neither an image file nor JSON points") from None
+    if not isinstance(pts, list) or len(pts) > MAX_HINT_POINTS:
+        raise ApiError(400, "bad_hints", f"'hints' must be a list of at most {MAX_HINT_POINTS} points")
+    out = []
+    for i, p in enumerate(pts):
+        try:
+            x, y = float(p["x"]), float(p["y"])
+            if "rgb" in p:
+                rgb = [int(v) for v in p["rgb"]]
+                if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                    raise ValueError("rgb must be three values 0-255")
+            else:
+                rgb = list(vocab.COLOUR_RGB[vocab.colour(p["colour"])])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ApiError(400, "bad_hints", f"hint point #{i}: needs x, y and colour or rgb ({e})") from None
+        out.append({"x": x, "y": y, "rgb": rgb})
+    return out
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.values.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"'{name}' must be an integer") from None
+    if not lo <= v <= hi:
+        raise ApiError(400, "bad_parameter", f"'{name}' must be between {lo} and {hi}")
+    return v
+
+
+def filters_from() -> Filters:
+    v = request.values
+    f = Filters()
+    try:
+        if v.get("category"):
+            f.category = vocab.category(v["category"])
+        if v.get("colour") or v.get("color"):
+            f.colour = vocab.colour(v.get("colour") or v.get("color"))
+    except vocab.VocabError as e:
+        raise ApiError(400, "bad_filter", str(e)) from None
+    for name in ("min_price", "max_price"):
+        if v.get(name):
+            try:
+                x = float(v[name])
+            except ValueError:
+                raise ApiError(400, "bad_filter", f"'{name}' must be a number") from None
+            if not 0 <= x < 1e9:
+                raise ApiError(400, "bad_filter", f"'{name}' must be between 0 and 1e9")
+            setattr(f, name, x)
+    if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
+        raise ApiError(400, "bad_filter", "'min_price' is above 'max_price'")
+    f.shop = v.get("shop") or None
+    cur = v.get("currency")
+    if cur:
+        if len(cur) != 3 or not cur.isalpha():
+            raise ApiError(400, "bad_filter", "'currency' must be a three-letter code such as EUR")
+        f.currency = cur.upper()
+    return f
+
+
+def kind_from() -> str | None:
+    k = request.values.get("kind")
+    if k in (None, "", "auto"):
+        return None
+    if k not in ("photo", "sketch"):
+        raise ApiError(400, "bad_parameter", "'kind' must be 'photo' or 'sketch'")
+    return k
