@@ -1,0 +1,126 @@
+"""`sketchshop demo`: the whole product on its embedded default, from a fresh clone.
+
+Generates a demo shop from the garment studio, crawls it with the real crawler into the
+catalogue, builds the search index with the shipped models, and serves the API and the web
+client. Each step is skipped when its result is already there, so a second run starts in seconds.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .config import PROJECT_ROOT, settings
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo.yaml"
+
+
+def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sketchshop", *args]
+    log.info("$ sketchshop %s", " ".join(args))
+    r = subprocess.run(cmd, text=True, capture_output=capture)
+    if check and r.returncode:
+        raise UserError(f"`sketchshop {' '.join(args)}` failed with exit code {r.returncode}")
+    return r
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout: float = 120) -> None:
+    t = time.time()
+    while time.time() - t < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise UserError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def catalogue_products() -> int:
+    r = _sketchshop("catalog", "stats", "--json", capture=True, check=False)
+    try:
+        return int(json.loads(r.stdout)["products"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def crawl_demo_shop(n: int, seed: int) -> None:
+    port = _free_port()
+    shop = subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
+                             "--products", str(n), "--seed", str(seed)])
+    try:
+        _wait(f"http://127.0.0.1:{port}/robots.txt")
+        _sketchshop("crawl", "run", "--spec", str(DEMO_SPEC), "--base-url", f"http://127.0.0.1:{port}",
+                    "--browsers", "2")
+    finally:
+        shop.terminate()
+        shop.wait(10)
+
+
+def models_present() -> list[str]:
+    from .registry import weights_path
+    missing = []
+    for task in ("classifier", "detector", "colorizer"):
+        try:
+            weights_path(task)
+        except UserError:
+            missing.append(task)
+    return missing
+
+
+def index_is_current(n_products: int) -> bool:
+    cur = settings().data_dir / "index" / "CURRENT"
+    if not cur.is_file():
+        return False
+    try:
+        info = json.loads((cur.parent / "builds" / cur.read_text().strip() / "build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("n") == n_products
+
+
+def demo(args) -> int:
+    t0 = time.time()
+    data = settings().data_dir.resolve()
+    have = catalogue_products()
+    if have < args.products:
+        log.info("building the demo catalogue: %d studio products, crawled from the demo shop", args.products)
+        crawl_demo_shop(args.products, args.seed)
+        have = catalogue_products()
+    log.info("catalogue: %d products in %s", have, data)
+    missing = models_present()
+    if missing:
+        print(f"demo assets are in {data} (catalogue: {have} products); the service needs the "
+              f"{', '.join(missing)} weights, which are not shipped yet")
+        return 0
+    if not index_is_current(have):
+        _sketchshop("index", "build")
+    log.info("ready in %.0f s; serving on http://%s:%d", time.time() - t0, args.host, args.port)
+    if args.no_serve:
+        return 0
+    os.execv(sys.executable, [sys.executable, "-m", "sketchshop", "serve", "--host", args.host,
+                              "--port", str(args.port)])
+    return 0
+
+
+def register(cli) -> None:
+    p = cli.command("demo", demo, help="build the demo shop, crawl it, index it and serve the API and web client "
+                                      "(steps already done are skipped)")
+    p.add_argument("--products", type=int, default=1000, help="demo shop size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-serve", action="store_true", help="build everything, then exit")

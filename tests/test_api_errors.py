@@ -1,0 +1,136 @@
+"""Everything a client can send wrong gets a JSON 4xx; a server without its index refuses to be ready."""
+import io
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def client(data_dir, monkeypatch):
+    monkeypatch.setenv("SKETCHSHOP_ADMIN_TOKEN", "s3cret")
+    monkeypatch.setenv("SKETCHSHOP_MAX_UPLOAD_MB", "2")
+    from sketchshop.config import settings
+    settings.cache_clear()
+    from server import create_app
+    app = create_app()
+    return app.test_client()
+
+
+def _png(size=(64, 64)) -> bytes:
+    b = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(b, "PNG")
+    return b.getvalue()
+
+
+def _err(resp, status, code=None):
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_health_and_not_ready_without_index(client):
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.get_json()["ready"] is False and r.get_json()["problems"]
+    _err(client.post("/v1/search", data={"image": (io.BytesIO(_png()), "a.png")}), 503, "not_ready")
+
+
+@pytest.mark.parametrize("data,status,code", [
+    ({}, 400, "missing_file"),
+    ({"image": "not a file"}, 400, "bad_request"),
+    ({"image": (io.BytesIO(b""), "a.png")}, 400, "empty_file"),
+    ({"image": (io.BytesIO(b"%PDF-1.4 not an image at all" * 20), "a.pdf")}, 415, "unsupported_media_type"),
+    ({"image": (io.BytesIO(_png()[:60]), "a.png")}, 400, "bad_image"),
+    ({"image": (io.BytesIO(_png((8, 8))), "a.png")}, 400, "bad_image"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "top_k": "lots"}, 400, "bad_parameter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "top_k": "0"}, 400, "bad_parameter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "kind": "painting"}, 400, "bad_parameter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "colour": "chartreuse-ish"}, 400, "bad_filter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "category": "spaceship"}, 400, "bad_filter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "min_price": "cheap"}, 400, "bad_filter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "min_price": "50", "max_price": "10"}, 400, "bad_filter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "currency": "EURO"}, 400, "bad_filter"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": "{nope"}, 400, "bad_hints"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1}]'}, 400, "bad_hints"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "rgb": [300, 0, 0]}]'}, 400, "bad_hints"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "colour": "octarine"}]'}, 400, "bad_hints"),
+])
+def test_bad_search_requests(client, data, status, code):
+    _err(client.post("/v1/search", data=data, content_type="multipart/form-data"), status, code)
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/detect", "/v1/classify", "/v1/colorize"])
+def test_too_large_and_pixel_bomb(client, path):
+    big = io.BytesIO(b"\xff\xd8" + b"\0" * 3_000_000)
+    _err(client.post(path, data={"image": (big, "a.jpg")}, content_type="multipart/form-data"), 413, "too_large")
+    b = io.BytesIO()
+    Image.new("L", (12000, 12000)).save(b, "PNG")  # 144 Mpx in a few hundred kB
+    b.seek(0)
+    _err(client.post(path, data={"image": (b, "bomb.png")}, content_type="multipart/form-data"), 413)
+
+
+def test_wrong_method_and_unknown_route(client):
+    _err(client.get("/v1/search"), 405)
+    _err(client.get("/v1/nothing-here"), 404)
+
+
+def test_products_and_images(client):
+    _err(client.get("/v1/products/424242"), 404, "not_found")
+    _err(client.get("/v1/images/not-a-sha"), 400)
+    _err(client.get("/v1/images/" + "0" * 64), 404)
+    _err(client.get("/v1/products?colour=octarine"), 400, "bad_filter")
+    _err(client.get("/v1/products?page=zero"), 400)
+    r = client.get("/v1/products?category=top&page=1")
+    assert r.status_code == 200 and r.get_json()["total"] == 0
+
+
+def test_admin_token_and_validation(client):
+    _err(client.get("/v1/crawls"), 401, "unauthorized")
+    _err(client.get("/v1/crawls", headers={"Authorization": "Bearer wrong"}), 401)
+    auth = {"Authorization": "Bearer s3cret"}
+    _err(client.post("/v1/crawls", data="not json", headers=auth), 400)
+    _err(client.post("/v1/crawls", json={"spec": ""}, headers=auth), 400)
+    r = client.post("/v1/crawls", json={"spec": "crawler/specs/demo.yaml"}, headers=auth)
+    assert r.status_code == 202 and r.get_json()["status"] == "queued"
+    runs = client.get("/v1/crawls", headers=auth).get_json()["items"]
+    assert [x["id"] for x in runs] == [r.get_json()["id"]]
+    _err(client.get("/v1/crawls/999", headers=auth), 404)
+    _err(client.post("/v1/schedules", json={"name": "n", "spec": "s.yaml", "cron": "every tuesday"},
+                     headers=auth), 400)
+    r = client.post("/v1/schedules", json={"name": "nightly", "spec": "crawler/specs/demo.yaml",
+                                           "cron": "0 3 * * *"}, headers=auth)
+    assert r.status_code == 201
+    assert [x["name"] for x in client.get("/v1/schedules", headers=auth).get_json()["items"]] == ["nightly"]
+    assert client.delete("/v1/schedules/nightly", headers=auth).status_code == 204
+    _err(client.delete("/v1/schedules/nightly", headers=auth), 404)
+
+
+def test_admin_disabled_without_token(data_dir):
+    from server import create_app
+    _err(create_app().test_client().get("/v1/crawls"), 403, "admin_disabled")
+
+
+def test_openapi_is_valid(client):
+    from openapi_spec_validator import validate
+    spec = client.get("/openapi.json").get_json()
+    validate(spec)
+    assert {"/v1/search", "/v1/colorize", "/v1/detect", "/v1/classify", "/v1/products",
+            "/v1/products/{product_id}", "/v1/images/{sha}", "/v1/crawls", "/v1/schedules"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_api_keys_and_rate_limits(data_dir, monkeypatch):
+    monkeypatch.setenv("SKETCHSHOP_API_KEYS", "k1,k2")
+    monkeypatch.setenv("SKETCHSHOP_RATE_LIMIT", "3/minute")
+    from sketchshop.config import settings
+    settings.cache_clear()
+    from server import create_app
+    c = create_app().test_client()
+    _err(c.post("/v1/search", data={}, content_type="multipart/form-data"), 401, "unauthorized")
+    codes = [c.post("/v1/search", data={}, headers={"X-API-Key": "k1"},
+                    content_type="multipart/form-data").status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
+    assert c.get("/healthz").status_code == 200  # ops routes are never limited
