@@ -27,3 +27,105 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     settings.cache_clear()
     yield d
     settings.cache_clear()
+
+
+# ---------------------------------------------------------------- a live service on real models
+LIVE_PRODUCTS, LIVE_SEED = 60, 11
+
+
+def serve_in_thread(app):
+    """Serve a WSGI app on a free local port in a daemon thread: (server, base URL)."""
+    import threading
+
+    from werkzeug.serving import make_server
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=srv.serve_forever, name="live-server", daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_port}"
+
+
+@pytest.fixture
+def serve_app():
+    """Serve apps in threads for one test: `url = serve_app(create_app())`; shut down afterwards."""
+    servers = []
+
+    def serve(app) -> str:
+        srv, url = serve_in_thread(app)
+        servers.append(srv)
+        return url
+    yield serve
+    for srv in servers:
+        srv.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_catalog(tmp_path_factory):
+    """A real catalogue of studio products, indexed with the shipped models, in a temp data dir.
+
+    Skips (naming the file) until the shipped weights exist. Yields a namespace with
+    data_dir, catalog, searcher (models loaded once, index attached) and products
+    (StudioProduct list, same order as the catalogue ids in `ids`).
+    """
+    from types import SimpleNamespace
+
+    from sketchshop.config import settings
+    from sketchshop.errors import UserError
+    from sketchshop.registry import weights_path
+    for task in ("classifier", "detector", "colorizer"):
+        path = weights_path(task, must_exist=False)
+        if not path.is_file():
+            pytest.skip(f"shipped {task} weights missing: {path}")
+    for mod in ("sketchshop.studio", "catalog.search"):
+        pytest.importorskip(mod, reason=f"{mod} is not built yet")
+
+    mp = pytest.MonkeyPatch()
+    d = tmp_path_factory.mktemp("live") / "var"
+    mp.setenv("SKETCHSHOP_DATA_DIR", str(d))
+    mp.delenv("SKETCHSHOP_DB_URL", raising=False)
+    settings.cache_clear()
+    try:
+        import io
+
+        from catalog import open_catalog
+        from catalog.index import SearchIndex
+        from catalog.search import Searcher
+        from catalog.search_cli import build_index
+        from catalog.store import ProductRecord
+        from sketchshop.studio import generate_products
+
+        try:
+            searcher = Searcher.load(with_index=False)
+        except UserError as e:
+            pytest.skip(f"shipped models do not load: {e}")
+        cat = open_catalog()
+        shop_id = cat.get_shop("studio", "https://studio-shop.example")
+        products, ids = list(generate_products(LIVE_PRODUCTS, seed=LIVE_SEED)), []
+        with cat.session() as s:
+            for p in products:
+                buf = io.BytesIO()
+                p.image.save(buf, "JPEG", quality=90)
+                url = f"https://studio-shop.example/products/{p.id}"
+                labels = [("category", p.category, p.category, "studio"), ("colour", p.colour, p.colour, "studio")]
+                labels += [(a, v, v, "studio") for a, v in p.attributes.items()]
+                rec = ProductRecord(external_id=p.id, url=url, title=p.title, brand=p.brand, price=p.price,
+                                    currency=p.currency, labels=labels,
+                                    images=[(cat.images.put(buf.getvalue()), url + "/main.jpg")])
+                cat.upsert_product(s, shop_id, None, rec)
+        ids = [cat.product_by_key("studio", p.id)["id"] for p in products]
+        info = build_index(cat, searcher, d / "index", progress=False)
+        searcher.index = SearchIndex.open(d / "index")
+        yield SimpleNamespace(data_dir=d, catalog=cat, searcher=searcher, products=products, ids=ids,
+                              index_info=info)
+        cat.close()
+    finally:
+        mp.undo()
+        settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_catalog):
+    """Base URL of the real app (`server.create_app`) on the live catalogue, served in a thread."""
+    from server import create_app
+    app = create_app(searcher=live_catalog.searcher, catalog=live_catalog.catalog)
+    srv, url = serve_in_thread(app)
+    yield url
+    srv.shutdown()

@@ -1,0 +1,174 @@
+"""The Python client against the real app served over HTTP: real models, real index, real catalogue."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from PIL import Image, ImageDraw
+
+from sketchshop import vocab
+from sketchshop.client import ApiError, Client
+
+
+# ---------------------------------------------------------------- without models (always runs)
+@pytest.fixture
+def bare_server(data_dir, serve_app):
+    """The real app in an empty data dir: no index, maybe no models, so it is not ready."""
+    from server import create_app
+    return serve_app(create_app())
+
+
+def _jpeg(colour=(200, 30, 35), size=(96, 128)) -> bytes:
+    b = io.BytesIO()
+    Image.new("RGB", size, colour).save(b, "JPEG")
+    return b.getvalue()
+
+
+def test_not_ready_server_gives_api_errors(bare_server, tmp_path):
+    c = Client(bare_server)
+    assert c.health() == {"ok": True}
+    r = c.ready()
+    assert r["ready"] is False and r["problems"]
+    with pytest.raises(ApiError) as e:
+        c.search(_jpeg())
+    assert (e.value.status, e.value.code) == (503, "not_ready")
+    # bad input is refused before any model would run
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture\n" * 50)
+    with pytest.raises(ApiError) as e:
+        c.search(bad)
+    assert (e.value.status, e.value.code) == (415, "unsupported_media_type")
+    with pytest.raises(ApiError) as e:
+        c.search(_jpeg(), colour="octarine")
+    assert (e.value.status, e.value.code) == (400, "bad_filter")
+    with pytest.raises(ApiError) as e:
+        c.image("0" * 10)
+    assert e.value.status == 400
+    with pytest.raises(TypeError, match="unknown filter"):
+        c.search(_jpeg(), colur="red")
+    with pytest.raises(ApiError, match="no such file"):
+        c.search(tmp_path / "missing.jpg")
+
+
+def test_unreachable_server_is_an_api_error():
+    with pytest.raises(ApiError) as e:
+        Client("http://127.0.0.1:9", timeout=2).health()
+    assert e.value.status == 0 and e.value.code == "unreachable"
+
+
+# ---------------------------------------------------------------- live: real models and index
+@pytest.fixture(scope="module")
+def client(live_server):
+    return Client(live_server, timeout=120)
+
+
+def test_ready_reports_the_index(client, live_catalog):
+    r = client.ready()
+    assert r["ready"] is True, r
+    assert r["index"]["products"] == live_catalog.index_info["products"] > 0
+
+
+def test_photo_search_finds_the_product_itself(client, live_catalog):
+    """Index and query share one code path, so a catalogue photo must find its own product."""
+    found = 0
+    picks = [0, 7, 15, 22, 31]
+    for i in picks:
+        p, pid = live_catalog.products[i], live_catalog.ids[i]
+        buf = io.BytesIO()
+        p.image.save(buf, "JPEG", quality=90)
+        res = client.search(buf.getvalue(), kind="photo", top_k=5)
+        assert res["kind"] == "photo" and res["items"], res
+        for it in res["items"]:
+            x1, y1, x2, y2 = it["box"]
+            assert 0 <= x1 < x2 <= p.image.width + 1 and 0 <= y1 < y2 <= p.image.height + 1
+            assert it["category"] in vocab.FINE_CATEGORIES and it["coarse_category"] in vocab.COARSE_CATEGORIES
+            assert 0 <= it["category_p"] <= 1 and len(it["matches"]) <= 5
+            for m in it["matches"]:
+                assert m["url"].startswith("https://studio-shop.example/products/")
+                assert m["image_url"].startswith("/v1/images/") and m["price"] > 0 and m["shop"] == "studio"
+        found += any(pid in [m["product_id"] for m in it["matches"]] for it in res["items"])
+    assert found >= len(picks) - 1, f"own product in the top 5 for only {found} of {len(picks)} queries"
+
+
+def test_filters_are_hard(client, live_catalog):
+    p = live_catalog.products[3]
+    res = client.search(p.image, kind="photo", top_k=50, category=p.category, max_price=p.price)
+    assert res["items"]
+    for it in res["items"]:
+        assert it["matches"], "the product itself passes these filters"
+        assert all(m["category"] == p.category and m["price"] <= p.price for m in it["matches"])
+    res = client.search(p.image, kind="photo", top_k=50, colour=p.colour, currency=p.currency.lower())
+    assert all(m["colour"] == p.colour and m["currency"] == p.currency
+               for it in res["items"] for m in it["matches"])
+
+
+def test_sketch_search_with_point_and_layer_hints(client, live_catalog):
+    p = live_catalog.products[5]
+    w, h = p.sketch.size
+    points = [{"x": w / 2, "y": h / 2, "colour": p.colour}, {"x": w / 2 + 5, "y": h / 2, "rgb": [10, 20, 30]}]
+    for hints in (points, p.hints, None):
+        res = client.search(p.sketch, hints=hints, top_k=8)
+        assert res["kind"] == "sketch", "a line drawing on white is recognised as a sketch"
+        (it,) = res["items"]
+        assert it["box"] is None and it["whole_image"] is True
+        assert 1 <= len(it["matches"]) <= 8
+    assert "colorize" in client.search(p.sketch, kind="sketch", hints=p.hints)["timing_ms"]
+
+
+def test_colorize_detect_classify(client, live_catalog):
+    p = live_catalog.products[9]
+    out = client.colorize(p.sketch, hints=p.hints, category=p.category)
+    assert isinstance(out, Image.Image) and min(out.size) >= 64
+    px = out.convert("RGB").resize((32, 32)).getdata()
+    assert len(set(px)) > 8, "the colouriser returned a flat image"
+    with pytest.raises(ApiError) as e:
+        client.colorize(p.sketch, hints=p.hints, category="spaceship")
+    assert e.value.code == "bad_parameter"
+
+    det = client.detect(p.image)
+    assert (det["width"], det["height"]) == p.image.size and det["items"]
+    assert all(d["category"] in vocab.COARSE_CATEGORIES + vocab.FINE_CATEGORIES for d in det["items"])
+
+    cls = client.classify(p.image)
+    assert cls["kind"] == "photo" and cls["category"] in vocab.FINE_CATEGORIES
+    assert len(cls["embedding"]) == live_catalog.searcher.index.dim
+    assert sum(t["p"] for t in cls["topk"]) <= 1.0001
+
+
+def test_products_product_and_image(client, live_catalog):
+    page = client.products(per_page=20)
+    assert page["total"] == len(live_catalog.products) and len(page["items"]) == 20
+    dresses = client.products(category="dress", per_page=200)
+    assert dresses["total"] == sum(p.category == "dress" for p in live_catalog.products)
+    assert all(d["category"] == "dress" for d in dresses["items"])
+
+    i = 12
+    p, pid = live_catalog.products[i], live_catalog.ids[i]
+    d = client.product(pid)
+    assert (d["id"], d["title"], d["price"], d["category"], d["colour"]) == (pid, p.title, p.price, p.category, p.colour)
+    data = client.image(d["image_urls"][0])
+    sha = hashlib.sha256(data).hexdigest()
+    assert d["image_urls"][0].endswith(sha) and client.image(sha) == data
+    Image.open(io.BytesIO(data)).verify()
+
+    with pytest.raises(ApiError) as e:
+        client.product(10**9)
+    assert (e.value.status, e.value.code) == (404, "not_found")
+    with pytest.raises(ApiError) as e:
+        client.image("ab" * 32)
+    assert e.value.status == 404
+
+
+def test_odd_uploads_are_refused_cleanly(client, tmp_path):
+    huge = Image.new("L", (9000, 9000), 255)   # 81 Mpx: above the pixel limit, small as PNG
+    ImageDraw.Draw(huge).line((0, 0, 9000, 9000), fill=0, width=5)
+    with pytest.raises(ApiError) as e:
+        client.search(huge)
+    assert e.value.status == 413
+    with pytest.raises(ApiError) as e:
+        client.search(_jpeg()[:200])
+    assert e.value.status == 400
+    with pytest.raises(ApiError) as e:
+        client.search(_jpeg(), hints='[{"x": 1, "y": 2, "colour": "octarine"}]')
+    assert e.value.code == "bad_hints"
