@@ -1,0 +1,219 @@
+"""Crawl specs: one YAML file per shop says where to start, what to read and how to map labels.
+
+The format is documented in docs/crawling.md; `load_spec` validates it and names the bad key.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import yaml
+
+from sketchshop import vocab
+from sketchshop.errors import UserError
+
+from .browser import BLOCK_DEFAULT
+
+CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "¥": "JPY", "CHF": "CHF", "kr": "SEK", "zł": "PLN"}
+
+
+@dataclass
+class Politeness:
+    requests_per_second: float = 1.0     # per host, pages and images together
+    obey_robots: bool = True
+    retries: int = 4
+    backoff_s: float = 0.5               # doubled on each retry
+    timeout_s: float = 20.0
+    user_agent: str | None = None        # default: settings().user_agent
+
+
+@dataclass
+class PageSpec:
+    ready: str                            # CSS: the content is there
+    fields: dict[str, dict]
+    error: str | None = None              # CSS: the page says loading failed (retry)
+    page_complete: str | None = None      # CSS of an element at the very end of the HTML (truncation check)
+
+
+@dataclass
+class ListingSpec(PageSpec):
+    card: str = ""
+    load_more: str | None = None
+    next_page: str | None = None
+
+
+@dataclass
+class AttributeMap:
+    name: str                             # vocabulary attribute
+    values: dict[str, str | None]         # shop value -> vocabulary value (None: keep raw only)
+
+
+@dataclass
+class Spec:
+    name: str
+    base_url: str
+    start_urls: list[str]
+    facets: dict[str, dict[str, str | None]]     # facet -> shop value -> vocabulary value
+    listing: ListingSpec
+    product_page: PageSpec | None = None
+    attributes: dict[str, AttributeMap] = field(default_factory=dict)
+    politeness: Politeness = field(default_factory=Politeness)
+    block: tuple[str, ...] = BLOCK_DEFAULT
+    cookie_banner: str | None = None
+    min_image_side: int = 64
+    path: str = ""
+
+    def start_tasks(self) -> list[tuple[str, dict]]:
+        """(absolute URL, facet values) for every start URL template x facet combination."""
+        out = []
+        for tmpl in self.start_urls:
+            names = [n for n in re.findall(r"{(\w+)}", tmpl)]
+            for combo in itertools.product(*(list(self.facets[n]) for n in names)):
+                facet = dict(zip(names, combo))
+                out.append((self.url(tmpl.format(**facet)), facet))
+        return out
+
+    def url(self, u: str) -> str:
+        return urljoin(self.base_url.rstrip("/") + "/", u)
+
+    def needs_product_page(self) -> bool:
+        return self.product_page is not None and bool(set(self.product_page.fields) - set(self.listing.fields))
+
+
+def _req(d: dict, key: str, where: str, kind=str):
+    if key not in d or d[key] in (None, ""):
+        raise UserError(f"{where}: missing '{key}'")
+    if not isinstance(d[key], kind):
+        raise UserError(f"{where}: '{key}' must be a {kind.__name__ if isinstance(kind, type) else kind}")
+    return d[key]
+
+
+def _fields(d, where: str) -> dict[str, dict]:
+    if not isinstance(d, dict) or not d:
+        raise UserError(f"{where}: 'fields' must be a mapping of field name -> selector")
+    out = {}
+    for k, f in d.items():
+        if isinstance(f, str):
+            f = {"css": f}
+        if not isinstance(f, dict):
+            raise UserError(f"{where}.fields.{k}: must be a CSS string or a mapping (css, attr, all, regex, ...)")
+        bad = set(f) - {"css", "attr", "all", "regex", "name_attr", "name_css", "value_css"}
+        if bad:
+            raise UserError(f"{where}.fields.{k}: unknown keys {sorted(bad)}")
+        if f.get("regex"):
+            try:
+                re.compile(f["regex"])
+            except re.error as e:
+                raise UserError(f"{where}.fields.{k}.regex: {e}") from None
+        out[k] = f
+    if "id" not in out and "url" not in out and where.endswith("listing"):
+        raise UserError(f"{where}.fields: needs 'id' or 'url' (products are keyed by shop + id)")
+    return out
+
+
+def _map_facet(facet: str, mapping, where: str) -> dict[str, str | None]:
+    if not isinstance(mapping, dict) or not mapping:
+        raise UserError(f"{where}: facet '{facet}' needs a mapping of shop value -> vocabulary value")
+    out = {}
+    for shop_value, v in mapping.items():
+        try:
+            if v is None:
+                out[str(shop_value)] = None
+            elif facet == "category":
+                out[str(shop_value)] = vocab.category(v, allow_coarse=False)
+            elif facet == "colour":
+                out[str(shop_value)] = vocab.colour(v)
+            else:
+                out[str(shop_value)] = str(v)
+        except vocab.VocabError as e:
+            raise UserError(f"{where}.{facet}.{shop_value}: {e}") from None
+    return out
+
+
+def load_spec(path, base_url: str | None = None) -> Spec:
+    """Read and validate a spec. `base_url` points it at the same shop on another host or port."""
+    p = Path(path)
+    try:
+        d = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise UserError(f"{p}: cannot read spec ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML ({e})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{p}: a spec is a YAML mapping")
+    w = str(p)
+    base = base_url or d.get("base_url")
+    if not base or urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+        raise UserError(f"{w}: base_url must be an http(s) URL (got {base!r}); set it or pass --base-url")
+    facets = {k: _map_facet(k, v, f"{w}: facets") for k, v in (d.get("facets") or {}).items()}
+    starts = _req(d, "start_urls", w, list)
+    for s in starts:
+        for n in re.findall(r"{(\w+)}", str(s)):
+            if n not in facets:
+                raise UserError(f"{w}: start URL {s!r} uses facet '{n}' that 'facets' does not define")
+    L = _req(d, "listing", w, dict)
+    listing = ListingSpec(ready=_req(L, "ready", f"{w}: listing"), fields=_fields(L.get("fields"), f"{w}: listing"),
+                          error=L.get("error"), page_complete=L.get("page_complete"),
+                          card=_req(L, "card", f"{w}: listing"), load_more=L.get("load_more"),
+                          next_page=L.get("next_page"))
+    pp = None
+    if d.get("product_page"):
+        P = d["product_page"]
+        pp = PageSpec(ready=_req(P, "ready", f"{w}: product_page"),
+                      fields=_fields(P.get("fields"), f"{w}: product_page"),
+                      error=P.get("error"), page_complete=P.get("page_complete"))
+    attrs = {}
+    for shop_name, a in (d.get("attributes") or {}).items():
+        if not isinstance(a, dict) or a.get("name") not in vocab.ATTRIBUTES:
+            raise UserError(f"{w}: attributes.{shop_name}: needs 'name' = one of {', '.join(vocab.ATTRIBUTES)}")
+        vals = {}
+        for sv, vv in (a.get("values") or {}).items():
+            try:
+                vals[str(sv)] = None if vv is None else vocab.attribute_value(a["name"], vv)
+            except vocab.VocabError as e:
+                raise UserError(f"{w}: attributes.{shop_name}.values.{sv}: {e}") from None
+        attrs[str(shop_name)] = AttributeMap(a["name"], vals)
+    pol = d.get("politeness") or {}
+    bad = set(pol) - set(Politeness.__dataclass_fields__)
+    if bad:
+        raise UserError(f"{w}: politeness: unknown keys {sorted(bad)}")
+    try:
+        politeness = Politeness(**pol)
+        if politeness.requests_per_second <= 0 or politeness.retries < 0:
+            raise ValueError("requests_per_second must be > 0 and retries >= 0")
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{w}: politeness: {e}") from None
+    return Spec(name=_req(d, "name", w), base_url=base.rstrip("/"), start_urls=[str(s) for s in starts],
+                facets=facets, listing=listing, product_page=pp, attributes=attrs, politeness=politeness,
+                block=tuple((d.get("browser") or {}).get("block", BLOCK_DEFAULT)),
+                cookie_banner=d.get("cookie_banner"), min_image_side=int(d.get("min_image_side", 64)),
+                path=str(p.resolve()))
+
+
+def parse_price(text: str | None) -> tuple[float | None, str | None]:
+    """'€49.95', '49,95 €', '1.299,00 EUR', '$1,299.00' -> (value, ISO currency or None)."""
+    if text is None:
+        return None, None
+    s = str(text).strip()
+    cur = next((code for sym, code in CURRENCY_SYMBOLS.items() if sym in s), None)
+    m = re.search(r"\b([A-Z]{3})\b", s)
+    cur = cur or (m.group(1) if m else None)
+    num = re.sub(r"[^\d.,]", "", s)
+    if not num or not re.search(r"\d", num):
+        return None, cur
+    if "," in num and "." in num:
+        dec = "," if num.rfind(",") > num.rfind(".") else "."
+    elif "," in num:
+        dec = "," if len(num) - num.rfind(",") - 1 in (1, 2) else ""
+    else:
+        dec = "." if num.count(".") == 1 and len(num) - num.rfind(".") - 1 in (1, 2) else ""
+    thousands = {",", "."} - {dec}
+    for t in thousands:
+        num = num.replace(t, "")
+    try:
+        return float(num.replace(",", ".")), cur
+    except ValueError:
+        return None, cur
