@@ -1,0 +1,86 @@
+"""`sketchshop train detector` and `sketchshop eval detector` (heavy imports inside the functions)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sketchshop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CCP = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ccp-train"
+
+
+def register(cli):
+    from .train import DEFAULTS, MODELS  # light: no torch at import
+    p = cli.command("detector", _train, group="train",
+                    help="train the YOLO garment detector (CPU, resumable) and export it to ONNX",
+                    description="Build the YOLO dataset under the data directory (fixed seeded validation "
+                                "split), train with Ultralytics offline, resume from last.pt, export to ONNX, "
+                                "evaluate on the held-out split. With its defaults it reproduces the shipped "
+                                "models/detector/.")
+    p.add_argument("--data", type=Path, default=CCP / "annotations_coco.json",
+                   help="COCO json with coarse category names (images relative to --images)")
+    p.add_argument("--images", type=Path, default=None, help="image folder (default: the json's folder)")
+    p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"])
+    p.add_argument("--imgsz", type=int, default=DEFAULTS["imgsz"])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
+    p.add_argument("--name", default="default", help="run name under <data_dir>/detector/runs/")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--install", action="store_true",
+                   help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
+
+    e = cli.command("detector", _eval, group="eval",
+                    help="mAP on a COCO json, or top-box IoU on single-product photos; writes JSON",
+                    description="Runs the ONNX model through the same code the server uses. --coco: COCO "
+                                "mAP50, mAP50-95 and per-class AP50 with pycocotools' COCOeval, plus ms per "
+                                "image. --products: share of photos whose top box has IoU >= 0.8 with a "
+                                "GrabCut foreground box.")
+    e.add_argument("--coco", type=Path, help="COCO json with coarse category names")
+    e.add_argument("--images", type=Path, help="image folder for --coco (default: the json's folder)")
+    e.add_argument("--products", type=Path, help="folder (searched recursively) of single-product photos")
+    e.add_argument("--json", type=Path, required=True, help="output JSON")
+    e.add_argument("--weights", type=Path, default=None, help="ONNX model (default: the shipped one)")
+    e.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
+    e.add_argument("--limit", type=int, default=None, help="evaluate only this many images")
+    e.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    e.add_argument("--plot", type=Path, default=None, help="also write a per-class AP50 bar chart (PNG)")
+
+
+def _eval(args) -> int:
+    from .evaluate import evaluate_coco, evaluate_products, plot_per_class, write_json
+    if bool(args.coco) == bool(args.products):
+        raise UserError("give exactly one of --coco JSON or --products DIR")
+    if args.coco:
+        m = evaluate_coco(args.coco, args.images, weights=args.weights, imgsz=args.imgsz, limit=args.limit,
+                          threads=args.threads)
+        if args.plot:
+            plot_per_class(m, args.plot)
+        print(f"mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}  {m['ms_per_image']:.1f} ms/image  "
+              f"({m['n_images']} images)")
+    else:
+        m = evaluate_products(args.products, weights=args.weights, imgsz=args.imgsz, limit=args.limit,
+                              threads=args.threads)
+        print(f"top box IoU >= 0.8: {m['top_box_iou_ge_0.8']:.3f} of {m['n_images']} photos "
+              f"(no detection: {m['no_detection']})")
+    write_json(m, args.json)
+    return 0
+
+
+def _train(args) -> int:
+    from sketchshop.config import settings
+
+    from .data import build_ccp
+    from .train import train
+    if not args.data.is_file():
+        raise UserError(f"{args.data}: COCO json not found")
+    yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"))
+    best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
+                 batch=args.batch, threads=args.threads, resume=not args.fresh)
+    print(f"best checkpoint: {best}")
+    if args.install:
+        from .export import install
+        install(best, imgsz=args.imgsz, data_yaml=yaml_path)
+    return 0

@@ -1,0 +1,295 @@
+"""ONNX Runtime inference for the garment detector: the one letterbox and the one decoder.
+
+The server loads a Detector once per process and calls `predict` per photo. Pre- and
+post-processing mirror Ultralytics (LetterBox with grey 114 padding, `scale_boxes`, class-aware
+NMS for heads that need it) so boxes match Ultralytics' own predictions (tests/test_detector.py).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from sketchshop import vocab
+from sketchshop.errors import UserError
+from sketchshop.images import convert, load_image
+
+log = logging.getLogger(__name__)
+
+PAD_VALUE = 114
+NMS_IOU = 0.7          # Ultralytics' default for heads that need NMS
+MAX_DET = 300
+CROP_MARGIN = 0.05     # of the box side, each way
+DUP_IOU = 0.6          # same garment found twice: same class, or exclusive classes (dress vs skirt)
+DUP_CONTAIN = 0.85     # ...or the smaller box lies this much inside the larger one (same class only)
+# Classes that legitimately overlap on one person: a jacket over a top or a dress.
+LAYERED = {frozenset(("outerwear", "top")), frozenset(("outerwear", "dress")),
+           frozenset(("top", "skirt")), frozenset(("top", "pants")), frozenset(("top", "shorts")),
+           frozenset(("bag", "top")), frozenset(("bag", "outerwear")), frozenset(("bag", "dress"))}
+
+
+@dataclass
+class Letterbox:
+    """How an image was fitted into the square network input (Ultralytics LetterBox, centred)."""
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+    width: int
+    height: int
+
+    def to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes in network pixels -> original image pixels, clipped."""
+        b = boxes.astype(np.float64).copy()
+        b[:, [0, 2]] = ((b[:, [0, 2]] - self.pad_x) / self.gain_x).clip(0, self.width)
+        b[:, [1, 3]] = ((b[:, [1, 3]] - self.pad_y) / self.gain_y).clip(0, self.height)
+        return b
+
+
+def letterbox(image: Image.Image, size: int, stride: int | None = 32) -> tuple[np.ndarray, Letterbox]:
+    """RGB PIL image -> float32 NCHW tensor in [0, 1], and the mapping back to the image.
+
+    The long side becomes `size`; with `stride` the short side is padded only up to a multiple of
+    it (Ultralytics' "minimum rectangle" letterbox, as its PyTorch predict does: a portrait photo
+    costs 320x224 instead of 320x320); stride=None pads to a `size` square.
+    """
+    import cv2
+    a = np.asarray(convert(image, "RGB"))
+    h, w = a.shape[:2]
+    r = min(size / h, size / w)
+    nw, nh = max(round(w * r), 1), max(round(h * r), 1)
+    if (w, h) != (nw, nh):
+        a = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    dw, dh = size - nw, size - nh
+    if stride:
+        dw, dh = dw % stride, dh % stride
+    out_w, out_h = nw + dw, nh + dh
+    dw, dh = dw / 2, dh / 2
+    top, bottom, left, right = round(dh - 0.1), round(dh + 0.1), round(dw - 0.1), round(dw + 0.1)
+    a = cv2.copyMakeBorder(a, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    x = np.ascontiguousarray(a.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    return x, Letterbox(nw / w, nh / h, round((out_w - nw) / 2 - 0.1), round((out_h - nh) / 2 - 0.1), w, h)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of xyxy boxes a (N,4) and b (M,4)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy NMS; indices kept, best first."""
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        if order.size == 1:
+            break
+        rest = order[1:]
+        order = rest[box_iou(boxes[i:i + 1], boxes[rest])[0] <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(output: np.ndarray, conf: float, nc: int) -> np.ndarray:
+    """Raw network output -> (K, 6) rows [x1, y1, x2, y2, score, class] in network pixels.
+
+    Two layouts: NMS-free end-to-end heads (YOLO26) give (1, 300, 6) already decoded;
+    YOLOv8/11 heads give (1, 4 + nc, anchors) of xywh + class scores and need NMS.
+    """
+    out = output[0]
+    if out.ndim == 2 and out.shape[-1] == 6 and out.shape[0] != 4 + nc:
+        det = out[out[:, 4] > conf]
+        return det[np.argsort(-det[:, 4], kind="stable")][:MAX_DET]
+    p = out.T  # anchors, 4 + nc
+    scores = p[:, 4:4 + nc]
+    cls = scores.argmax(1)
+    best = scores[np.arange(len(p)), cls]
+    m = best > conf
+    p, cls, best = p[m], cls[m], best[m]
+    xy, wh = p[:, :2], p[:, 2:4]
+    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1)
+    offset = boxes + cls[:, None] * 7680.0  # class-aware NMS, as Ultralytics does
+    keep = nms(offset, best, NMS_IOU)[:MAX_DET]
+    return np.concatenate([boxes[keep], best[keep, None], cls[keep, None].astype(np.float32)], 1)
+
+
+def suppress_duplicates(items: list[dict]) -> list[dict]:
+    """Drop a weaker box that repeats a stronger one on the same garment.
+
+    Same class overlapping (IoU >= DUP_IOU, or the smaller mostly inside the larger), or two
+    classes that cannot be worn on the same spot (dress vs skirt, pants vs shorts) overlapping
+    (IoU >= DUP_IOU). Layered pairs (outerwear over a top, ...) are kept.
+    """
+    items = sorted(items, key=lambda d: -d["confidence"])
+    kept: list[dict] = []
+    for it in items:
+        b = np.asarray([it["box"]], dtype=np.float64)
+        dup = False
+        for k in kept:
+            kb = np.asarray([k["box"]], dtype=np.float64)
+            iou = float(box_iou(b, kb)[0, 0])
+            same = it["category"] == k["category"]
+            if same:
+                inter = iou * (_area(b) + _area(kb)) / (1 + iou)
+                contain = inter / max(min(_area(b), _area(kb)), 1e-9)
+                dup = iou >= DUP_IOU or contain >= DUP_CONTAIN
+            else:
+                dup = frozenset((it["category"], k["category"])) not in LAYERED and iou >= DUP_IOU
+            if dup:
+                break
+        if not dup:
+            kept.append(it)
+    return kept
+
+
+def _area(b: np.ndarray) -> float:
+    return float(max(b[0, 2] - b[0, 0], 0) * max(b[0, 3] - b[0, 1], 0))
+
+
+def foreground_box(image: Image.Image, tol: float = 30.0) -> tuple[int, int, int, int]:
+    """Bounding box of what differs from the background, estimated from the image border.
+
+    For sketches and shop shots on a plain background; returns the whole image when nothing
+    stands out. Tolerant to noise: a row/column counts only if enough pixels in it differ.
+    """
+    a = np.asarray(convert(image, "RGB").reduce(max(1, max(image.size) // 256)), dtype=np.float32)
+    h, w = a.shape[:2]
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = np.median(border, axis=0)
+    diff = np.sqrt(((a - bg) ** 2).sum(-1)) > tol
+    rows = np.flatnonzero(diff.sum(1) > max(1, 0.01 * w))
+    cols = np.flatnonzero(diff.sum(0) > max(1, 0.01 * h))
+    W, H = image.size
+    if rows.size == 0 or cols.size == 0:
+        return 0, 0, W, H
+    sx, sy = W / w, H / h
+    return (int(cols[0] * sx), int(rows[0] * sy), min(W, int(np.ceil((cols[-1] + 1) * sx))),
+            min(H, int(np.ceil((rows[-1] + 1) * sy))))
+
+
+def crop(image: Image.Image, box, margin: float = CROP_MARGIN) -> Image.Image:
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    W, H = image.size
+    c = (max(0, int(x1 - mx)), max(0, int(y1 - my)), min(W, int(np.ceil(x2 + mx))), min(H, int(np.ceil(y2 + my))))
+    if c[2] <= c[0] or c[3] <= c[1]:
+        return image.copy()
+    return image.crop(c)
+
+
+class Detector:
+    """A garment detector session. Build it with `Detector.load`, once per process."""
+
+    _cache: dict[tuple, "Detector"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, session, path: Path, imgsz: int, names: list[str], stride: int | None, threads: int = 1):
+        self.session, self.path, self.imgsz, self.names, self.threads = session, path, imgsz, names, threads
+        self.stride = stride  # None: fixed square input; else any multiple of stride (dynamic export)
+        self.input_name = session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, path=None, *, threads: int | None = None) -> "Detector":
+        """Open the ONNX model (default: the shipped models/detector/detector.onnx), cached per process.
+
+        `threads`: ONNX Runtime intra-op threads (default SKETCHSHOP_DETECTOR_THREADS or 1;
+        several single-threaded workers give a better tail latency than one two-threaded one).
+        """
+        from sketchshop.registry import weights_path
+        p = weights_path("detector", path).resolve()
+        threads = int(threads or os.environ.get("SKETCHSHOP_DETECTOR_THREADS", 1))
+        key = (str(p), p.stat().st_mtime_ns, threads)
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls._open(p, threads)
+            return cls._cache[key]
+
+    @classmethod
+    def _open(cls, p: Path, threads: int) -> "Detector":
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise UserError(f"{p}: not a usable ONNX detector ({str(e).splitlines()[0][:200]})") from None
+        meta = sess.get_modelmeta().custom_metadata_map
+        shape = sess.get_inputs()[0].shape
+        dynamic = not isinstance(shape[-1], int)
+        imgsz = int(json.loads(meta.get("imgsz", "[320]"))[-1]) if dynamic else int(shape[-1])
+        stride = int(meta.get("stride", 32)) if dynamic else None
+        names = _names(meta.get("names"))
+        bad = [n for n in names if n not in vocab.COARSE_CATEGORIES]
+        if bad:
+            raise UserError(f"{p}: model classes {bad} are not coarse categories of the vocabulary")
+        log.info("detector %s: %d px, %d classes, %d thread(s)", p.name, imgsz, len(names), threads)
+        return cls(sess, p, imgsz, names, stride, threads)
+
+    def with_imgsz(self, imgsz: int) -> "Detector":
+        """The same session at another input size (only for a dynamic-shape export)."""
+        if imgsz == self.imgsz:
+            return self
+        if self.stride is None or imgsz % self.stride:
+            raise UserError(f"{self.path.name} takes {self.imgsz} px only" if self.stride is None
+                            else f"image size must be a multiple of {self.stride}")
+        return type(self)(self.session, self.path, imgsz, self.names, self.stride, self.threads)
+
+    def raw(self, image: Image.Image, conf: float = 0.25) -> np.ndarray:
+        """(K, 6) [x1, y1, x2, y2, score, class] in original pixels, before duplicate suppression."""
+        x, lb = letterbox(image, self.imgsz, self.stride)
+        out = self.session.run(None, {self.input_name: x})[0]
+        det = decode(out, conf, len(self.names))
+        if len(det):
+            det[:, :4] = lb.to_original(det[:, :4])
+        return det
+
+    def predict(self, image, conf: float = 0.25) -> list[dict]:
+        """Every garment in `image` (PIL image, path or bytes) as dicts, strongest first.
+
+        {"box": [x1, y1, x2, y2] (pixels of the upright image), "category": coarse name or None,
+        "confidence": float, "crop": PIL image with a small margin, "whole_image": bool}.
+        When nothing is found, the single item is the whole image trimmed to its non-background
+        content, flagged whole_image=True, category None and confidence 0.0.
+        """
+        image = _as_image(image)
+        items = [{"box": [float(v) for v in r[:4]], "category": self.names[int(r[5])],
+                  "confidence": float(r[4]), "whole_image": False} for r in self.raw(image, conf)
+                 if r[2] - r[0] >= 1 and r[3] - r[1] >= 1]
+        items = suppress_duplicates(items)
+        if not items:
+            items = [{"box": [float(v) for v in foreground_box(image)], "category": None,
+                      "confidence": 0.0, "whole_image": True}]
+        for it in items:
+            it["crop"] = crop(image, it["box"], 0.0 if it["whole_image"] else CROP_MARGIN)
+        return items
+
+
+def _as_image(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        if image.width < 1 or image.height < 1:
+            raise UserError("empty image")
+        return convert(ImageOps.exif_transpose(image), "RGB")
+    return load_image(image)
+
+
+def _names(meta_names) -> list[str]:
+    """Class names from Ultralytics' ONNX metadata (a Python dict literal) or the vocabulary."""
+    if not meta_names:
+        return list(vocab.COARSE_CATEGORIES)
+    import ast
+    try:
+        d = ast.literal_eval(meta_names)
+        return [d[i] for i in sorted(d)]
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        raise UserError(f"unreadable class names in model metadata: {meta_names[:100]!r}") from None

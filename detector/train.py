@@ -1,0 +1,66 @@
+"""Train the YOLO garment detector on the CPU with Ultralytics, resumable, all state under var/.
+
+The recipe (model yaml, image size, epochs, augmentation) lives in DEFAULTS so that
+`sketchshop train detector` with no options reproduces the shipped model.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sketchshop.config import settings
+from sketchshop.errors import UserError
+
+from .ultra import ultralytics_offline
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("lite0-yolo26", "yolo26n", "yolo11n", "yolov8n")
+# lite0-yolo26 (detector/lite0-yolo26.yaml): YOLO26 neck/head on a frozen ImageNet EfficientNet-Lite0
+# trunk (see backbone.py); the others are Ultralytics' own yamls, trained from scratch.
+DEFAULTS = dict(model="lite0-yolo26", imgsz=320, epochs=20, batch=16, seed=0, warmup_epochs=1.0)
+# Augmentation: Ultralytics' mosaic + HSV + flips + scale; no vertical flip (garments have an up).
+AUGMENT = dict(mosaic=1.0, close_mosaic=3, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, fliplr=0.5, flipud=0.0,
+               scale=0.5, translate=0.1, degrees=0.0, mixup=0.0)
+
+
+def run_dir(name: str) -> Path:
+    return settings().path("detector", "runs", name, "x").parent.resolve()
+
+
+def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], imgsz: int = DEFAULTS["imgsz"],
+          epochs: int = DEFAULTS["epochs"], batch: int = DEFAULTS["batch"], seed: int = DEFAULTS["seed"],
+          warmup_epochs: float = DEFAULTS["warmup_epochs"], threads: int = 2, workers: int = 0,
+          resume: bool = True, **overrides) -> Path:
+    """Train (or resume) run `name`; returns the path of its best.pt."""
+    if model not in MODELS:
+        raise UserError(f"unknown detector model {model!r} (choose from {', '.join(MODELS)})")
+    if not Path(data_yaml).is_file():
+        raise UserError(f"{data_yaml}: dataset yaml not found")
+    ultralytics_offline(threads)
+    from ultralytics import YOLO
+
+    from .backbone import install
+    install()
+
+    out = run_dir(name)
+    last = out / "weights" / "last.pt"
+    if resume and last.is_file():
+        log.info("resuming %s", last)
+        try:
+            YOLO(str(last)).train(resume=True, workers=workers)
+        except AssertionError as e:  # Ultralytics: "... training to N epochs is finished, nothing to resume"
+            log.info("nothing to resume: %s", e)
+        return out / "weights" / "best.pt"
+    args = dict(AUGMENT)
+    if model == "lite0-yolo26":
+        args["freeze"] = 1  # the pretrained trunk (layer 0) stays as it is
+    args.update(overrides)
+    cfg = str(HERE / f"{model}.yaml") if (HERE / f"{model}.yaml").is_file() else f"{model}.yaml"
+    YOLO(cfg).train(
+        data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=False,
+        device="cpu", workers=workers, project=str(out.parent), name=out.name, exist_ok=True,
+        plots=False, amp=False, cache="ram", patience=100, val=True, verbose=True,
+        warmup_epochs=warmup_epochs, **args)
+    return out / "weights" / "best.pt"
