@@ -1,0 +1,263 @@
+"""Training and evaluation pairs: garment cut-out (target), the project's own sketch of it, user-like hints.
+
+Everything here is plain numpy/OpenCV so the eval command, the trainer and the API build
+inputs the same way. The working canvas is square: images are padded with white to a square
+(keeping the aspect ratio) and resized to `size`, so a garment is never stretched.
+"""
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sketchshop.images import convert
+
+log = logging.getLogger(__name__)
+
+WHITE = 255
+
+
+# ---------------------------------------------------------------- square canvas helpers
+def pad_square(a: np.ndarray, fill) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Pad HxW(xC) to a centred square with `fill`; returns the array and the box (x0, y0, w, h) of the original."""
+    h, w = a.shape[:2]
+    s = max(h, w)
+    y0, x0 = (s - h) // 2, (s - w) // 2
+    out = np.empty((s, s) + a.shape[2:], a.dtype)
+    out[...] = fill
+    out[y0:y0 + h, x0:x0 + w] = a
+    return out, (x0, y0, w, h)
+
+
+def to_canvas(a: np.ndarray, size: int, fill, interp=cv2.INTER_AREA) -> np.ndarray:
+    sq, _ = pad_square(a, fill)
+    return cv2.resize(sq, (size, size), interpolation=interp)
+
+
+# ---------------------------------------------------------------- segmentation
+def segment_garment(image, size: int = 256, work: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the garment out of a photo: returns (RGB uint8 on white, mask uint8 0/255), both size x size.
+
+    GrabCut initialised from a border model: the outer 3% frame of the photo is sure background, a centred box
+    is probable foreground, and pixels whose colour is far from every border colour start as
+    probable foreground too. Then the largest component with holes filled. Photos of one garment
+    on a bed/floor/hanger are what this is for; when it fails (empty or whole-frame mask) the
+    centre ellipse is used so the caller always gets a usable mask.
+    """
+    rgb = np.asarray(convert(image, "RGB") if isinstance(image, Image.Image) else image, np.uint8)
+    sq, (x0, y0, bw, bh) = pad_square(rgb, WHITE)
+    rgb = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA)
+    pad = np.ones(sq.shape[:2], np.uint8)
+    pad[y0:y0 + bh, x0:x0 + bw] = 0
+    small = cv2.resize(rgb, (work, work), interpolation=cv2.INTER_AREA)  # GrabCut cost grows with pixels
+    h, w = small.shape[:2]
+    size_full, size = size, work
+    m = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    b = max(2, int(0.03 * size))
+    inner = np.zeros((h, w), bool)
+    inner[int(0.18 * h):int(0.82 * h), int(0.18 * w):int(0.82 * w)] = True
+    # border model: distance in Lab to the nearest of k border colours
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    frame = np.zeros((h, w), bool)
+    frame[:b], frame[-b:], frame[:, :b], frame[:, -b:] = True, True, True, True
+    # the frame of the photo itself, not of the white padding around it
+    padded = cv2.resize(pad, (work, work), interpolation=cv2.INTER_NEAREST) > 0
+    frame |= cv2.dilate(padded.astype(np.uint8), np.ones((2 * b + 1, 2 * b + 1), np.uint8)) > 0
+    border_px = lab[frame & ~padded]
+    if len(border_px) >= 16:
+        crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 1.0)
+        cv2.setRNGSeed(0)
+        k = min(5, len(border_px))
+        _, _, centres = cv2.kmeans(border_px, k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
+        d = np.min(np.linalg.norm(lab[:, :, None, :] - centres[None, None], axis=3), axis=2)
+        far = d > max(25.0, np.percentile(d[frame & ~padded], 95) * 1.2)
+        m[far] = cv2.GC_PR_FGD
+    m[inner] = cv2.GC_PR_FGD
+    m[frame] = cv2.GC_BGD
+    m[padded] = cv2.GC_BGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.setRNGSeed(0)
+        cv2.grabCut(small, m, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+        fg = np.isin(m, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    except cv2.error:
+        fg = np.zeros((h, w), np.uint8)
+    fg = _clean_mask(fg)
+    frac = fg.mean()
+    if frac < 0.03 or frac > 0.97:
+        fg = np.zeros((h, w), np.uint8)
+        cv2.ellipse(fg, (w // 2, h // 2), (int(w * 0.35), int(h * 0.42)), 0, 0, 360, 1, -1)
+        fg[padded] = 0
+    up = cv2.resize(fg.astype(np.float32), (size_full, size_full), interpolation=cv2.INTER_LINEAR)
+    fg = (cv2.GaussianBlur(up, (0, 0), 1.0) > 0.5).astype(np.uint8)
+    mask = fg * 255
+    out = np.where(fg[..., None] > 0, rgb, WHITE).astype(np.uint8)
+    return out, mask.astype(np.uint8)
+
+
+def _clean_mask(fg: np.ndarray) -> np.ndarray:
+    """Open, keep components bigger than 15% of the largest, fill holes."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, k)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, k)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(fg, 8)
+    if n <= 1:
+        return fg
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= 0.15 * areas.max()) + 1
+    fg = np.isin(lab, keep).astype(np.uint8)
+    # fill holes: flood the background from the border
+    inv = (1 - fg).astype(np.uint8)
+    n, lab = cv2.connectedComponents(inv, connectivity=4)
+    edge = set(np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))) - {0}
+    holes = (inv > 0) & ~np.isin(lab, list(edge))
+    fg[holes] = 1
+    return fg
+
+
+# ---------------------------------------------------------------- sketch
+def _thin(binary: np.ndarray) -> np.ndarray:
+    from skimage.morphology import thin
+    return thin(binary).astype(np.uint8)
+
+
+def sketch_lines(target, mask=None, sigma: float = 1.0, eps: float = 0.0, min_len: int = 12) -> np.ndarray:
+    """Interior lines of a garment image: XDoG edges thinned to one-pixel skeletons (HxW uint8 0/1).
+
+    The expensive half of `make_sketch` (thinning), split out so training can cache it.
+    """
+    a = _rgb(target)
+    mask = _mask(a, mask)
+    gray = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    g1 = cv2.GaussianBlur(gray, (0, 0), sigma)
+    g2 = cv2.GaussianBlur(gray, (0, 0), sigma * 1.6)
+    p = 20.0
+    dog = (1 + p) * g1 - p * g2
+    # XDoG: lines where the sharpened response dips below eps (soft-thresholded, then binarised)
+    e = np.where(dog >= eps, 1.0, 1.0 + np.tanh(40.0 * (dog - eps)))
+    lines = (e < 0.5).astype(np.uint8)
+    lines[mask == 0] = 0
+    lines = _thin(lines)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(lines, 8)
+    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_len) + 1
+    lines[np.isin(lab, small)] = 0
+    return lines
+
+
+def render_sketch(lines: np.ndarray, mask, rng: np.random.Generator | None = None) -> Image.Image:
+    """Draw interior lines plus the garment outline as dark strokes on white (PIL "L").
+
+    With `rng`: wobbly outline, pen lifts (gaps), stroke width 1-3 px, slight blur; without: fixed.
+    """
+    r = rng
+    mask = np.asarray(mask, np.uint8)
+    h, w = mask.shape
+    width = int(r.choice([1, 1, 2, 2, 3])) if r else 2
+    outline = np.zeros((h, w), np.uint8)
+    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    for c in contours:
+        if r is not None and len(c) > 8:
+            c = c + r.normal(0, 0.6, c.shape).round().astype(c.dtype)  # a hand is not a contour tracer
+            c = cv2.approxPolyDP(c, r.uniform(0.3, 1.5), True)
+        cv2.polylines(outline, [c], True, 1, 1)
+    ink = np.maximum(lines.astype(np.uint8), outline)
+    if r is not None and r.random() < 0.3:  # sparser drawings: some users draw only a few folds
+        n, lab = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
+        drop = np.flatnonzero(r.random(n) < r.uniform(0.3, 0.9))
+        ink = np.maximum(np.where(np.isin(lab, drop[drop > 0]), 0, lines).astype(np.uint8), outline)
+    if r is not None and r.random() < 0.5:  # gaps: a human lifts the pen
+        ys, xs = np.nonzero(ink)
+        for i in (r.integers(len(ys), size=int(r.integers(3, 15))) if len(ys) else []):
+            cv2.circle(ink, (int(xs[i]), int(ys[i])), int(r.integers(2, 5)), 0, -1)
+    if width > 1:
+        ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width)))
+    sk = (255 - ink * 255).astype(np.uint8)
+    if r is not None and r.random() < 0.3:
+        sk = cv2.GaussianBlur(sk, (0, 0), r.uniform(0.3, 0.8))
+    return Image.fromarray(sk, "L")
+
+
+def make_sketch(target, mask=None, rng: np.random.Generator | None = None) -> Image.Image:
+    """The project's sketch of a garment image: thin dark lines on white (PIL "L", same size).
+
+    XDoG edges of the garment (interior folds, seams, prints) thinned to one-pixel skeletons and
+    redrawn at a stroke width, plus the garment outline from the mask, like a person tracing it.
+    With `rng` the look varies (blur scale, threshold, stroke width, gaps, wobble) for training;
+    without it the output is fixed, which is what evaluation uses.
+    """
+    a = _rgb(target)
+    mask = _mask(a, mask)
+    if rng is None:
+        lines = sketch_lines(a, mask)
+    else:
+        lines = sketch_lines(a, mask, rng.uniform(0.7, 1.4), rng.uniform(-0.02, 0.02), int(rng.integers(6, 20)))
+    return render_sketch(lines, mask, rng)
+
+
+def _rgb(im) -> np.ndarray:
+    return np.asarray(convert(im, "RGB") if isinstance(im, Image.Image) else im, np.uint8)
+
+
+def _mask(a: np.ndarray, mask) -> np.ndarray:
+    """The given mask as uint8, or the non-white pixels of a cut-out."""
+    if mask is None:
+        return np.where(np.any(a < 245, axis=2), 255, 0).astype(np.uint8)
+    return np.asarray(convert(mask, "L") if isinstance(mask, Image.Image) else mask, np.uint8)
+
+
+# ---------------------------------------------------------------- hints
+def sample_hints(target, mask, n: int = 30, rng: np.random.Generator | int | None = 0,
+                 strokes: bool = False, radius: int = 2) -> Image.Image:
+    """Colour hints as a user would give them: RGBA, transparent except coloured dots (and short strokes).
+
+    Dots are `radius` px discs at random garment pixels, coloured with the median of the target
+    around them. With `strokes`, some hints become short straight strokes inside a uniformly
+    coloured area (one colour per stroke, as a user picks one pen).
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    a = _rgb(target)
+    mask = _mask(a, mask)
+    h, w = a.shape[:2]
+    out = np.zeros((h, w, 4), np.uint8)
+    inside = mask > 0
+    if radius > 1:  # keep dots off the very edge of the garment so they do not sample background
+        er = cv2.erode(inside.astype(np.uint8), np.ones((2 * radius + 1,) * 2, np.uint8)) > 0
+        if er.sum() >= max(n, 1):
+            inside = er
+    ys, xs = np.nonzero(inside)
+    if n <= 0 or not len(ys):
+        return Image.fromarray(out, "RGBA")
+    idx = rng.choice(len(ys), size=min(n, len(ys)), replace=False)
+    blur = cv2.medianBlur(a, 3)
+    for i in idx:
+        y, x = int(ys[i]), int(xs[i])
+        col = tuple(int(v) for v in blur[y, x]) + (255,)
+        if strokes and rng.random() < 0.35:
+            ang = rng.uniform(0, np.pi)
+            ln = rng.uniform(5, 18)
+            x2, y2 = int(round(x + ln * np.cos(ang))), int(round(y + ln * np.sin(ang)))
+            x2, y2 = min(max(x2, 0), w - 1), min(max(y2, 0), h - 1)
+            seg = np.zeros((h, w), np.uint8)
+            cv2.line(seg, (x, y), (x2, y2), 1, 1)
+            px = blur[(seg > 0) & inside]
+            if len(px) > 2 and np.abs(px.astype(int) - blur[y, x]).max() < 30:
+                cv2.line(out, (x, y), (x2, y2), col, max(1, radius))
+                continue
+        cv2.circle(out, (x, y), radius, col, -1)
+    return Image.fromarray(out, "RGBA")
+
+
+# ---------------------------------------------------------------- model input
+def encode(sketch: np.ndarray, hints: np.ndarray) -> np.ndarray:
+    """(5, H, W) float32 model input from a sketch (HxW uint8, dark strokes) and hints (HxWx4 RGBA uint8).
+
+    Channel 0 is ink (strokes of at least half a pixel's coverage count fully, so a canvas
+    downscaled from a big drawing keeps its thin lines); 1-3 hint colour in [-1, 1], 0 where no
+    hint; 4 the hint mask.
+    """
+    ink = np.clip((255.0 - sketch.astype(np.float32)) / 127.5, 0.0, 1.0)
+    m = (hints[..., 3] >= 64).astype(np.float32)
+    rgb = (hints[..., :3].astype(np.float32) / 127.5 - 1.0) * m[..., None]
+    return np.concatenate([ink[None], rgb.transpose(2, 0, 1), m[None]], 0)

@@ -1,0 +1,217 @@
+"""`Colorizer`: sketch + colour hints -> garment image, deterministic, on CPU.
+
+The model works on a 256 px square canvas; any sketch is padded with white to a square,
+scaled down, coloured, and the result cropped back to the sketch's aspect ratio and scaled to
+its size (capped at `max_side`). The user's dark strokes are drawn back over the result, so
+the outlines they drew stay exactly where they drew them.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from sketchshop import vocab
+from sketchshop.config import settings
+from sketchshop.errors import ImageError, TooLarge, UserError
+from sketchshop.images import convert, load_image
+from sketchshop.registry import weights_path
+
+from .data import encode, make_sketch, pad_square, segment_garment
+from .pairs import category_index
+
+log = logging.getLogger(__name__)
+
+MIN_INK_PIXELS = 20  # at 256 px: fewer stroke pixels than this is an empty canvas
+
+
+def _parse_rgb(v) -> tuple[int, int, int]:
+    if isinstance(v, str):
+        s = v.strip().lstrip("#")
+        if len(s) == 6 and all(c in "0123456789abcdefABCDEF" for c in s):
+            return tuple(int(s[i:i + 2], 16) for i in (0, 2, 4))
+        try:
+            return vocab.COLOUR_RGB[vocab.colour(v)]
+        except vocab.VocabError as e:
+            raise UserError(f"hint colour {v!r}: {e}") from None
+    try:
+        r, g, b = (int(round(float(c))) for c in v)
+    except (TypeError, ValueError):
+        raise UserError(f"hint colour {v!r}: expected [r, g, b], '#rrggbb' or a colour name") from None
+    if not all(0 <= c <= 255 for c in (r, g, b)):
+        raise UserError(f"hint colour {v!r}: channels must be 0-255")
+    return r, g, b
+
+
+def looks_like_photo(rgb: np.ndarray) -> bool:
+    """A sketch is mostly white paper with dark (or coloured) strokes; a photo is mostly mid-tones."""
+    small = cv2.resize(rgb, (128, 128), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    paper = (gray >= 225).mean()
+    mid = ((gray > 70) & (gray < 215)).mean()
+    return paper < 0.35 or mid > 0.45
+
+
+class Colorizer:
+    """A loaded generator. `Colorizer.load()` once, then `colorize(...)` per request (thread-safe for reads)."""
+
+    def __init__(self, generator, size: int = 256, meta: dict | None = None, path: Path | None = None):
+        self.gen = generator.eval()
+        self.size = size
+        self.meta = meta or {}
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "Colorizer":
+        """Load weights (default: the shipped `models/colorizer/colorizer.pt` or SKETCHSHOP_COLORIZER_WEIGHTS)."""
+        import torch
+
+        from .model import UNetGenerator
+        from .train import FORMAT
+        p = weights_path("colorizer", path)
+        try:
+            st = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise UserError(f"{p}: not a colorizer weights file ({type(e).__name__}: {str(e)[:120]})") from None
+        if not isinstance(st, dict) or st.get("format") != FORMAT:
+            raise UserError(f"{p}: not a colorizer weights file (format {st.get('format') if isinstance(st, dict) else None!r})")
+        gen = UNetGenerator(widths=tuple(st["kwargs"]["widths"]))
+        try:
+            gen.load_state_dict(st["state_dict"])
+        except (RuntimeError, KeyError) as e:
+            raise UserError(f"{p}: weights do not fit the generator ({str(e)[:160]})") from None
+        return cls(gen, int(st.get("size", 256)), st.get("meta", {}), p)
+
+    # ------------------------------------------------------------ inputs
+    def _canvas(self, sketch: Image.Image) -> tuple[np.ndarray, tuple[int, int], tuple[float, float, float], bool]:
+        """Sketch -> (256x256 uint8 gray canvas, original (w, h), (x0, y0, scale) mapping, was_photo)."""
+        w, h = sketch.size
+        if w * h > settings().max_image_pixels:
+            raise TooLarge(f"sketch is {w}x{h}, more than {settings().max_image_pixels:,} pixels")
+        if min(w, h) < 16:
+            raise ImageError(f"sketch is {w}x{h}: too small (min side 16 px)")
+        rgb = np.asarray(convert(sketch, "RGB"), np.uint8)
+        s = max(w, h)
+        x0, y0 = (s - w) / 2, (s - h) / 2
+        scale = self.size / s
+        if looks_like_photo(rgb):
+            log.warning("the sketch looks like a photo: colouring the project's own sketch of it")
+            target, mask = segment_garment(rgb, self.size)
+            canvas = np.asarray(make_sketch(target, mask))
+            return canvas, (w, h), (x0, y0, scale), True
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        sq, _ = pad_square(gray, 255)
+        # darkest-wins downscale keeps thin strokes of big canvases (area average would fade them)
+        k = int(math.floor(s / self.size))
+        if k >= 2:
+            sq = cv2.erode(sq, np.ones((k, k), np.uint8))
+        canvas = cv2.resize(sq, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return canvas, (w, h), (x0, y0, scale), False
+
+    def _hints(self, hints, wh, mapping) -> np.ndarray:
+        """Any accepted hint format -> 256x256 RGBA uint8 on the model canvas."""
+        S = self.size
+        out = np.zeros((S, S, 4), np.uint8)
+        if hints is None:
+            return out
+        x0, y0, scale = mapping
+        if isinstance(hints, (list, tuple)):
+            r = max(1, round(2 * S / 256))
+            dropped = 0
+            for i, p in enumerate(hints):
+                if not isinstance(p, dict) or "x" not in p or "y" not in p:
+                    raise UserError(f"hint {i}: expected {{'x', 'y', 'rgb' or 'colour'}}")
+                col = p.get("rgb", p.get("colour", p.get("color")))
+                if col is None:
+                    raise UserError(f"hint {i}: no 'rgb' or 'colour'")
+                rgb = _parse_rgb(col)
+                try:
+                    x, y = float(p["x"]), float(p["y"])
+                except (TypeError, ValueError):
+                    raise UserError(f"hint {i}: x and y must be numbers") from None
+                if not (0 <= x < wh[0] and 0 <= y < wh[1]) or not (math.isfinite(x) and math.isfinite(y)):
+                    dropped += 1
+                    continue
+                cv2.circle(out, (int((x + x0) * scale), int((y + y0) * scale)), r, rgb + (255,), -1)
+            if dropped:
+                log.warning("%d hint point(s) outside the %dx%d canvas ignored", dropped, *wh)
+            return out
+        if not isinstance(hints, Image.Image):
+            hints = load_image(hints, max_pixels=settings().max_image_pixels, mode="RGBA")
+        if hints.size != tuple(wh):
+            hints = hints.resize(wh, Image.NEAREST)  # the same canvas at another resolution
+        has_alpha = hints.mode in ("RGBA", "LA", "PA") or (hints.mode == "P" and "transparency" in hints.info)
+        rgba = np.asarray(hints.convert("RGBA"), np.uint8).copy()
+        if not has_alpha or rgba[..., 3].min() == 255:
+            # strokes on white: every clearly non-white pixel is a hint
+            far = np.abs(rgba[..., :3].astype(np.int16) - 255).max(axis=2) > 40
+            rgba[..., 3] = np.where(far, 255, 0)
+        a = rgba[..., 3].astype(np.float32) / 255.0
+        pre = rgba[..., :3].astype(np.float32) * a[..., None]
+        sq_a, _ = pad_square(a, 0.0)
+        sq_p, _ = pad_square(pre, 0.0)
+        k = int(math.ceil(sq_a.shape[0] / S))
+        if k >= 2:  # small dots must survive the downscale
+            sq_a = cv2.dilate(sq_a, np.ones((k, k), np.uint8))
+            sq_p = cv2.dilate(sq_p, np.ones((k, k), np.uint8))
+        a_s = cv2.resize(sq_a, (S, S), interpolation=cv2.INTER_AREA)
+        p_s = cv2.resize(sq_p, (S, S), interpolation=cv2.INTER_AREA)
+        m = a_s >= 0.5
+        out[m, :3] = np.clip(p_s[m] / a_s[m, None], 0, 255).astype(np.uint8)
+        out[m, 3] = 255
+        return out
+
+    def _category(self, category) -> int:
+        if category is None or category == "":
+            return 0
+        try:
+            c = vocab.category(str(category), allow_coarse=False)
+        except vocab.VocabError as e:
+            raise UserError(f"category {category!r}: {e}") from None
+        return category_index(c)
+
+    # ------------------------------------------------------------ the call
+    def colorize(self, sketch, hints=None, category: str | None = None, *, keep_strokes: bool = True,
+                 max_side: int = 2048) -> Image.Image:
+        """Colour a sketch. Returns RGB at the sketch's aspect ratio and size (long side capped at `max_side`).
+
+        hints: None; an image of colour strokes (RGBA on transparent, or on white) on the sketch's
+        canvas; or a list of {"x", "y", "rgb": [r, g, b] | "#rrggbb"} / {"x", "y", "colour": name}
+        in the sketch's pixel coordinates (points outside are ignored). category: a garment
+        category name or None. keep_strokes: draw the user's dark strokes over the result.
+        """
+        import torch
+        if not isinstance(sketch, Image.Image):
+            sketch = load_image(sketch, max_pixels=settings().max_image_pixels)
+        canvas, (w, h), mapping, was_photo = self._canvas(sketch)
+        if int(((255 - canvas.astype(np.int32)) > 64).sum()) < MIN_INK_PIXELS:
+            raise ImageError("the sketch is empty: draw the garment's outline with dark strokes")
+        hint = self._hints(hints, (w, h), mapping)
+        x = torch.from_numpy(encode(canvas, hint))[None]
+        cat = torch.tensor([self._category(category)])
+        with torch.inference_mode():
+            y = self.gen(x, cat)[0]
+        out = ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+        # crop the square canvas back to the sketch's frame, then to its size (capped)
+        x0, y0, scale = mapping
+        cx0, cy0 = int(round(x0 * scale)), int(round(y0 * scale))
+        cw, ch = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        f = min(1.0, max_side / max(w, h))
+        ow, oh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+        out = cv2.resize(out[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_LINEAR)
+        if keep_strokes:
+            if was_photo:
+                gray = cv2.resize(canvas[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_AREA)
+            else:
+                rgb = np.asarray(convert(sketch, "RGB"))
+                gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+                if gray.shape != (oh, ow):
+                    gray = cv2.resize(gray, (ow, oh), interpolation=cv2.INTER_AREA)
+            ink = np.clip((255.0 - gray.astype(np.float32)) / 127.5, 0, 1)[..., None]
+            out = (out * (1 - ink)).astype(np.uint8)
+        return Image.fromarray(out, "RGB")
