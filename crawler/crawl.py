@@ -78,6 +78,10 @@ function state() {
 """
 
 
+class ShopBusy(UserError):
+    """Another process holds the shop's crawl lease."""
+
+
 class FetchError(Exception):
     """A URL that still failed after every retry (or that must not be retried)."""
 
@@ -231,7 +235,7 @@ class Crawl:
             log.info("previous crawler %s is gone; taking over", holder)
             if self.cat.acquire_shop(self.shop_id, self.owner):
                 return
-        raise UserError(f"a crawl of shop {self.spec.name!r} is already running ({holder}); "
+        raise ShopBusy(f"a crawl of shop {self.spec.name!r} is already running ({holder}); "
                         f"one crawl per shop at a time")
 
     def _open_run(self) -> CrawlRun:
@@ -291,6 +295,11 @@ class Crawl:
         for fname, shop_value in facet.items():
             mapping = spec.facets.get(fname, {})
             rec.labels.append((fname, mapping.get(shop_value), str(shop_value), f"facet:{fname}={shop_value}"))
+        for fname, field_name in spec.label_fields.items():
+            if fname not in facet and raw.get(field_name):
+                shop_value = str(raw[field_name]).strip()
+                mapping = {k.lower(): v for k, v in spec.facets[fname].items()}
+                rec.labels.append((fname, mapping.get(shop_value.lower()), shop_value, f"field:{field_name}"))
         src = "product_page" if spec.needs_product_page() and "attributes" not in spec.listing.fields else "listing"
         for pair in raw.get("attributes") or []:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not pair[0]:

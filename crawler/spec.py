@@ -55,7 +55,7 @@ class AttributeMap:
 class Spec:
     name: str
     base_url: str
-    start_urls: list[str]
+    start_urls: list[str | dict]          # templates like "/c/{category}", or {url: ..., facets: {...}}
     facets: dict[str, dict[str, str | None]]     # facet -> shop value -> vocabulary value
     listing: ListingSpec
     product_page: PageSpec | None = None
@@ -64,12 +64,16 @@ class Spec:
     block: tuple[str, ...] = BLOCK_DEFAULT
     cookie_banner: str | None = None
     min_image_side: int = 64
+    label_fields: dict[str, str] = field(default_factory=dict)   # label -> listing/page field (when no URL facet)
     path: str = ""
 
     def start_tasks(self) -> list[tuple[str, dict]]:
         """(absolute URL, facet values) for every start URL template x facet combination."""
         out = []
         for tmpl in self.start_urls:
+            if isinstance(tmpl, dict):   # an explicit URL with its facet values
+                out.append((self.url(tmpl["url"]), dict(tmpl.get("facets") or {})))
+                continue
             names = [n for n in re.findall(r"{(\w+)}", tmpl)]
             for combo in itertools.product(*(list(self.facets[n]) for n in names)):
                 facet = dict(zip(names, combo))
@@ -151,6 +155,10 @@ def load_spec(path, base_url: str | None = None) -> Spec:
     facets = {k: _map_facet(k, v, f"{w}: facets") for k, v in (d.get("facets") or {}).items()}
     starts = _req(d, "start_urls", w, list)
     for s in starts:
+        if isinstance(s, dict):
+            if not s.get("url") or not all(k in facets and str(v) in facets[k] for k, v in (s.get("facets") or {}).items()):
+                raise UserError(f"{w}: start URL {s!r}: needs 'url' and facet values listed under 'facets'")
+            continue
         for n in re.findall(r"{(\w+)}", str(s)):
             if n not in facets:
                 raise UserError(f"{w}: start URL {s!r} uses facet '{n}' that 'facets' does not define")
@@ -176,6 +184,9 @@ def load_spec(path, base_url: str | None = None) -> Spec:
             except vocab.VocabError as e:
                 raise UserError(f"{w}: attributes.{shop_name}.values.{sv}: {e}") from None
         attrs[str(shop_name)] = AttributeMap(a["name"], vals)
+    label_fields = d.get("label_fields") or {}
+    if not isinstance(label_fields, dict) or any(k not in facets for k in label_fields):
+        raise UserError(f"{w}: label_fields maps a facet name (defined in 'facets') to a field name")
     pol = d.get("politeness") or {}
     bad = set(pol) - set(Politeness.__dataclass_fields__)
     if bad:
@@ -186,10 +197,11 @@ def load_spec(path, base_url: str | None = None) -> Spec:
             raise ValueError("requests_per_second must be > 0 and retries >= 0")
     except (TypeError, ValueError) as e:
         raise UserError(f"{w}: politeness: {e}") from None
-    return Spec(name=_req(d, "name", w), base_url=base.rstrip("/"), start_urls=[str(s) for s in starts],
+    return Spec(name=_req(d, "name", w), base_url=base.rstrip("/"), start_urls=[s if isinstance(s, dict) else str(s) for s in starts],
                 facets=facets, listing=listing, product_page=pp, attributes=attrs, politeness=politeness,
                 block=tuple((d.get("browser") or {}).get("block", BLOCK_DEFAULT)),
                 cookie_banner=d.get("cookie_banner"), min_image_side=int(d.get("min_image_side", 64)),
+                label_fields={str(k): str(v) for k, v in label_fields.items()},
                 path=str(p.resolve()))
 
 

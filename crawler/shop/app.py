@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 CAT_BY_SLUG = {slug: c for c, (_n, slug) in CATEGORY_NAMES.items()}
 COL_BY_SLUG = {slug: c for c, (_n, slug) in COLOUR_NAMES.items()}
+SYMBOLS = {"EUR": "\u20ac", "USD": "$", "GBP": "\u00a3"}
+
+
+def _amount_b(p: ShopProduct) -> str:
+    """Layout b's price text: decimal comma, symbol after ("49,95 \u20ac")."""
+    return f"{p.price:.2f}".replace(".", ",") + " " + SYMBOLS.get(p.currency, p.currency)
 
 
 def _card(p: ShopProduct, layout: str) -> dict:
@@ -33,10 +39,11 @@ def _card(p: ShopProduct, layout: str) -> dict:
         attrs = {ATTRIBUTE_NAMES[a][0]: ATTRIBUTE_NAMES[a][1][v] for a, v in p.attributes.items()}
         attrs["Fit"] = p.fit
         return {"id": p.id, "url": f"/p/{p.id}/{p.slug}", "title": p.title, "brand": p.brand,
-                "price": f"{p.price:.2f}", "currency": p.currency, "colour": COLOUR_NAMES[p.colour][0],
+                "price": f"{p.price:.2f}", "currency": p.currency,
+                "symbol": SYMBOLS.get(p.currency, p.currency), "colour": COLOUR_NAMES[p.colour][0],
                 "images": [f"/img/{p.id}/{i}.jpg" for i in range(len(p.images))], "attributes": attrs}
     return {"sku": p.id, "href": f"/item/{p.id}", "name": p.title,
-            "amount": f"{p.price:.2f}".replace(".", ",") + " \u20ac", "thumb": f"/media/{p.id}-0.jpg"}
+            "amount": _amount_b(p), "thumb": f"/media/{p.id}-0.jpg"}
 
 
 def create_app(products: list[ShopProduct] | None = None, *, layout: str = "a", page_size: int = 12,
@@ -175,7 +182,7 @@ def create_app(products: list[ShopProduct] | None = None, *, layout: str = "a", 
         @app.route("/p/<pid>/<slug>")
         def product_page(pid, slug):
             p = by_id().get(pid) or abort(404)
-            return render_template("a_product.html", p=p, card=_card(p, "a"),
+            return render_template("a_product.html", p=p, card=_card(p, "a"), symbol=SYMBOLS.get(p.currency, p.currency),
                                    cat=CATEGORY_NAMES[p.category], col=COLOUR_NAMES[p.colour])
 
         @app.route("/img/<pid>/<int:n>.jpg")
@@ -209,7 +216,7 @@ def create_app(products: list[ShopProduct] | None = None, *, layout: str = "a", 
             p = by_id().get(pid) or abort(404)
             attrs = [(ATTRIBUTE_NAMES[a][0], ATTRIBUTE_NAMES[a][1][v]) for a, v in p.attributes.items()]
             attrs.append(("Fit", p.fit))
-            return render_template("b_product.html", p=p, attrs=attrs, amount=f"{p.price:.2f}".replace(".", ","),
+            return render_template("b_product.html", p=p, attrs=attrs, amount=_amount_b(p),
                                    cat=CATEGORY_NAMES[p.category], col=COLOUR_NAMES[p.colour])
 
         @app.route("/media/<pid>-<int:n>.jpg")
@@ -228,6 +235,7 @@ class ShopServer:
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0):
         from werkzeug.serving import make_server
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.app = app
         self.server = make_server(host, port, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"

@@ -11,7 +11,7 @@
       '<a class="card-link" href="' + esc(p.url) + '"><img class="lazy" src="/static/blank.gif" data-src="' + esc(p.images[0]) + '" alt="">' +
       '<h3 class="card-title">' + esc(p.title) + "</h3></a>" +
       '<span class="brand">' + esc(p.brand) + "</span>" +
-      '<span class="price" data-price="' + esc(p.price) + '" data-currency="' + esc(p.currency) + '">&euro;' + esc(p.price) + "</span>" +
+      '<span class="price" data-price="' + esc(p.price) + '" data-currency="' + esc(p.currency) + '">' + esc(p.symbol) + esc(p.price) + "</span>" +
       '<span class="swatch">' + esc(p.colour) + "</span>" +
       '<ul class="chips">' + chips + "</ul>" +
       '<a class="wishlist" href="/account/wishlist?add=' + esc(p.id) + '">&#9825;</a></div>';

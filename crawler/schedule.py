@@ -1,0 +1,163 @@
+"""Scheduled crawls: cron-style schedules live in the catalogue; one scheduler process runs them.
+
+`run_due()` fires every due schedule once (missed fires coalesce into one), then runs every
+queued crawl (from schedules or the admin API's `Catalog.request_crawl`) one after another, so
+one scheduler never runs two crawls at once; the per-shop lease in the catalogue stops a second
+process from crawling the same shop. `Scheduler` is the long-running process
+(`sketchshop scheduler`): APScheduler ticks `run_due` (never run it inside web workers, where every
+worker would fire every job). After a crawl a schedule can rebuild the search index.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from sketchshop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def parse_cron(expr: str):
+    """APScheduler CronTrigger for a 5-field crontab (UTC); UserError if malformed."""
+    from apscheduler.triggers.cron import CronTrigger
+    if len(str(expr).split()) != 5:
+        raise UserError(f"cron {expr!r}: need 5 fields (minute hour day month weekday), e.g. '0 3 * * *'")
+    try:
+        return CronTrigger.from_crontab(expr, timezone=timezone.utc)
+    except ValueError as e:
+        raise UserError(f"cron {expr!r}: {e}") from None
+
+
+def next_fire(expr: str, after: datetime | None = None) -> datetime:
+    """First fire time strictly after `after` (naive UTC in, naive UTC out)."""
+    after = (after or datetime.now(timezone.utc).replace(tzinfo=None)).replace(tzinfo=timezone.utc)
+    t = parse_cron(expr).get_next_fire_time(None, after)
+    if t <= after:  # get_next_fire_time may return `after` itself when it matches exactly
+        from datetime import timedelta
+        t = parse_cron(expr).get_next_fire_time(None, after + timedelta(seconds=1))
+    return t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def fire_due(cat, now: datetime | None = None) -> list[int]:
+    """Queue one run for every enabled schedule whose next fire time has come. Returns run ids."""
+    from catalog.models import CrawlRun, Schedule, utcnow
+    now = now or utcnow()
+    ids = []
+    with cat.session() as s:
+        for x in s.scalars(select(Schedule).where(Schedule.enabled.is_(True))):
+            if next_fire(x.cron, x.last_fired_at or x.created_at) <= now:
+                active = s.scalar(select(CrawlRun.id).where(CrawlRun.trigger == f"schedule:{x.name}",
+                                                            CrawlRun.status.in_(("queued", "running"))))
+                x.last_fired_at = now
+                if active:
+                    log.info("schedule %s is due but run %d is still queued or running; skipped", x.name, active)
+                    continue
+                opts = dict(x.options or {}, reindex=bool(x.reindex))
+                run = CrawlRun(spec=x.spec, base_url=x.base_url, options=opts, trigger=f"schedule:{x.name}",
+                               status="queued")
+                s.add(run)
+                s.flush()
+                x.last_run_id = run.id
+                ids.append(run.id)
+                log.info("schedule %s fired: run %d queued", x.name, run.id)
+    return ids
+
+
+def _reindex() -> None:
+    cmd = [sys.executable, "-m", "sketchshop", "index", "build"]
+    log.info("re-indexing: %s", " ".join(cmd))
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        log.error("re-index failed (exit %d): %s", r.returncode, (r.stderr or "").strip()[-500:])
+
+
+def run_queued(cat, progress: bool = False) -> list[dict]:
+    """Run queued crawls one at a time (oldest first). A run whose spec is broken is marked failed."""
+    from catalog.models import CrawlRun, utcnow
+
+    from .crawl import ShopBusy, crawl
+    from .spec import load_spec
+    done, busy = [], set()
+    while True:
+        with cat.session() as s:
+            run = s.scalar(select(CrawlRun).where(CrawlRun.status == "queued", CrawlRun.id.not_in(busy or {0}))
+                           .order_by(CrawlRun.id))
+            if run is None:
+                return done
+            run_id, spec_path, base_url, opts = run.id, run.spec, run.base_url, dict(run.options or {})
+            trigger = run.trigger
+        try:
+            spec = load_spec(spec_path, base_url=base_url)
+            res = crawl(spec, browsers=int(opts.get("browsers", 2)), max_pages=opts.get("max_pages"),
+                        remote_url=opts.get("remote_url"), run_id=run_id, trigger=trigger, catalog=cat,
+                        progress=progress)
+            if opts.get("reindex") and res["status"] == "done":
+                _reindex()
+        except ShopBusy as e:
+            log.warning("run %d stays queued: %s", run_id, e)
+            busy.add(run_id)
+            continue
+        except UserError as e:
+            log.error("run %d: %s", run_id, e)
+            with cat.session() as s:
+                r = s.get(CrawlRun, run_id)
+                if r.status == "queued":   # not started (bad spec, shop busy): record why
+                    r.status, r.error, r.finished_at = "failed", str(e), utcnow()
+        done.append(cat.run(run_id))
+
+
+def run_due(cat=None, now: datetime | None = None) -> list[dict]:
+    """Fire due schedules, then run every queued crawl. Returns the finished runs."""
+    from catalog import open_catalog
+    cat = cat or open_catalog()
+    fire_due(cat, now)
+    return run_queued(cat)
+
+
+class Scheduler:
+    """The one scheduler process: an APScheduler loop that calls `run_due` every `poll_s` seconds."""
+
+    def __init__(self, poll_s: float = 30.0, catalog=None):
+        from catalog import open_catalog
+        from sketchshop.config import settings
+        self.poll_s = poll_s
+        self.cat = catalog or open_catalog()
+        self._lockfile = settings().path("scheduler.lock")
+
+    def tick(self) -> None:
+        try:
+            for r in run_due(self.cat):
+                log.info("run %s (%s) finished: %s, %s products", r["id"], r["trigger"], r["status"], r["products"])
+        except Exception:  # the loop must survive one bad run
+            log.exception("scheduler tick failed")
+
+    def run_forever(self, max_ticks: int | None = None) -> None:
+        from apscheduler.schedulers.blocking import BlockingScheduler
+        lock = open(self._lockfile, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another scheduler is running on this data directory ({self._lockfile})") from None
+        sched = BlockingScheduler(timezone=timezone.utc)
+        ticks = {"n": 0}
+
+        def job():
+            self.tick()
+            ticks["n"] += 1
+            if max_ticks and ticks["n"] >= max_ticks:
+                sched.shutdown(wait=False)
+
+        sched.add_job(job, "interval", seconds=self.poll_s, max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(timezone.utc))
+        log.info("scheduler running (checking every %.0f s); Ctrl-C to stop", self.poll_s)
+        try:
+            sched.start()
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            lock.close()

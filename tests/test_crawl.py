@@ -1,0 +1,230 @@
+"""End-to-end crawls of the demo shop with real headless Chromium and a real SQLite catalogue.
+
+Each crawl is compared with the shop's ground truth: every product once, the right labels, and
+images that decode and are byte-identical to what the shop served.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_A = ROOT / "crawler" / "specs" / "demo-a.yaml"
+SPEC_B = ROOT / "crawler" / "specs" / "demo-b.yaml"
+N = 40
+
+
+def _need_chromium():
+    import shutil
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Chromium/chromedriver not installed (scripts/system-deps.sh)")
+
+
+@pytest.fixture(scope="module")
+def stock():
+    from crawler.shop import build_products
+    return build_products(N, seed=5)
+
+
+def by_category_spec(tmp_path, **changes) -> Path:
+    """demo-a with one listing per category (no colour filter): far fewer pages, colour from the card."""
+    d = yaml.safe_load(SPEC_A.read_text())
+    d["start_urls"] = ["/c/{category}"]
+    d.update(changes)
+    f = tmp_path / "by-category.yaml"
+    f.write_text(yaml.safe_dump(d))
+    return f
+
+
+def shop(products, **kw):
+    from crawler.shop import ShopServer, create_app
+    kw.setdefault("page_size", 3)   # small pages: load-more and numbered pagination both happen
+    port = kw.pop("port", 0)
+    return ShopServer(create_app(products, **kw), port=port)
+
+
+def check_against_truth(cat, products, shop_name, *, attributes=True, colour_source="facet:colour="):
+    """Every product exactly once, labels right, images intact and identical to the shop's."""
+    from sketchshop.images import load_image
+    st = cat.stats()
+    assert st["by_shop"][shop_name] == len(products)
+    page = cat.products(shop=shop_name, per_page=500)
+    assert page.total == len(products)
+    got = {p["external_id"]: cat.product(p["id"]) for p in page.items}
+    assert len(got) == len(products)
+    for gt in products:
+        p = got[gt.id]
+        assert (p["category"], p["colour"]) == (gt.category, gt.colour), gt.id
+        assert p["title"] == gt.title and p["price"] == pytest.approx(gt.price) and p["currency"] == gt.currency
+        if attributes:
+            assert p["brand"] == gt.brand
+            assert {k: v for k, v in p["attributes"].items()} == gt.attributes, gt.id
+            assert any(lab["name"] == "fit" and lab["value"] is None and lab["raw"] == gt.fit for lab in p["labels"])
+        srcs = {lab["name"]: lab["source"] for lab in p["labels"]}
+        assert srcs["category"].startswith("facet:category=") and srcs["colour"].startswith(colour_source)
+        assert len(p["images"]) == len(gt.images)
+        for im, data in zip(p["images"], gt.images):
+            path = cat.image_path(im["sha256"])
+            assert path is not None and path.read_bytes() == data
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == im["sha256"]
+            load_image(path)
+
+
+def test_crawl_layout_a_matches_ground_truth(stock, data_dir):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    srv = shop(stock, layout="a")
+    with srv as url:
+        res = crawl(load_spec(SPEC_A, base_url=url), browsers=2, progress=False)
+    assert res["status"] == "done" and res["failed"] == 0
+    assert res["products"] == N and res["new"] == N and res["images_new"] == N
+    check_against_truth(open_catalog(), stock, "demo-shop")
+    hits = srv.hits
+    assert not any(h.startswith(("/p/", "/cart", "/account")) for h in hits), "product pages or private pages visited"
+    assert not any(h.startswith("/static/shop.css") for h in hits), "CSS should be blocked in the browser"
+    assert res["unknown_labels"] and all(k.startswith("fit=") for k in res["unknown_labels"])
+
+
+def test_pagination_and_load_more(stock, data_dir, tmp_path):
+    """Category pages without a colour filter: several pages per category, colour read from the card."""
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path)
+    srv = shop(stock, layout="a", page_size=2)
+    with srv as url:
+        res = crawl(load_spec(spec_file, base_url=url), browsers=2, progress=False)
+    assert res["status"] == "done" and res["products"] == N and res["failed"] == 0
+    assert res["pages"] > 11                                              # numbered pages were followed
+    assert any("page=2" in h for h in srv.hits) and any("offset=2" in h for h in srv.hits)  # and load more clicked
+    check_against_truth(open_catalog(), stock, "demo-shop", colour_source="field:colour_name")
+
+
+def test_crawl_layout_b_reads_product_pages(stock, data_dir, tmp_path):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    from crawler.shop import CATEGORY_NAMES, COLOUR_NAMES
+    d = yaml.safe_load(SPEC_B.read_text())   # listings only for the shape x colour pairs in stock (fewer pages)
+    pairs = sorted({(COLOUR_NAMES[p.colour][1], CATEGORY_NAMES[p.category][1]) for p in stock})
+    d["start_urls"] = [{"url": f"/shop/{c}/{k}", "facets": {"colour": c, "category": k}} for c, k in pairs]
+    spec_file = tmp_path / "b.yaml"
+    spec_file.write_text(yaml.safe_dump(d))
+    srv = shop(stock, layout="b")
+    with srv as url:
+        res = crawl(load_spec(spec_file, base_url=url), browsers=2, progress=False)
+    assert res["status"] == "done" and res["products"] == N and res["failed"] == 0
+    check_against_truth(open_catalog(), stock, "demo-shop-b")
+    assert sum(h.startswith("/item/") for h in srv.hits) >= N
+
+
+def test_robots_txt_is_obeyed(stock, data_dir, tmp_path):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path, name="robots-shop",
+                                 start_urls=["/account/wishlist", "/cart?from={category}", "/c/{category}"])
+    srv = shop(stock, layout="a")
+    with srv as url:
+        res = crawl(load_spec(spec_file, base_url=url), browsers=1, progress=False)
+    assert res["status"] == "done"
+    assert res["skipped_robots"] == 1 + 11     # /account/wishlist and the 11 /cart?from=... start URLs
+    assert not any(h.startswith(("/account", "/cart")) for h in srv.hits)
+    assert open_catalog().stats()["products"] == N
+
+
+def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    srv = shop(stock, layout="a", fail_rate=0.15, broken_images=0.25, truncate_rate=0.15, slow_ms=5, seed=1)
+    with srv as url:
+        res = crawl(load_spec(by_category_spec(tmp_path), base_url=url), browsers=2, progress=False)
+    assert res["status"] == "done" and res["products"] == N and res["failed"] == 0
+    check_against_truth(open_catalog(), stock, "demo-shop", colour_source="field:colour_name")
+    hits = srv.hits
+    assert len(hits) > len(set(hits)), "no request was retried: were faults injected?"
+    assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
+
+
+def test_kill_and_resume(stock, data_dir, tmp_path):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path)
+    srv = shop(stock, layout="a", slow_ms=120)
+    with srv as url:
+        cmd = [sys.executable, "-m", "sketchshop", "crawl", "run", "--spec", str(spec_file), "--base-url", url,
+               "--browsers", "1", "--image-workers", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+        db = Path(data_dir) / "catalog.db"
+        t0, n = time.time(), 0
+        while time.time() - t0 < 120 and proc.poll() is None:
+            time.sleep(0.2)
+            if db.exists():
+                try:
+                    with sqlite3.connect(db, timeout=5) as c:
+                        n = c.execute("select count(*) from products").fetchone()[0]
+                except sqlite3.OperationalError:
+                    continue
+                if n >= 8:
+                    break
+        assert proc.poll() is None, "the crawl finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert 8 <= n < N
+        cat = open_catalog()
+        (run,) = cat.runs()
+        assert run["status"] == "running"          # what a kill -9 leaves behind
+        res = crawl(load_spec(spec_file, base_url=url), browsers=2, progress=False)
+    assert res["id"] == run["id"] and res["status"] == "done"      # the same run, resumed
+    assert len(cat.runs()) == 1
+    check_against_truth(cat, stock, "demo-shop", colour_source="field:colour_name")
+    with sqlite3.connect(db) as c:
+        assert c.execute("select count(*), count(distinct external_id) from products").fetchone() == (N, N)
+        assert c.execute("select count(*) from products p where not exists "
+                         "(select 1 from product_images i where i.product_id = p.id)").fetchone()[0] == 0
+        assert c.execute("select count(*) from crawl_tasks where status = 'pending'").fetchone()[0] == 0
+    assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
+
+
+def test_recrawl_updates_without_duplicates(stock, data_dir, tmp_path):
+    _need_chromium()
+    from catalog import open_catalog
+    from crawler.crawl import crawl
+    from crawler.shop import build_products
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path)
+    srv = shop(stock, layout="a")
+    with srv as url:
+        first = crawl(load_spec(spec_file, base_url=url), browsers=2, progress=False)
+    on_sale = build_products(N, seed=5, sale=0.5)
+    port = int(url.rsplit(":", 1)[1])   # the same shop URL: only the prices change
+    with shop(on_sale, layout="a", port=port) as url:
+        second = crawl(load_spec(spec_file, base_url=url), browsers=2, progress=False)
+    assert first["new"] == N and second["new"] == 0 and second["id"] != first["id"]
+    changed = sum(a.price != b.price for a, b in zip(stock, on_sale))
+    assert changed > 0 and second["updated"] == changed and second["images_new"] == 0
+    cat = open_catalog()
+    check_against_truth(cat, on_sale, "demo-shop", colour_source="field:colour_name")
+    for a, b in zip(stock, on_sale):
+        prices = [x["price"] for x in cat.product_by_key("demo-shop", a.id)["prices"]]
+        assert prices == ([a.price, b.price] if a.price != b.price else [a.price])
