@@ -1,7 +1,8 @@
 """pix2pix networks, sized for a phone: a ~3 M parameter U-Net generator and a small PatchGAN.
 
-Inputs (N, 5, S, S): sketch ink (1 = stroke, 0 = paper), hint RGB in [-1, 1] (0 where no hint),
-hint mask (1 where a hint is). Optional category index (0 = unknown, 1.. = vocab.FINE_CATEGORIES)
+Inputs (N, 9, S, S): sketch ink (1 = stroke, 0 = paper), hint RGB in [-1, 1] (0 where no hint),
+hint mask (1 where a hint is), hints spread by normalised convolution (RGB), inside-the-outline
+mask (see `data.encode`). Optional category index (0 = unknown, 1.. = vocab.FINE_CATEGORIES)
 adds a learned vector at the bottleneck. Output: RGB in [-1, 1].
 
 Normalisation is batch-norm, used in eval mode (running statistics) at inference, and there is
@@ -17,7 +18,7 @@ from torch import nn
 from sketchshop import vocab
 from sketchshop.registry import register
 
-IN_CHANNELS = 5
+IN_CHANNELS = 9
 N_CATEGORIES = len(vocab.FINE_CATEGORIES) + 1
 
 
