@@ -1,0 +1,89 @@
+"""Schedules: cron parsing, due computation, a schedule that fires and is recorded, queued crawls."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_A = ROOT / "crawler" / "specs" / "demo-a.yaml"
+
+
+def test_cron_parsing_and_next_fire():
+    from crawler.schedule import next_fire, parse_cron
+    from sketchshop.errors import UserError
+    assert next_fire("0 3 * * *", datetime(2026, 1, 1, 1, 0)) == datetime(2026, 1, 1, 3, 0)
+    assert next_fire("*/15 * * * *", datetime(2026, 1, 1, 1, 0)) == datetime(2026, 1, 1, 1, 15)
+    for bad in ("0 3 * *", "61 * * * *", "x y z a b", ""):
+        with pytest.raises(UserError):
+            parse_cron(bad)
+
+
+def test_schedule_cli_add_list_remove(data_dir):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "sketchshop", "crawl", "schedule", *a],
+                                    capture_output=True, text=True)
+    r = run("add", "nightly", "--spec", str(SPEC_A), "--cron", "0 3 * * *", "--reindex")
+    assert r.returncode == 0, r.stderr
+    assert "nightly" in run("list").stdout
+    r = run("add", "nightly", "--spec", str(SPEC_A), "--cron", "0 3 * * *")
+    assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    r = run("add", "bad", "--spec", str(SPEC_A), "--cron", "every day")
+    assert r.returncode == 2 and "cron" in r.stderr
+    r = run("add", "nospec", "--spec", "/nonexistent.yaml", "--cron", "0 3 * * *")
+    assert r.returncode == 2 and "cannot read spec" in r.stderr
+    assert run("remove", "nightly").returncode == 0
+    assert run("remove", "nightly").returncode == 2
+    assert "no schedules" in run("list").stdout
+
+
+def test_due_schedule_fires_once_and_is_recorded(data_dir, tmp_path):
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Chromium/chromedriver not installed (scripts/system-deps.sh)")
+    from catalog import open_catalog
+    from catalog.models import Schedule
+    from crawler.schedule import run_due
+    from crawler.shop import CATEGORY_NAMES, COLOUR_NAMES, ShopServer, build_products, create_app
+    stock = build_products(6, seed=9)
+    d = yaml.safe_load(SPEC_A.read_text())
+    d["start_urls"] = [{"url": f"/c/{CATEGORY_NAMES[p.category][1]}?colour={COLOUR_NAMES[p.colour][1]}",
+                        "facets": {"category": CATEGORY_NAMES[p.category][1], "colour": COLOUR_NAMES[p.colour][1]}}
+                       for p in stock]
+    spec = tmp_path / "small.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    cat = open_catalog()
+    with ShopServer(create_app(stock)) as url:
+        cat.add_schedule("every-minute", str(spec), "* * * * *", base_url=url, options={"browsers": 1})
+        cat.add_schedule("yearly", str(spec), "0 0 1 1 *", base_url=url)
+        now = datetime.utcnow().replace(second=30, microsecond=0)
+        with cat.session() as s:  # created two minutes ago: due now
+            for x in s.query(Schedule):
+                x.created_at = now - timedelta(minutes=2)
+        queued = cat.request_crawl(str(spec), base_url=url, options={"browsers": 1})   # as the admin API does
+        assert queued["status"] == "queued"
+        done = run_due(cat, now=now)
+        assert [r["trigger"] for r in done] == ["api", "schedule:every-minute"]
+        assert all(r["status"] == "done" for r in done)
+        assert done[0]["new"] == 6 and done[1]["new"] == 0 and done[1]["products"] == 6
+        sched = {x["name"]: x for x in cat.schedules()}
+        assert sched["every-minute"]["last_run_id"] == done[1]["id"] and sched["every-minute"]["last_fired_at"]
+        assert sched["yearly"]["last_run_id"] is None
+        assert run_due(cat, now=now + timedelta(seconds=20)) == []        # same minute: nothing fires again
+        again = run_due(cat, now=now + timedelta(minutes=1))
+        assert [r["trigger"] for r in again] == ["schedule:every-minute"]
+    assert cat.stats()["products"] == 6 and len(cat.runs()) == 3
+
+
+def test_one_crawl_per_shop(data_dir):
+    from catalog import open_catalog
+    cat = open_catalog()
+    sid = cat.get_shop("busy-shop")
+    assert cat.acquire_shop(sid, "host:1:a")
+    assert not cat.acquire_shop(sid, "host:2:b")       # held by another crawler
+    assert cat.acquire_shop(sid, "host:1:a")           # renewal by the holder
+    cat.release_shop(sid, "host:1:a")
+    assert cat.acquire_shop(sid, "host:2:b")
