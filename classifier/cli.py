@@ -1,0 +1,88 @@
+"""`sketchshop train classifier`, `sketchshop eval classifier`, `sketchshop eval sbir`.
+
+Heavy imports (torch, timm) happen inside the command functions so `sketchshop --help` is instant.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sketchshop.config import PROJECT_ROOT
+
+
+def default_data() -> str:
+    root = Path(os.environ.get("SKETCHSHOP_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+    return str(root / "clothing-small")
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    bad = [s for s in stages if s not in ("photo", "joint")]
+    if bad or not stages:
+        from sketchshop.errors import UserError
+        raise UserError(f"--stages: unknown stage(s) {bad or args.stages!r} (known: photo, joint)")
+    cfg = TrainConfig(data=args.data, backbone=args.backbone, epochs=args.epochs, joint_epochs=args.joint_epochs,
+                      batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
+                      workdir=args.workdir, out=args.out, stages=stages)
+    out = train(cfg)
+    print(out)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import eval_classifier_cli
+    return eval_classifier_cli(args)
+
+
+def cmd_sbir(args) -> int:
+    from .evaluate import eval_sbir_cli
+    return eval_sbir_cli(args)
+
+
+def register(cli) -> None:
+    from sketchshop.registry import DEFAULT_WEIGHTS
+    default_out = str(PROJECT_ROOT / "models" / "classifier")
+    p = cli.command("classifier", cmd_train, group="train",
+                    help="fine-tune the garment classifier (category, colour, attributes, sketch/photo embedding)",
+                    description="Fine-tune the multi-head garment model in resumable stages: 'photo' (real photos, "
+                                "category) then 'joint' (plus XDoG drawings of the photos and studio renders/sketches "
+                                "for bag, colour, attributes, with a sketch-photo InfoNCE loss). Rerun to resume. "
+                                "The defaults reproduce the shipped models/classifier/" + DEFAULT_WEIGHTS["classifier"])
+    p.add_argument("--data", default=default_data(), help="ImageFolder root with train/ and validation/")
+    p.add_argument("--backbone", default="efficientnet_lite0",
+                   help="efficientnet_lite0 (offline ImageNet weights) or resnet18/34/50 (local weights file)")
+    p.add_argument("--epochs", type=int, default=14, help="epochs of the photo stage")
+    p.add_argument("--joint-epochs", type=int, default=4, help="epochs of the sketch/studio stage")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=6e-4, help="backbone learning rate (heads get 5x)")
+    p.add_argument("--studio-n", type=int, default=600, help="studio products rendered for the joint stage")
+    p.add_argument("--stages", default="photo,joint", help="comma-separated stages to run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
+    p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")
+
+    p = cli.command("classifier", cmd_eval, group="eval",
+                    help="accuracy of category and colour on labelled images; writes JSON",
+                    description="Predict every image and compare with the labels (fine labels at fine, coarse labels "
+                                "such as 'top' at coarse granularity). Writes n, category_top1, colour_top1, "
+                                "per_class, confusion, ms_per_image (null when a label is absent).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="image folder; with --labels CSV (file relative to it, category/colour)")
+    src.add_argument("--imagefolder", help="ImageFolder root: <class>/<image>")
+    p.add_argument("--labels", help="labels CSV (file, category and/or colour)")
+    p.add_argument("--domain", choices=("photo", "sketch"), default="photo")
+    p.add_argument("--detect", action="store_true", help="run the detector first and judge its items")
+    p.add_argument("--weights", help="classifier weights (default: the shipped model)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--json", required=True, help="output JSON path")
+
+    p = cli.command("sbir", cmd_sbir, group="eval",
+                    help="instance-level sketch-based retrieval: sketch X.* should find gallery X.*",
+                    description="Embed every sketch and gallery image; rank the gallery by cosine similarity. "
+                                "Writes n, acc@1, acc@5, acc@10.")
+    p.add_argument("--sketches", required=True, help="folder of sketches")
+    p.add_argument("--gallery", required=True, help="folder of gallery images (same file stems)")
+    p.add_argument("--gallery-domain", choices=("photo", "sketch"), default="photo")
+    p.add_argument("--weights", help="classifier weights (default: the shipped model)")
+    p.add_argument("--json", required=True, help="output JSON path")

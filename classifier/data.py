@@ -1,0 +1,192 @@
+"""Preprocessing (the single function used at index and query time), training data and augmentation.
+
+Crops arrive in every aspect ratio (a detector box around trousers is tall, a bag is wide), so the
+input is letterboxed, not squashed or centre-cropped: the garment's silhouette, which tells a
+skirt from a dress, survives. The pad colour is the median of the image border, so padding looks
+like more background rather than a new edge.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps
+
+from sketchshop import vocab
+from sketchshop.images import convert, load_image
+
+log = logging.getLogger(__name__)
+
+SIZE = 224
+CACHE_SIDE = 320                       # longer side of the in-memory training cache
+_MEAN = np.array((0.485, 0.456, 0.406), np.float32) * 255
+_STD = np.array((0.229, 0.224, 0.225), np.float32) * 255
+CAT_INDEX = {c: i for i, c in enumerate(vocab.FINE_CATEGORIES)}
+COLOUR_INDEX = {c: i for i, c in enumerate(vocab.COLOURS)}
+
+
+def border_colour(a: np.ndarray) -> tuple[int, int, int]:
+    """Median RGB of the outermost 4 % of the image: the background a garment lies on."""
+    h, w = a.shape[:2]
+    b = max(1, int(round(0.04 * min(h, w))))
+    edge = np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3),
+                           a[:, :b].reshape(-1, 3), a[:, -b:].reshape(-1, 3)])
+    return tuple(int(v) for v in np.median(edge, axis=0))
+
+
+def letterbox(im: Image.Image, size: int = SIZE, fill=None) -> Image.Image:
+    """Fit `im` into size x size keeping its aspect ratio; pad with `fill` (default: border median)."""
+    im = convert(im, "RGB")
+    if fill is None:
+        fill = border_colour(np.asarray(im))
+    w, h = im.size
+    s = size / max(w, h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=2.0 if s < 0.5 else None)
+    if (nw, nh) == (size, size):
+        return im
+    canvas = Image.new("RGB", (size, size), tuple(fill))
+    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
+    return canvas
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    a = (np.asarray(im, dtype=np.float32) - _MEAN) / _STD
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+def preprocess(image, size: int = SIZE) -> torch.Tensor:
+    """THE preprocessing (index time = query time): any image -> normalised 3 x size x size tensor."""
+    if not isinstance(image, Image.Image):
+        image = load_image(image)
+    return to_tensor(letterbox(image, size))
+
+
+# ---------------------------------------------------------------- sketches from photos
+
+def photo_to_sketch(rgb: np.ndarray, rng: random.Random | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    """A line drawing of a photo (XDoG edges, random stroke thickness and wobble), black on white.
+
+    Users draw outlines and a few inner lines; XDoG keeps outlines and strong folds, and a small
+    elastic warp plus random dilation imitate a hand's jitter and pen width. Low-contrast items
+    (white on white) get a contrast boost first so their outline does not vanish. With a garment
+    `mask` (default: the border-colour foreground model), lines outside it are dropped and the
+    mask's outline is drawn, the way people draw: silhouette first, a few inner lines.
+    """
+    import cv2
+    rng = rng or random.Random()
+    if mask is None:
+        from .colour import foreground_mask
+        small = cv2.resize(rgb, (max(1, rgb.shape[1] // 3), max(1, rgb.shape[0] // 3)), interpolation=cv2.INTER_AREA)
+        mask = foreground_mask(small, thresh=rng.uniform(10, 16))
+        if mask.mean() < 0.05 or mask.mean() > 0.95:
+            mask = None
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    lo, hi = np.percentile(g, 2), np.percentile(g, 98)
+    g = np.clip((g - lo) / max(hi - lo, 1e-3), 0, 1)
+    scale = max(g.shape) / 320.0
+    sigma = rng.uniform(0.6, 1.4) * scale
+    k, p, eps, phi = 1.6, rng.uniform(18, 30), rng.uniform(-0.02, 0.02), 10.0
+    g1 = cv2.GaussianBlur(g, (0, 0), sigma)
+    g2 = cv2.GaussianBlur(g, (0, 0), sigma * k)
+    d = (1 + p) * g1 - p * g2
+    e = np.where(d >= eps, 1.0, 1 + np.tanh(phi * (d - eps)))
+    line = (e < rng.uniform(0.55, 0.8)).astype(np.uint8)
+    # drop small specks (texture, print) so it looks drawn, not photocopied
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(line, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= rng.uniform(8, 30) * scale * scale
+    keep[0] = False
+    line = keep[lab].astype(np.uint8)
+    if mask is not None:  # background edges (floor tiles, carpets) are not part of a drawing
+        m = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)
+        m = (cv2.resize(m, (line.shape[1], line.shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+        inner = cv2.erode(m, np.ones((5, 5), np.uint8))
+        outline = cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        line = ((line & inner) | outline).astype(np.uint8)
+    t = rng.choice([0, 0, 0, 1, 1, 2])
+    if t:
+        line = cv2.dilate(line, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (t + 1, t + 1)))
+    h, w = line.shape
+    if rng.random() < 0.7:  # smooth random warp = stroke wobble
+        amp = rng.uniform(1.0, 4.0) * scale
+        gx = cv2.resize(np.random.default_rng(rng.randrange(1 << 30)).standard_normal((6, 6)).astype(np.float32), (w, h))
+        gy = cv2.resize(np.random.default_rng(rng.randrange(1 << 30)).standard_normal((6, 6)).astype(np.float32), (w, h))
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        line = cv2.remap(line, xs + amp * gx, ys + amp * gy, cv2.INTER_NEAREST)
+    ink = rng.choice([0, 0, 0, 30, 60])
+    out = np.where(line[..., None] > 0, ink, 255).astype(np.uint8)
+    return np.repeat(out, 3, axis=2)
+
+
+# ---------------------------------------------------------------- training samples
+
+@dataclass
+class Item:
+    """One cached training image with whatever labels it has (None / missing = no loss)."""
+    image: np.ndarray                      # HxWx3 uint8, longer side <= CACHE_SIDE
+    category: int = -1
+    colour: int = -1
+    attributes: dict[str, int] = field(default_factory=dict)
+    sketch: np.ndarray | None = None       # a paired drawing of the same item (studio)
+    source: str = "photo"
+
+
+def _cache_load(path: Path) -> np.ndarray:
+    im = Image.open(path)
+    im.draft("RGB", (CACHE_SIDE, CACHE_SIDE))
+    im = ImageOps.exif_transpose(im)
+    im = convert(im, "RGB")
+    im.thumbnail((CACHE_SIDE, CACHE_SIDE), Image.BILINEAR)
+    return np.asarray(im)
+
+
+def load_items(samples, desc: str = "loading") -> list[Item]:
+    """Decode samples (sketchshop.datasets.Sample) into the in-memory cache (skips unreadable files)."""
+    from tqdm import tqdm
+    out, bad = [], 0
+    for s in tqdm(samples, desc=desc, unit="img", mininterval=5):
+        try:
+            a = _cache_load(s.path)
+        except Exception as e:  # a corrupt training file must not kill a long run
+            bad += 1
+            log.warning("skipping %s: %s", s.path, e)
+            continue
+        cat = CAT_INDEX.get(s.category, -1) if s.category else -1
+        col = COLOUR_INDEX.get(s.colour, -1) if s.colour else -1
+        attrs = {a_: vocab.ATTRIBUTES[a_].values.index(v) for a_, v in s.attributes.items()}
+        out.append(Item(a, cat, col, attrs))
+    if bad:
+        log.warning("%d unreadable images skipped", bad)
+    return out
+
+
+def augment(a: np.ndarray, rng: random.Random, size: int = SIZE, *, colour_jitter: bool = False,
+            fill=None) -> Image.Image:
+    """RandomResizedCrop (scale 0.5-1) + flip + small rotation, letterboxed like preprocess()."""
+    im = Image.fromarray(a)
+    w, h = im.size
+    if fill is None:
+        fill = border_colour(a)
+    for _ in range(10):
+        area = w * h * rng.uniform(0.5, 1.0)
+        r = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = int(round(math.sqrt(area * r))), int(round(math.sqrt(area / r)))
+        if cw <= w and ch <= h:
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            im = im.crop((x, y, x + cw, y + ch))
+            break
+    if rng.random() < 0.5:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.5:
+        im = im.rotate(rng.uniform(-12, 12), Image.BILINEAR, expand=False, fillcolor=tuple(fill))
+    if colour_jitter:  # brightness/contrast only: hue would change the colour label
+        from PIL import ImageEnhance
+        im = ImageEnhance.Brightness(im).enhance(rng.uniform(0.8, 1.2))
+        im = ImageEnhance.Contrast(im).enhance(rng.uniform(0.8, 1.2))
+    return letterbox(im, size, fill)

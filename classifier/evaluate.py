@@ -1,0 +1,196 @@
+"""`eval classifier` and `eval sbir`: the numbers this issue is judged on, written as JSON."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sketchshop import vocab
+from sketchshop.datasets import IMAGE_EXTS, Sample, read_imagefolder, read_labels_csv
+from sketchshop.errors import UserError
+from sketchshop.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+def _write_json(path, obj) -> None:
+    with atomic_write(Path(path), "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def _prominent(items: list[dict]) -> dict:
+    """The detected item covering the largest area (ties: the more confident)."""
+    def area(it):
+        x1, y1, x2, y2 = it["box"]
+        return (x2 - x1) * (y2 - y1), it.get("confidence", 0.0)
+    return max(items, key=area)
+
+
+def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | None = None) -> dict:
+    """Accuracy at each label's granularity: fine labels vs fine predictions, coarse ('top') vs coarse."""
+    colour_preds = colour_preds or [p and p.get("colour") for p in preds]
+    cat_hits, col_hits, per, conf = [], [], {}, {}
+    for s, p, col in zip(samples, preds, colour_preds):
+        if p is None:
+            continue
+        if s.category:
+            fine = s.category in vocab.FINE_CATEGORIES
+            pred = p["category"] if fine else vocab.coarse(p["category"])
+            ok = pred == s.category
+            cat_hits.append(ok)
+            d = per.setdefault(s.category, {"n": 0, "correct": 0})
+            d["n"] += 1
+            d["correct"] += int(ok)
+            conf.setdefault(s.category, {}).setdefault(pred, 0)
+            conf[s.category][pred] += 1
+        if s.colour:
+            col_hits.append(col == s.colour)
+    for d in per.values():
+        d["top1"] = round(d["correct"] / d["n"], 4)
+    labels = sorted(set(conf) | {p for row in conf.values() for p in row},
+                    key=lambda c: (vocab.FINE_CATEGORIES + ("top",)).index(c))
+    matrix = [[conf.get(t, {}).get(q, 0) for q in labels] for t in labels]
+    return {"category_top1": round(float(np.mean(cat_hits)), 4) if cat_hits else None,
+            "colour_top1": round(float(np.mean(col_hits)), 4) if col_hits else None,
+            "n_category": len(cat_hits), "n_colour": len(col_hits),
+            "per_class": per, "confusion_labels": labels, "confusion": matrix}
+
+
+def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detect: bool = False,
+                        batch: int = 32) -> dict:
+    """Predict every sample (skipping unreadable images, listed in the result) and score them."""
+    from tqdm import tqdm
+    from sketchshop.images import load_image
+    detector = None
+    if detect:
+        try:
+            from detector import Detector
+        except ImportError:
+            raise UserError("--detect needs the detector package, which is not installed") from None
+        detector = Detector.load()
+    preds: list[dict | None] = [None] * len(samples)
+    colour_preds: list = [None] * len(samples)
+    skipped, t_model, n_done = [], 0.0, 0
+    for i in tqdm(range(0, len(samples), batch), desc="eval classifier", unit="batch", mininterval=5):
+        chunk = list(range(i, min(i + batch, len(samples))))
+        ims, hints, idx = [], [], []
+        for j in chunk:
+            s = samples[j]
+            try:
+                ims.append(load_image(s.path))
+                h = s.extra.get("hints")
+                hints.append(load_image(s.path.parent / h, mode="RGBA") if (h and domain == "sketch") else None)
+                idx.append(j)
+            except UserError as e:
+                skipped.append({"file": str(s.path), "error": str(e)})
+        if not ims:
+            continue
+        t0 = time.perf_counter()
+        if detector is None:
+            out = clf.predict(ims, kind=domain, hints=hints)
+            for j, p in zip(idx, out):
+                preds[j], colour_preds[j] = p, p["colour"]
+        else:
+            for j, im, h in zip(idx, ims, hints):
+                found = detector.predict(im)
+                ps = clf.predict([f["crop"] for f in found], kind=domain, hints=[h] * len(found))
+                main = ps[found.index(_prominent(found))]
+                preds[j] = main
+                want = samples[j].category and vocab.coarse(samples[j].category)
+                same = [p for f, p in zip(found, ps) if want and f.get("category") == want]
+                colour_preds[j] = (same[0] if same else main)["colour"]
+        t_model += time.perf_counter() - t0
+        n_done += len(idx)
+    res = {"n": n_done, **score(samples, preds, colour_preds),
+           "ms_per_image": round(t_model * 1000 / max(n_done, 1), 2),
+           "domain": domain, "detect": detect, "skipped": skipped}
+    return res
+
+
+def eval_classifier_cli(args) -> int:
+    from .predict import Classifier
+    if args.imagefolder:
+        samples = read_imagefolder(args.imagefolder)
+    else:
+        if not args.labels:
+            raise UserError("--images needs --labels CSV (or use --imagefolder DIR)")
+        if not Path(args.images).is_dir():
+            raise UserError(f"{args.images}: not a directory")
+        samples = read_labels_csv(args.labels, args.images)
+    if not samples:
+        raise UserError("no labelled images to evaluate")
+    clf = Classifier.load(args.weights)
+    import torch
+    torch.set_num_threads(2)
+    res = evaluate_classifier(samples, clf, args.domain, args.detect, args.batch)
+    res["weights"] = str(args.weights or "shipped")
+    _write_json(args.json, res)
+    print(json.dumps({k: res[k] for k in ("n", "category_top1", "colour_top1", "ms_per_image")}))
+    return 0
+
+
+def _folder_images(d) -> dict[str, Path]:
+    d = Path(d)
+    if not d.is_dir():
+        raise UserError(f"{d}: not a directory")
+    out = {}
+    for p in sorted(d.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+            out.setdefault(p.stem, p)
+    if not out:
+        raise UserError(f"{d}: no images")
+    return out
+
+
+def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gallery_domain: str = "photo",
+                  batch: int = 32) -> dict:
+    """Instance retrieval: rank every gallery item by cosine similarity to each sketch."""
+    from tqdm import tqdm
+    from sketchshop.images import load_image
+
+    def embed(items: dict[str, Path], kind: str):
+        keys, vecs, bad = [], [], []
+        names = list(items)
+        for i in tqdm(range(0, len(names), batch), desc=f"embed {kind}", unit="batch", mininterval=5):
+            ims, ks = [], []
+            for k in names[i:i + batch]:
+                try:
+                    ims.append(load_image(items[k]))
+                    ks.append(k)
+                except UserError as e:
+                    bad.append({"file": str(items[k]), "error": str(e)})
+            if ims:
+                vecs.append(clf.embed(ims, kind=kind))
+                keys += ks
+        return keys, (np.concatenate(vecs) if vecs else np.zeros((0, clf.embed_dim), np.float32)), bad
+
+    queries = {k: v for k, v in sketches.items() if k in gallery}
+    if not queries:
+        raise UserError("no sketch has a gallery image with the same file stem")
+    gk, gv, gbad = embed(gallery, gallery_domain)
+    qk, qv, qbad = embed(queries, "sketch")
+    pos = {k: i for i, k in enumerate(gk)}
+    ranks = []
+    sims = qv @ gv.T
+    for i, k in enumerate(qk):
+        if k not in pos:
+            continue
+        ranks.append(int((sims[i] > sims[i, pos[k]]).sum()))
+    r = np.array(ranks)
+    return {"n": int(len(r)), "acc@1": round(float((r < 1).mean()), 4), "acc@5": round(float((r < 5).mean()), 4),
+            "acc@10": round(float((r < 10).mean()), 4), "gallery_size": len(gk),
+            "unmatched_sketches": len(sketches) - len(queries), "skipped": gbad + qbad}
+
+
+def eval_sbir_cli(args) -> int:
+    from .predict import Classifier
+    clf = Classifier.load(args.weights)
+    import torch
+    torch.set_num_threads(2)
+    res = evaluate_sbir(clf, _folder_images(args.sketches), _folder_images(args.gallery), args.gallery_domain)
+    _write_json(args.json, res)
+    print(json.dumps({k: res[k] for k in ("n", "acc@1", "acc@5", "acc@10")}))
+    return 0

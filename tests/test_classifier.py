@@ -1,0 +1,227 @@
+"""Classifier: predict API, bad images, weights errors, eval CLIs (a small random-weights model)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+torch = pytest.importorskip("torch")
+
+from sketchshop import vocab  # noqa: E402
+from sketchshop.cli import main  # noqa: E402
+from sketchshop.errors import ImageError, UserError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A randomly initialised model saved in the shipped format (tests the plumbing, not accuracy)."""
+    from classifier.model import GarmentNet
+    from classifier.train import TrainConfig, checkpoint_dict
+    torch.manual_seed(0)
+    m = GarmentNet(pretrained=False).eval()
+    p = tmp_path_factory.mktemp("w") / "classifier.pt"
+    torch.save(checkpoint_dict(m, TrainConfig(), {"colour_mode": "combined"}), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def clf(weights):
+    from classifier import Classifier
+    return Classifier.load(weights)
+
+
+def garment(colour=(200, 30, 35), bg=(120, 120, 120), size=(120, 160)) -> Image.Image:
+    im = Image.new("RGB", size, bg)
+    d = ImageDraw.Draw(im)
+    d.polygon([(30, 20), (90, 20), (105, 60), (90, 65), (90, 140), (30, 140), (30, 65), (15, 60)], fill=colour)
+    return im
+
+
+def test_predict_shapes_and_norm(clf):
+    ims = [garment(), garment((40, 100, 200)).convert("L"), garment().convert("RGBA")]
+    out = clf.predict(ims, kind="photo", topk=3)
+    assert len(out) == 3
+    for p in out:
+        assert p["category"] in vocab.FINE_CATEGORIES and 0 <= p["category_p"] <= 1
+        assert len(p["topk"]) == 3 and p["topk"][0][0] == p["category"]
+        assert [q for _, q in p["topk"]] == sorted((q for _, q in p["topk"]), reverse=True)
+        assert p["colour"] in vocab.COLOURS
+        assert set(p["attributes"]) == set(vocab.attributes_for(p["category"]))
+        for a, v in p["attributes"].items():
+            assert v["value"] in vocab.ATTRIBUTES[a].values and 0 <= v["p"] <= 1
+        e = p["embedding"]
+        assert e.dtype == np.float32 and e.shape == (clf.embed_dim,)
+        assert abs(float(np.linalg.norm(e)) - 1) < 1e-4
+    emb = clf.embed(ims)
+    assert emb.shape == (3, clf.embed_dim)
+    assert np.allclose(emb[0], out[0]["embedding"], atol=1e-5)
+    assert clf.predict([]) == [] and clf.embed([]).shape == (0, clf.embed_dim)
+
+
+def test_one_preprocessing_for_every_input_form(clf, tmp_path):
+    im = garment()
+    p = tmp_path / "g.png"
+    im.save(p)
+    a = clf.preprocess(im)
+    assert tuple(a.shape) == (3, clf.size, clf.size)
+    assert torch.equal(a, clf.preprocess(p)) and torch.equal(a, clf.preprocess(p.read_bytes()))
+    # tall crop keeps its aspect ratio (letterbox): the padded columns are the border colour
+    tall = clf.preprocess(Image.new("RGB", (40, 200), (10, 200, 30)))
+    assert torch.allclose(tall[:, :, 0], tall[:, :, clf.size // 2], atol=1e-5)
+
+
+def test_bad_images_are_converted_or_refused(clf, tmp_path):
+    a16 = (np.random.default_rng(0).random((64, 48)) * 65535).astype(np.uint16)
+    odd = [Image.fromarray(a16), garment().convert("CMYK"), garment().convert("P"), Image.new("RGB", (5, 3)),
+           Image.new("LA", (40, 40))]
+    out = clf.predict(odd)
+    assert len(out) == len(odd)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    with pytest.raises(ImageError):
+        clf.predict([tmp_path / "bad.jpg"])
+    with pytest.raises(ImageError):
+        clf.predict([b""])
+    with pytest.raises(UserError):
+        clf.predict([garment()], kind="painting")
+    with pytest.raises(UserError):
+        clf.predict([garment()], hints=[None, None])
+
+
+def test_sketch_colour_comes_from_hints(clf):
+    sketch = Image.new("RGB", (128, 128), "white")
+    ImageDraw.Draw(sketch).rectangle((30, 20, 98, 110), outline="black", width=3)
+    hints = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    d = ImageDraw.Draw(hints)
+    for x in range(40, 90, 12):
+        d.ellipse((x, 60, x + 5, 65), fill=(40, 100, 200, 255))
+    p, q = clf.predict([sketch, sketch], kind="sketch", hints=[hints, None])
+    assert p["colour"] == "blue" and p["colour_p"] > 0.5
+    assert q["colour"] is None and q["colour_p"] == 0.0
+
+
+def test_measured_colour_of_garment_not_background():
+    from classifier.colour import dominant_colour, hint_colour
+    assert dominant_colour(garment((200, 30, 35), (120, 120, 120)))[0] == "red"
+    assert dominant_colour(garment((40, 100, 200), (235, 230, 220)))[0] == "blue"
+    assert dominant_colour(garment((20, 20, 20), (215, 195, 160)))[0] == "black"
+    assert hint_colour(Image.new("RGBA", (32, 32), (0, 0, 0, 0))) is None
+
+
+def test_photo_to_sketch_is_a_line_drawing():
+    from classifier.data import photo_to_sketch
+    s = photo_to_sketch(np.asarray(garment(size=(240, 320))), random.Random(0))
+    assert s.shape == (320, 240, 3) and s.dtype == np.uint8
+    ink = (s[..., 0] < 128).mean()
+    assert 0.005 < ink < 0.3  # some strokes, mostly paper
+
+
+def test_masked_multitask_loss():
+    from classifier.train import multitask_loss
+    out = {"category": torch.randn(2, 11), "colour": torch.randn(2, 13),
+           **{f"attr_{a}": torch.randn(2, len(v.values)) for a, v in vocab.ATTRIBUTES.items()}}
+    none = {a: torch.tensor([-1, -1]) for a in vocab.ATTRIBUTES}
+    _, parts = multitask_loss(out, {"category": torch.tensor([0, 3]), "colour": torch.tensor([-1, -1]),
+                                    "attributes": none}, 0.1)
+    assert set(parts) == {"category"}
+    _, parts = multitask_loss(out, {"category": torch.tensor([-1, 3]), "colour": torch.tensor([2, -1]),
+                                    "attributes": {**none, "sleeve": torch.tensor([1, -1])}}, 0.1)
+    assert set(parts) == {"category", "colour", "attr_sleeve"}
+
+
+def test_missing_and_corrupt_weights_are_clear_errors(tmp_path):
+    from classifier import Classifier
+    with pytest.raises(UserError, match="not found"):
+        Classifier.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"garbage" * 100)
+    with pytest.raises(UserError, match="corrupt"):
+        Classifier.load(tmp_path / "junk.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not sketchshop classifier"):
+        Classifier.load(tmp_path / "other.pt")
+
+
+def test_resnet_never_downloads(tmp_path, monkeypatch):
+    from sketchshop.registry import create
+    import classifier.model  # noqa: F401  (registers the factories)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("SKETCHSHOP_RESNET_WEIGHTS", raising=False)
+    with pytest.raises(UserError, match="never downloads"):
+        create("classifier", "resnet18", pretrained=True)
+    with pytest.raises(UserError, match="unknown classifier architecture"):
+        create("classifier", "vgg99")
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "category", "colour"])
+        w.writerows(rows)
+
+
+def test_eval_unknown_label_names_the_row(tmp_path, weights, capsys):
+    garment().save(tmp_path / "a.png")
+    _write_csv(tmp_path / "l.csv", [["a.png", "dress", "red"], ["a.png", "spacesuit", ""]])
+    rc = main(["eval", "classifier", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv"),
+               "--weights", str(weights), "--json", str(tmp_path / "o.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "l.csv:3" in err and "spacesuit" in err and "Traceback" not in err
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weights, capsys):
+    for i, c in enumerate([(200, 30, 35), (40, 100, 200), (20, 20, 20)]):
+        garment(c).save(tmp_path / f"g{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    _write_csv(tmp_path / "l.csv", [["g0.png", "top", "red"], ["g1.png", "t-shirt", "blue"],
+                                    ["g2.png", "pants", ""], ["broken.png", "dress", ""]])
+    rc = main(["eval", "classifier", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv"),
+               "--weights", str(weights), "--json", str(tmp_path / "o.json")])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads((tmp_path / "o.json").read_text())
+    assert r["n"] == 3 and len(r["skipped"]) == 1 and "broken.png" in r["skipped"][0]["file"]
+    assert {"n", "category_top1", "colour_top1", "per_class", "confusion", "ms_per_image"} <= set(r)
+    assert set(r["per_class"]) == {"top", "t-shirt", "pants"} and r["n_colour"] == 2
+    assert sum(map(sum, r["confusion"])) == 3 and r["ms_per_image"] > 0
+
+
+def test_eval_sbir_identical_gallery_is_perfect(tmp_path, weights, capsys):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "g").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        im = Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8))
+        im.save(tmp_path / "s" / f"item{i}.png")
+        im.save(tmp_path / "g" / f"item{i}.png")
+    garment().save(tmp_path / "g" / "distractor.png")
+    rc = main(["eval", "sbir", "--sketches", str(tmp_path / "s"), "--gallery", str(tmp_path / "g"),
+               "--gallery-domain", "sketch", "--weights", str(weights), "--json", str(tmp_path / "o.json")])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads((tmp_path / "o.json").read_text())
+    assert r["n"] == 6 and r["acc@1"] == 1.0 and r["acc@10"] == 1.0 and r["gallery_size"] == 7
+
+
+@pytest.mark.realdata
+def test_eval_on_real_validation_photos(shared_data, tmp_path, weights, capsys):
+    """The selfcheck's command shape on a handful of real photos; accuracy checked with shipped weights."""
+    from sketchshop.registry import weights_path
+    val = shared_data / "clothing-small" / "validation"
+    rows = []
+    for d in sorted(val.iterdir())[:6]:
+        for p in sorted(d.glob("*.jpg"))[:2]:
+            rows.append([f"{d.name}/{p.name}", "outerwear" if d.name == "outwear" else d.name, ""])
+    _write_csv(tmp_path / "val.csv", rows)
+    shipped = weights_path("classifier", must_exist=False)
+    w = shipped if shipped.is_file() else weights
+    rc = main(["eval", "classifier", "--images", str(val), "--labels", str(tmp_path / "val.csv"),
+               "--weights", str(w), "--json", str(tmp_path / "o.json")])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads((tmp_path / "o.json").read_text())
+    assert r["n"] == len(rows) and r["colour_top1"] is None and r["ms_per_image"] > 0
+    if shipped.is_file():
+        assert r["category_top1"] >= 0.75, r["per_class"]
