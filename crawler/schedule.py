@@ -143,6 +143,7 @@ class Scheduler:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"another scheduler is running on this data directory ({self._lockfile})") from None
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # no line per tick
         sched = BlockingScheduler(timezone=timezone.utc)
         ticks = {"n": 0}
 

@@ -142,6 +142,13 @@ def create_app(products: list[ShopProduct] | None = None, *, layout: str = "a", 
         return Response('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/'
                         f'schemas/sitemap/0.9">{body}</urlset>\n', mimetype="application/xml")
 
+    @app.route("/_ground_truth.json")
+    def ground_truth():
+        """The shop's true labels, for benchmarks that check a crawl (a real shop has no such page)."""
+        return jsonify([{"id": p.id, "title": p.title, "brand": p.brand, "price": p.price, "currency": p.currency,
+                         "category": p.category, "colour": p.colour, "attributes": p.attributes,
+                         "images": len(p.images)} for p in stock()])
+
     @app.route("/")
     def home():
         return render_template(f"{layout}_home.html", categories=categories(), colours=colours())
