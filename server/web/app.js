@@ -356,8 +356,8 @@ function drawQueryView() {
   g.drawImage(src, 0, 0);
   const lw = Math.max(2, Math.round(Math.max(c.width, c.height) / 250));
   query.items.forEach((it, i) => {
-    const b = it.data.box;
-    if (!b) return;
+    if (!it.data.box) return;
+    const b = it.data.box.map(Math.round);   // whole pixels: crisp lines
     const colour = BOX_COLOURS[i % BOX_COLOURS.length];
     g.strokeStyle = g.fillStyle = colour;
     g.lineWidth = lw;
