@@ -431,8 +431,26 @@ class Crawl:
                 except FetchError as e:
                     log.warning("listing failed: %s", e)
                     self.results.put(("failed", task, str(e)))
+                    driver = self._healthy(driver, make_driver)
         finally:
             driver.quit()
+
+    def _healthy(self, driver, make_driver):
+        """The same driver if it still answers, else a new one (a crashed Chromium must not fail the rest)."""
+        from selenium.common.exceptions import WebDriverException
+        try:
+            driver.execute_script("return 1")
+            return driver
+        except WebDriverException:
+            log.warning("browser stopped answering; starting a new one")
+            try:
+                driver.quit()
+            except WebDriverException:
+                pass
+            d = make_driver(self.remote_url, block=self.spec.block, user_agent=self.ua,
+                            page_load_timeout=self.spec.politeness.timeout_s * 3)
+            d.set_script_timeout(self.spec.politeness.timeout_s + 5)
+            return d
 
     # ---------------------------------------------------------------- writer (this thread)
     def _commit_page(self, task: Task, futures: list[Future], nxt: str | None, bar) -> None:

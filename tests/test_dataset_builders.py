@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -89,7 +87,7 @@ def test_detect_dataset_boxes(filled, tmp_path):
     assert np.mean(ious) > 0.8, f"segmentation boxes vs studio masks: mean IoU {np.mean(ious):.2f}"
 
 
-def test_empty_catalogue_is_a_clear_error(data_dir, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sketchshop", "dataset", "classify", "--out", str(tmp_path / "x")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "no labelled products" in r.stderr and not (tmp_path / "x").exists()
+def test_empty_catalogue_is_a_clear_error(data_dir, tmp_path, capsys):
+    from sketchshop.cli import main
+    assert main(["dataset", "classify", "--out", str(tmp_path / "x")]) == 2
+    assert "no labelled products" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,9 +22,15 @@ def test_cron_parsing_and_next_fire():
             parse_cron(bad)
 
 
-def test_schedule_cli_add_list_remove(data_dir):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "sketchshop", "crawl", "schedule", *a],
-                                    capture_output=True, text=True)
+def test_schedule_cli_add_list_remove(data_dir, capsys):
+    from types import SimpleNamespace
+
+    from sketchshop.cli import main
+
+    def run(*a):
+        rc = main(["crawl", "schedule", *a])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
     r = run("add", "nightly", "--spec", str(SPEC_A), "--cron", "0 3 * * *", "--reindex")
     assert r.returncode == 0, r.stderr
     assert "nightly" in run("list").stdout
