@@ -17,16 +17,10 @@ def default_data() -> str:
 
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
-    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    bad = [s for s in stages if s not in ("photo", "joint")]
-    if bad or not stages:
-        from sketchshop.errors import UserError
-        raise UserError(f"--stages: unknown stage(s) {bad or args.stages!r} (known: photo, joint)")
-    cfg = TrainConfig(data=args.data, backbone=args.backbone, epochs=args.epochs, joint_epochs=args.joint_epochs,
-                      batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
-                      workdir=args.workdir, out=args.out, stages=stages)
-    out = train(cfg)
-    print(out)
+    cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
+                      views=args.views, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
+                      workdir=args.workdir, out=args.out)
+    print(train(cfg))
     return 0
 
 
@@ -45,19 +39,19 @@ def register(cli) -> None:
     default_out = str(PROJECT_ROOT / "models" / "classifier")
     p = cli.command("classifier", cmd_train, group="train",
                     help="fine-tune the garment classifier (category, colour, attributes, sketch/photo embedding)",
-                    description="Fine-tune the multi-head garment model in resumable stages: 'photo' (real photos, "
-                                "category) then 'joint' (plus XDoG drawings of the photos and studio renders/sketches "
-                                "for bag, colour, attributes, with a sketch-photo InfoNCE loss). Rerun to resume. "
+                    description="Cache early-backbone features of augmented real photos, their XDoG drawings and studio "
+                                "renders/sketches, then fine-tune the late stages and all heads (category, colour, "
+                                "attributes, InfoNCE sketch-photo embedding). Checkpoints every epoch; rerun to resume. "
                                 "The defaults reproduce the shipped models/classifier/" + DEFAULT_WEIGHTS["classifier"])
     p.add_argument("--data", default=default_data(), help="ImageFolder root with train/ and validation/")
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="efficientnet_lite0 (offline ImageNet weights) or resnet18/34/50 (local weights file)")
-    p.add_argument("--epochs", type=int, default=14, help="epochs of the photo stage")
-    p.add_argument("--joint-epochs", type=int, default=4, help="epochs of the sketch/studio stage")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=6e-4, help="backbone learning rate (heads get 5x)")
-    p.add_argument("--studio-n", type=int, default=600, help="studio products rendered for the joint stage")
-    p.add_argument("--stages", default="photo,joint", help="comma-separated stages to run")
+    p.add_argument("--frozen", type=int, default=5, help="early backbone stages kept at ImageNet weights (cached)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--views", type=int, default=2, help="cached augmented views per real photo")
+    p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
+    p.add_argument("--lr", type=float, default=8e-4, help="learning rate of the late stages (heads get 5x)")
+    p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")

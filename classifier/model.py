@@ -105,13 +105,30 @@ class GarmentNet(nn.Module):
         self.embed = nn.Sequential(nn.Linear(dim, 512), nn.ReLU(inplace=True), nn.Linear(512, embed_dim))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.backbone(x)
+        return self.heads(self.backbone(x))
+
+    def heads(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All heads on pooled backbone features (training runs them on cached early features)."""
         d = self.drop(f)
         out = {"category": self.category(d), "colour": self.colour(d),
                "embedding": F.normalize(self.embed(f), dim=1)}
         for name, head in self.attributes.items():
             out[f"attr_{name}"] = head(d)
         return out
+
+
+def split_backbone(net: "GarmentNet", frozen: int) -> tuple[nn.Module, nn.Module]:
+    """(early, late) halves of the backbone: early = stem + the first `frozen` stages, kept at
+    ImageNet weights so its outputs can be cached; late = the rest + pooling, fine-tuned."""
+    b = net.backbone
+    if net.backbone_name == "efficientnet_lite0":
+        early = nn.Sequential(b.conv_stem, b.bn1, *b.blocks[:frozen])
+        late = nn.Sequential(*b.blocks[frozen:], b.conv_head, b.bn2, b.global_pool)
+    else:  # torchvision ResNet: frozen counts stem + layer1..layer{frozen-1}
+        layers = [b.layer1, b.layer2, b.layer3, b.layer4]
+        early = nn.Sequential(b.conv1, b.bn1, b.relu, b.maxpool, *layers[:max(0, frozen - 1)])
+        late = nn.Sequential(*layers[max(0, frozen - 1):], b.avgpool, nn.Flatten(1))
+    return early, late
 
 
 def check_port(paths, topk: int = 3) -> list[list[tuple[str, float]]]:

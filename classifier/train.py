@@ -1,10 +1,12 @@
-"""Fine-tuning in resumable stages, sized for a 2-core CPU.
+"""Training on cached early features: a recipe that fits a shared 2-core CPU.
 
-Stage "photo": full fine-tune of the backbone on real single-garment photos (category).
-Stage "joint": shorter, from the photo checkpoint: real photos + their XDoG line drawings +
-studio renders and sketches (bag, colour, attributes), with an InfoNCE loss that pulls a
-sketch's embedding onto its photo's. Every epoch writes a checkpoint; rerunning the same command
-resumes from it, and a finished stage is skipped.
+The stem and the first stages of the backbone stay at their ImageNet weights; their outputs for
+a few augmented views of every image (real photos, XDoG drawings of those photos, studio renders
+and studio sketches) are computed once and cached. The late stages and all heads are then
+fine-tuned on the cache: about a third of the network's compute per step, so many epochs fit where
+a full fine-tune would fit one. One training run covers every head: category (real photos,
+drawings, studio), colour and attributes (studio, masked where missing or not applicable) and the
+embedding (InfoNCE between each drawing and its photo). Checkpoints every epoch; rerun to resume.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
 from . import data as D
-from .model import GarmentNet
+from .model import GarmentNet, split_backbone
 
 log = logging.getLogger(__name__)
 FORMAT = "sketchshop-classifier/1"
@@ -36,24 +38,27 @@ FORMAT = "sketchshop-classifier/1"
 class TrainConfig:
     data: str = "../shared/data/clothing-small"     # ImageFolder with train/ and validation/
     backbone: str = "efficientnet_lite0"
-    epochs: int = 14                                 # photo stage
-    joint_epochs: int = 4                            # sketch/studio stage
-    batch: int = 32
-    lr: float = 6e-4                                 # backbone; heads get 5x
+    frozen: int = 5                                  # backbone stages kept at ImageNet weights (cached)
+    epochs: int = 5
+    views: int = 2                                   # cached augmented views per real photo
+    sketch_views: int = 1                            # cached drawings (and studio photo views) per item
+    batch: int = 32                                  # real photos per step (+ half as many drawings, + studio)
+    studio_batch: int = 8                            # studio product pairs per step
+    lr: float = 8e-4                                 # late backbone stages; heads get 5x
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
-    ema: float = 0.995
+    ema: float = 0.99
     drop_path: float = 0.1
+    infonce_weight: float = 1.0
     patience: int = 4                                # early stop: epochs without val improvement
     size: int = D.SIZE
-    studio_n: int = 600                              # studio products for the joint stage
+    studio_n: int = 600                              # studio products rendered (85 % train, 15 % validation)
     seed: int = 0
     workdir: str = "var/train/classifier"
     out: str = "models/classifier"
-    stages: tuple[str, ...] = ("photo", "joint")
 
 
-# ------------------------------------------------------------------ helpers shared by stages
+# ------------------------------------------------------------------ shared helpers
 
 class EMA:
     """Exponential moving average of all weights and BN buffers (evaluated and shipped)."""
@@ -84,30 +89,34 @@ def multitask_loss(out: dict, batch: dict, smoothing: float) -> tuple[torch.Tens
     return total, {k: float(v) for k, v in parts.items()}
 
 
-def collate(items: list[D.Item], images: list, device="cpu") -> dict:
-    x = torch.stack([D.to_tensor(im) for im in images]).contiguous(memory_format=torch.channels_last)
-    attrs = {a: torch.tensor([it.attributes.get(a, -1) for it in items]) for a in vocab.ATTRIBUTES}
-    # attributes that do not apply to the item's category are masked even if labelled
-    for a, t in attrs.items():
-        app = vocab.ATTRIBUTES[a].applies_to
-        for i, it in enumerate(items):
-            if it.category >= 0 and vocab.FINE_CATEGORIES[it.category] not in app:
-                t[i] = -1
-    return {"x": x, "category": torch.tensor([it.category for it in items]),
-            "colour": torch.tensor([it.colour for it in items]), "attributes": attrs}
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Symmetric InfoNCE: row i of `a` (drawing) should match row i of `b` (photo) within the batch."""
+    logits = a @ b.T / temperature
+    y = torch.arange(len(a))
+    return (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
+
+
+def label_arrays(items: list[D.Item], colour: bool = True) -> dict:
+    """Category / colour / attribute label tensors; attributes not applying to the category are -1."""
+    cat = torch.tensor([it.category for it in items])
+    attrs = {}
+    for a, spec in vocab.ATTRIBUTES.items():
+        attrs[a] = torch.tensor([it.attributes.get(a, -1) if it.category >= 0 and
+                                 vocab.FINE_CATEGORIES[it.category] in spec.applies_to else -1 for it in items])
+    col = torch.tensor([it.colour if colour else -1 for it in items])
+    return {"category": cat, "colour": col, "attributes": attrs}
 
 
 @torch.no_grad()
 def predict_items(model, items: list[D.Item], size: int, batch: int = 64, sketch: bool = False) -> dict:
-    """Logits of every head for cached items, with the exact preprocessing of inference."""
+    """Logits of every head for cached items through the full model and the inference preprocessing."""
     from PIL import Image
     model.eval()
     outs: dict[str, list] = {}
     for i in range(0, len(items), batch):
         chunk = items[i:i + batch]
-        ims = [Image.fromarray(it.sketch if sketch else it.image) for it in chunk]
-        x = torch.stack([D.preprocess(im, size) for im in ims]).contiguous(memory_format=torch.channels_last)
-        for k, v in model(x).items():
+        x = torch.stack([D.preprocess(Image.fromarray(it.sketch if sketch else it.image), size) for it in chunk])
+        for k, v in model(x.contiguous(memory_format=torch.channels_last)).items():
             outs.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in outs.items()}
 
@@ -118,16 +127,6 @@ def _save(obj, path: Path):
         torch.save(obj, f)
 
 
-def _optimizer(model, cfg, steps_total, warmup):
-    head_params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
-    bb = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    opt = torch.optim.AdamW([{"params": bb, "lr": cfg.lr}, {"params": head_params, "lr": cfg.lr * 5}],
-                            weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-        1 + math.cos(math.pi * min(1.0, s / max(1, steps_total)))))
-    return opt, sched
-
-
 def _real_items(cfg, split: str):
     from sketchshop.datasets import read_imagefolder
     root = Path(cfg.data) / split
@@ -136,112 +135,193 @@ def _real_items(cfg, split: str):
     return D.load_items(read_imagefolder(root), desc=f"loading {split}")
 
 
-# ------------------------------------------------------------------ the stages
+# ------------------------------------------------------------------ the feature cache
 
-def run_stage(name: str, cfg: TrainConfig, model: GarmentNet, epochs: int, make_batches, evaluate,
-              lr_scale: float = 1.0) -> tuple[GarmentNet, list[dict]]:
-    """Generic resumable epoch loop: make_batches(epoch, rng) yields (items, images, extra) batches."""
+@torch.no_grad()
+def cached_features(name: str, early, items: list[D.Item], views: int, make_view, cfg) -> torch.Tensor:
+    """(N, views, C, H, W) float16 early-stage features, computed once per (config, source)."""
+    from PIL import Image
     from tqdm import tqdm
-    work = Path(cfg.workdir) / name
-    ckpt = work / "last.pt"
-    steps_per_epoch = sum(1 for _ in make_batches(0, random.Random(0), count_only=True))
-    c2 = copy.copy(cfg)
-    c2.lr = cfg.lr * lr_scale
-    opt, sched = _optimizer(model, c2, steps_per_epoch * epochs, warmup=max(1, steps_per_epoch // 2))
+    key = f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
+    path = Path(cfg.workdir) / "cache" / f"{key}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    rng = random.Random(f"{cfg.seed}-{name}")
+    early.eval()
+    feats = None
+    jobs = [(i, v) for i in range(len(items)) for v in range(views)]
+    for k in tqdm(range(0, len(jobs), 32), desc=f"caching {name}", unit="batch", mininterval=15):
+        chunk = jobs[k:k + 32]
+        x = torch.stack([D.to_tensor(make_view(items[i], v, rng)) for i, v in chunk])
+        f = early(x.contiguous(memory_format=torch.channels_last)).half()
+        if feats is None:
+            feats = torch.empty((len(items), views, *f.shape[1:]), dtype=torch.float16)
+        for (i, v), fi in zip(chunk, f):
+            feats[i, v] = fi
+    _save(feats, path)
+    return feats
+
+
+def _views(cfg):
+    """View makers: (item, view index, rng) -> letterboxed PIL image."""
+    from PIL import Image
+    from .studio_data import sketch_of
+
+    def plain(it, v, rng):
+        return D.letterbox(Image.fromarray(it.image), cfg.size)
+
+    def plain_sketch(it, v, rng):
+        return D.letterbox(Image.fromarray(it.sketch), cfg.size, (255, 255, 255))
+
+    def photo(it, v, rng):
+        return D.augment(it.image, rng, cfg.size, colour_jitter=it.source == "photo")
+
+    def drawing(it, v, rng):
+        return D.augment(sketch_of(it, rng), rng, cfg.size, fill=(255, 255, 255))
+    return plain, plain_sketch, photo, drawing
+
+
+# ------------------------------------------------------------------ training
+
+def train(cfg: TrainConfig) -> Path:
+    """Cache features, fine-tune late stages + heads, then write the shipped artefacts into cfg.out."""
+    from tqdm import tqdm
+    from .studio_data import load_studio, real_sketch_items, sbir_metrics
+    t_start = time.time()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(2)
+    work = Path(cfg.workdir)
+    train_items = _real_items(cfg, "train")
+    val_items = _real_items(cfg, "validation")
+    studio_train, studio_val, _ = load_studio(cfg)
+    val_sk = real_sketch_items(val_items)
+
+    model = GarmentNet(cfg.backbone, pretrained=True, drop_path_rate=cfg.drop_path).to(memory_format=torch.channels_last)
+    early, late = split_backbone(model, cfg.frozen)
+    for p in early.parameters():
+        p.requires_grad_(False)
+    plain, plain_sketch, photo, drawing = _views(cfg)
+    C = {"real": cached_features("real_photo", early, train_items, cfg.views, photo, cfg),
+         "real_sk": cached_features("real_sketch", early, train_items, cfg.sketch_views, drawing, cfg),
+         "st": cached_features("studio_photo", early, studio_train, cfg.sketch_views, photo, cfg),
+         "st_sk": cached_features("studio_sketch", early, studio_train, cfg.sketch_views, drawing, cfg),
+         "val": cached_features("val_photo", early, val_items, 1, plain, cfg),
+         "val_sk": cached_features("val_sketch", early, val_sk, 1, plain_sketch, cfg),
+         "stv": cached_features("studio_val_photo", early, studio_val, 1, plain, cfg),
+         "stv_sk": cached_features("studio_val_sketch", early, studio_val, 1, plain_sketch, cfg)}
+    L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False)}
+
+    trainable = [p for n, p in model.named_parameters() if p.requires_grad]
+    late_ids = {id(p) for p in late.parameters()}
+    opt = torch.optim.AdamW([{"params": [p for p in trainable if id(p) in late_ids], "lr": cfg.lr},
+                             {"params": [p for p in trainable if id(p) not in late_ids], "lr": cfg.lr * 5}],
+                            weight_decay=cfg.weight_decay)
+    steps = len(train_items) // cfg.batch
+    total = steps * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / (steps / 2)) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     ema = EMA(model, cfg.ema)
-    history, start, best, bad = [], 0, -1.0, 0
+    ckpt = work / "last.pt"
+    history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if st.get("config", {}).get("frozen") != cfg.frozen or st["config"].get("backbone") != cfg.backbone:
+            raise UserError(f"{ckpt}: a checkpoint of another configuration; use another --workdir")
         model.load_state_dict(st["model"])
         ema.model.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"])
         history, start, best, bad = st["history"], st["epoch"], st["best"], st["bad"]
-        log.info("%s: resuming after epoch %d", name, start)
-    if st_done := (start >= epochs or (ckpt.is_file() and bad >= cfg.patience)):
-        log.info("%s: already finished (%d epochs)", name, start)
-    for epoch in range(start, epochs if not st_done else start):
+        prior_s = st.get("seconds", 0.0)
+        log.info("resuming after epoch %d", start)
+    t_start -= prior_s  # training time counts every session of a resumed run
+
+    def run(m, feats):  # late stages + heads on cached features
+        return m.heads(m_late(m)(feats.float().contiguous(memory_format=torch.channels_last)))
+
+    def m_late(m):
+        return split_backbone(m, cfg.frozen)[1]
+
+    def sample(feats, idx, rng_t):
+        v = torch.randint(feats.shape[1], (len(idx),), generator=rng_t)
+        x = feats[idx, v]
+        flip = torch.rand(len(idx), generator=rng_t) < 0.5
+        x[flip] = x[flip].flip(-1)  # feature-map flip: cheap extra augmentation
+        return x
+
+    def pick(lbl, idx):
+        return {"category": lbl["category"][idx], "colour": lbl["colour"][idx],
+                "attributes": {a: t[idx] for a, t in lbl["attributes"].items()}}
+
+    def cat_labels(*ls):
+        return {"category": torch.cat([x["category"] for x in ls]), "colour": torch.cat([x["colour"] for x in ls]),
+                "attributes": {a: torch.cat([x["attributes"][a] for x in ls]) for a in vocab.ATTRIBUTES}}
+
+    @torch.no_grad()
+    def evaluate(m) -> dict:
+        m.eval()
+        o = {k: run(m, C[k][:, 0]) for k in ("val", "val_sk", "stv", "stv_sk")}
+        y = torch.tensor([it.category for it in val_items])
+        ys = label_arrays(studio_val)
+        rec = {"val_category_top1": float((o["val"]["category"].argmax(1) == y).float().mean()),
+               "val_loss": float(F.cross_entropy(o["val"]["category"], y)),
+               "val_xdog_sketch_category_top1": float((o["val_sk"]["category"].argmax(1) == y).float().mean()),
+               "studio_category_top1": float((o["stv"]["category"].argmax(1) == ys["category"]).float().mean()),
+               "studio_sketch_category_top1": float((o["stv_sk"]["category"].argmax(1) == ys["category"]).float().mean()),
+               "studio_colour_head_top1": float((o["stv"]["colour"].argmax(1) == ys["colour"]).float().mean())}
+        for a, t in ys["attributes"].items():
+            mk = t >= 0
+            rec[f"studio_attr_{a}_top1"] = float((o["stv"][f"attr_{a}"][mk].argmax(1) == t[mk]).float().mean())
+        rec.update(sbir_metrics(o["val_sk"]["embedding"], o["val"]["embedding"], "val_xdog_sbir"))
+        rec.update(sbir_metrics(o["stv_sk"]["embedding"], o["stv"]["embedding"], "studio_sbir"))
+        return {k: round(v, 4) for k, v in rec.items()}
+
+    n_sk = cfg.batch // 2
+    for epoch in range(start, cfg.epochs):
+        if bad >= cfg.patience:
+            log.info("early stop: no validation improvement for %d epochs", bad)
+            break
         model.train()
-        rng = random.Random(cfg.seed * 1000 + epoch)
-        t0, n, run = time.time(), 0, {}
-        bar = tqdm(make_batches(epoch, rng), total=steps_per_epoch, desc=f"{name} epoch {epoch + 1}/{epochs}",
-                   unit="batch", mininterval=20)
-        for items, images, extra in bar:
-            b = collate(items, images)
-            out = model(b["x"])
-            loss, parts = multitask_loss(out, b, cfg.label_smoothing)
-            if extra is not None:
-                parts["infonce"] = float(l2 := extra(out))
-                loss = loss + l2
+        early.eval()
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        order = torch.randperm(len(train_items), generator=g)
+        t0, run_l = time.time(), {}
+        for s in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", mininterval=20):
+            ri = order[s * cfg.batch:(s + 1) * cfg.batch]
+            si = torch.randint(len(studio_train), (cfg.studio_batch,), generator=g)
+            x = torch.cat([sample(C["real"], ri, g), sample(C["st"], si, g),
+                           sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g)])
+            lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si))
+            out = run(model, x)
+            loss, parts = multitask_loss(out, lbl, cfg.label_smoothing)
+            e = out["embedding"]
+            nb, ns = len(ri), len(si)
+            photos = torch.cat([e[:n_sk], e[nb:nb + ns]])
+            drawings = e[nb + ns:]
+            parts["infonce"] = float(nce := info_nce(drawings, photos))
+            loss = loss + cfg.infonce_weight * nce
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()
             sched.step()
             ema.update(model)
-            n += 1
             for k, v in parts.items():
-                run[k] = run.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+                run_l[k] = run_l.get(k, 0.0) + v
         rec = {"epoch": epoch + 1, "train_s": round(time.time() - t0, 1),
-               **{f"train_{k}": round(v / max(n, 1), 4) for k, v in run.items()}}
-        rec.update(evaluate(ema.model))
+               **{f"train_{k}": round(v / steps, 4) for k, v in run_l.items()}, **evaluate(ema.model)}
         history.append(rec)
-        score = rec.get("val_category_top1", 0.0)
+        score = rec["val_category_top1"]
         best, bad = (score, 0) if score > best else (best, bad + 1)
-        log.info("%s epoch %d: %s", name, epoch + 1, json.dumps(rec))
+        log.info("epoch %d: %s", epoch + 1, json.dumps(rec))
         _save({"model": model.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(),
                "sched": sched.state_dict(), "history": history, "epoch": epoch + 1, "best": best, "bad": bad,
-               "config": asdict(cfg)}, ckpt)
-        if bad >= cfg.patience:
-            log.info("%s: early stop, no val improvement for %d epochs", name, bad)
-            break
-    return ema.model, history
-
-
-def _photo_batches(items, cfg):
-    def make(epoch, rng, count_only=False):
-        order = list(range(len(items)))
-        rng.shuffle(order)
-        for i in range(0, len(order) - cfg.batch + 1, cfg.batch):
-            if count_only:
-                yield None
-                continue
-            chunk = [items[j] for j in order[i:i + cfg.batch]]
-            yield chunk, [D.augment(it.image, rng, cfg.size) for it in chunk], None
-    return make
-
-
-def _val_fn(val_items, cfg, prefix="val"):
-    def evaluate(model):
-        t0 = time.time()
-        out = predict_items(model, val_items, cfg.size)
-        y = torch.tensor([it.category for it in val_items])
-        logits = out["category"]
-        return {f"{prefix}_category_top1": round(float((logits.argmax(1) == y).float().mean()), 4),
-                f"{prefix}_loss": round(float(F.cross_entropy(logits, y)), 4),
-                f"{prefix}_s": round(time.time() - t0, 1)}
-    return evaluate
-
-
-def train(cfg: TrainConfig) -> Path:
-    """Run the configured stages, then write the shipped artefacts into cfg.out."""
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    torch.set_num_threads(2)
-    train_items = _real_items(cfg, "train")
-    val_items = _real_items(cfg, "validation")
-    model = GarmentNet(cfg.backbone, pretrained=True, drop_path_rate=cfg.drop_path)
-    model = model.to(memory_format=torch.channels_last)
-    histories = {}
-    if "photo" in cfg.stages:
-        ema_model, histories["photo"] = run_stage("photo", cfg, model, cfg.epochs,
-                                                  _photo_batches(train_items, cfg), _val_fn(val_items, cfg))
-        model.load_state_dict(ema_model.state_dict())
-    if "joint" in cfg.stages:
-        from .joint import joint_stage
-        model, histories["joint"] = joint_stage(cfg, model, train_items, val_items, run_stage)
-    return finish(cfg, model, histories, train_items, val_items)
+               "config": asdict(cfg), "seconds": time.time() - t_start}, ckpt)
+    from .report import write_artifacts
+    final = ema.model.eval()
+    return write_artifacts(cfg, final, {"train": history}, val_items, studio_val=studio_val,
+                           val_sketches=val_sk, train_seconds=round(time.time() - t_start, 1))
 
 
 def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:
@@ -251,9 +331,3 @@ def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:
             "categories": list(vocab.FINE_CATEGORIES), "colours": list(vocab.COLOURS),
             "attributes": {a.name: list(a.values) for a in vocab.ATTRIBUTES.values()},
             "state_dict": sd, "meta": meta}
-
-
-def finish(cfg, model, histories, train_items, val_items) -> Path:
-    """Ship: weights, metrics.json, curves.png, confusion.png, card.md (via report module)."""
-    from .report import write_artifacts
-    return write_artifacts(cfg, model, histories, val_items)

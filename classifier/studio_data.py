@@ -1,8 +1,8 @@
-"""Stage 2: sketches and studio renders, from the photo checkpoint.
+"""Studio renders and drawings for training and validation: what the real photos lack.
 
-Each step mixes real photos with XDoG drawings of the same photos (category + InfoNCE pairs) and
-studio products with their own sketches (bag, colour, attributes + InfoNCE pairs). Colour labels
-are only used on photos: a black-ink sketch carries no colour (that comes from the user's hints).
+The studio gives bags, colour and attribute labels and sketch/photo pairs; XDoG drawings of the
+real photos give real garment shapes in the sketch domain. Colour labels are only used on
+photos: a black-ink sketch carries no colour (that comes from the user's hints).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from sketchshop.files import atomic_write
 from . import data as D
 
 log = logging.getLogger(__name__)
-TEMPERATURE = 0.07
 
 
 def studio_cache(cfg) -> Path:
@@ -71,13 +70,6 @@ def load_studio(cfg) -> tuple[list[D.Item], list[D.Item], dict]:
     return items(idx[:cut]), items(val_ids), raw
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE: row i of `a` (sketch) should match row i of `b` (photo) among the batch."""
-    logits = a @ b.T / TEMPERATURE
-    y = torch.arange(len(a))
-    return (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
-
-
 def sketch_of(it: D.Item, rng: random.Random) -> np.ndarray:
     """A drawing of a training item: the studio's own sketch, or XDoG of the photo."""
     if it.sketch is not None and rng.random() < 0.7:
@@ -85,40 +77,12 @@ def sketch_of(it: D.Item, rng: random.Random) -> np.ndarray:
     return D.photo_to_sketch(it.image, rng)
 
 
-def _batches(real, studio, cfg, n_real=10, n_studio=6):
-    """Each batch: [real photos | studio photos | real sketches | studio sketches], pairs aligned."""
-    steps = len(real) // (2 * n_real)
-
-    def make(epoch, rng, count_only=False):
-        r, s = list(range(len(real))), list(range(len(studio)))
-        rng.shuffle(r)
-        rng.shuffle(s)
-        for k in range(steps):
-            if count_only:
-                yield None
-                continue
-            items = [real[j] for j in r[k * n_real:(k + 1) * n_real]] + \
-                    [studio[j % len(studio)] for j in s[k * n_studio:(k + 1) * n_studio]]
-            photos = [D.augment(it.image, rng, cfg.size) for it in items]
-            sk_items = [D.Item(it.image, it.category, -1, it.attributes, source="sketch") for it in items]
-            sketches = []
-            for it in items:
-                a = sketch_of(it, rng)
-                sketches.append(D.augment(a, rng, cfg.size, fill=(255, 255, 255)))
-            npair = len(items)
-
-            def extra(out, npair=npair):
-                e = out["embedding"]
-                return info_nce(e[npair:], e[:npair])
-            yield items + sk_items, photos + sketches, extra
-    return make
-
-
 @torch.no_grad()
-def studio_metrics(model, val_studio, raw, cfg, prefix="studio") -> dict:
+def studio_metrics(model, val_studio, cfg, prefix="studio") -> dict:
     """Colour (head vs measured vs combined), attributes, sketch category and SBIR on studio validation."""
     from .colour import dominant_colour
     from .train import predict_items
+    model.eval()
     ph = predict_items(model, val_studio, cfg.size)
     sk = predict_items(model, val_studio, cfg.size, sketch=True)
     y_cat = torch.tensor([it.category for it in val_studio])
@@ -153,26 +117,3 @@ def real_sketch_items(items: list[D.Item], seed: int = 123) -> list[D.Item]:
     """Fixed XDoG drawings of real validation photos (same seed every epoch: comparable numbers)."""
     rng = random.Random(seed)
     return [D.Item(it.image, it.category, sketch=D.photo_to_sketch(it.image, rng)) for it in items]
-
-
-def joint_stage(cfg, model, train_items, val_items, run_stage):
-    from .train import _val_fn, predict_items
-    studio_train, studio_val, raw = load_studio(cfg)
-    val_sk = real_sketch_items(val_items)
-    photo_eval = _val_fn(val_items, cfg)
-
-    def evaluate(m):
-        t0 = time.time()
-        rec = photo_eval(m)
-        sk = predict_items(m, val_sk, cfg.size, sketch=True)
-        ph = predict_items(m, val_sk, cfg.size)
-        y = torch.tensor([it.category for it in val_sk])
-        rec["val_xdog_sketch_category_top1"] = round(float((sk["category"].argmax(1) == y).float().mean()), 4)
-        rec.update({k: round(v, 4) for k, v in sbir_metrics(sk["embedding"], ph["embedding"], "val_xdog_sbir").items()})
-        rec.update(studio_metrics(m, studio_val, raw, cfg))
-        rec["eval_s"] = round(time.time() - t0, 1)
-        return rec
-    ema_model, hist = run_stage("joint", cfg, model, cfg.joint_epochs, _batches(train_items, studio_train, cfg),
-                                evaluate, lr_scale=0.5)
-    model.load_state_dict(ema_model.state_dict())
-    return model, hist
