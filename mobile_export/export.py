@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def export_model(t: Target, out: Path, *, int8: bool, progress=None) -> dict:
             e["how"] = (f"onnxruntime static quantisation: QDQ, per-channel int8 weights, uint8 activations, "
                         f"MinMax calibration on {calib_src}; ops {list(t.quant_ops)}"
                         + ("" if fmt == "onnx" else "; then ORT format"))
-            e["parity"] = {"against": f"{t.name}.onnx (fp32)", **t.compare_int8(fp32_outs, outs, cases)}
+            e["parity"] = {"against": f"{t.name}.onnx (fp32)", **t.compare_int8(fp32_outs, outs, cases, paths=(onnx_path, path))}
         e["latency_ms"] = runtime.ort_latency(path, cases[0].feed)
         files.append(e)
 
@@ -199,6 +200,7 @@ def export(out, models=MODELS, *, int8: bool = False, weights: dict | None = Non
     manifest = {"format": FORMAT, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "versions": _versions(), "int8": int8,
                 "latency": "median ms of 15 runs after 3 warm-up runs, batch 1, 1 CPU thread, on the export machine",
+                "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
                 "parity_thresholds": _thresholds(), "models": {}}
     with atomic_dir(out) as stage:
         with tqdm(total=len(targets) * (6 + int8), unit="step", mininterval=1) as bar:

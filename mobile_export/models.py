@@ -104,7 +104,8 @@ class Target:
     def compare_fp32(self, refs: list[dict], gots: list[dict]) -> dict:
         raise NotImplementedError
 
-    def compare_int8(self, fp32: list[dict], int8: list[dict], cases: list[Case], run=None) -> dict:
+    def compare_int8(self, fp32: list[dict], int8: list[dict], cases: list[Case], paths=()) -> dict:
+        """int8 outputs vs the fp32 export's; `paths` = (fp32 file, int8 file) for checks that run files."""
         raise NotImplementedError
 
 
@@ -121,34 +122,22 @@ class ClassifierTarget(Target):
 
     def load(self, weights):
         import torch
-        from classifier.model import EMBED_DIM, IMAGENET_MEAN, IMAGENET_STD, GarmentNet
+        from classifier.model import GarmentNet
         if self.fresh:
-            self.net, self.size = GarmentNet(pretrained=False).eval(), 224
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
+            self.net, self.size, self.colour_mode = GarmentNet(pretrained=False).eval(), 224, "head"
             self.source = {"weights": None, "version": "untrained", "note": "freshly constructed architecture"}
         else:
+            from classifier import Classifier
             path = self._weights(weights)
-            ck = _torch_load(path, "classifier")
-            try:
-                net = GarmentNet(ck.get("backbone", "efficientnet_lite0"), pretrained=False,
-                                 embed_dim=int(ck.get("embed_dim", EMBED_DIM)))
-            except UserError:
-                raise
-            except Exception as e:
-                raise UserError(f"{path}: cannot build classifier {ck.get('backbone')!r} ({e})") from None
-            self.net = _load_state(net, ck["state_dict"], path, "classifier")
-            self.size = int(ck.get("size", 224))
-            m, s = ck.get("mean"), ck.get("std")
-            mean = tuple(v / 255 for v in m) if m else IMAGENET_MEAN
-            std = tuple(v / 255 for v in s) if s else IMAGENET_STD
-            for key, want in (("categories", list(vocab.FINE_CATEGORIES)), ("colours", list(vocab.COLOURS))):
-                if key in ck and list(ck[key]) != want:
-                    raise UserError(f"{path}: its {key} {ck[key]} differ from the vocabulary {want}")
-            self.source = self._source(path, {"backbone": net.backbone_name, "format": ck.get("format"),
-                                              "trained": {k: ck.get("meta", {}).get(k) for k in ("date", "epochs")
-                                                          if k in ck.get("meta", {})}})
-        self.net = self.net.float().to(memory_format=torch.contiguous_format)
-        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+            clf = Classifier.load(path)  # the package's own loader: format, vocabulary and shape checks
+            self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
+            self.source = self._source(path, {"backbone": self.net.backbone_name,
+                                              "trained": {k: clf.meta[k] for k in ("date", "epochs") if k in clf.meta}})
+        # the data module's normalisation constants are THE preprocessing's (classifier.data.to_tensor)
+        from classifier.data import _MEAN, _STD
+        self.mean = tuple(float(v) / 255 for v in _MEAN)
+        self.std = tuple(float(v) / 255 for v in _STD)
+        self.net = self.net.float().to(memory_format=torch.contiguous_format).eval()
 
     def wrapper(self):
         import torch
@@ -188,7 +177,10 @@ class ClassifierTarget(Target):
         spec = [{"name": "category", "shape": [1, len(vocab.FINE_CATEGORIES)], "dtype": "float32",
                  "meaning": "logits over labels.category (softmax for probabilities)"},
                 {"name": "colour", "shape": [1, len(vocab.COLOURS)], "dtype": "float32",
-                 "meaning": "logits over labels.colour (the garment's main colour)"}]
+                 "meaning": ("logits over labels.colour (the garment's main colour). The server reports "
+                             f"colour_mode={self.colour_mode!r}: 'combined' = 0.5 softmax(head) + 0.5 on the "
+                             "measured dominant colour (classifier.colour.dominant_colour); for drawings the "
+                             "colour comes from the user's hints, not this head")}]
         for a in vocab.ATTRIBUTES.values():
             spec.append({"name": f"attr_{a.name}", "shape": [1, len(a.values)], "dtype": "float32",
                          "meaning": f"logits over labels.attributes.{a.name}; meaningful only for categories "
@@ -232,7 +224,7 @@ class ClassifierTarget(Target):
         r["n"] = len(refs)
         return r
 
-    def compare_int8(self, fp32, int8, cases, run=None):
+    def compare_int8(self, fp32, int8, cases, paths=()):
         r = {"n": len(fp32), "failures": []}
         for k in self.output_names[:-1]:
             r[f"top1_agreement_{k}"] = parity.top1_agreement(np.concatenate([x[k] for x in fp32]),
@@ -256,23 +248,18 @@ class ColorizerTarget(Target):
     quant_ops = ("Conv",)
 
     def load(self, weights):
-        from sketchshop.registry import create
-        import colorizer.model  # noqa: F401  (registers the architectures)
         if self.fresh:
-            self.net, self.size = create("colorizer", "unet-s").eval(), 256
+            from colorizer.model import UNetGenerator
+            self.net, self.size = UNetGenerator().eval(), 256
             self.source = {"weights": None, "version": "untrained", "note": "freshly constructed architecture"}
-            return
-        path = self._weights(weights)
-        ck = _torch_load(path, "colorizer")
-        try:
-            net = create("colorizer", ck.get("arch", "unet-s"), **(ck.get("kwargs") or {}))
-        except UserError:
-            raise
-        except Exception as e:
-            raise UserError(f"{path}: cannot build colorizer {ck.get('arch')!r} ({e})") from None
-        self.net = _load_state(net, ck["state_dict"], path, "colorizer").float()
-        self.size = int(ck.get("size", 256))
-        self.source = self._source(path, {"arch": ck.get("arch"), "format": ck.get("format")})
+        else:
+            from colorizer import Colorizer
+            path = self._weights(weights)
+            col = Colorizer.load(path)  # the package's own loader: format and shape checks
+            self.net, self.size = col.gen, int(col.size)
+            self.source = self._source(path, {"trained": {k: col.meta[k] for k in ("epochs", "steps") if k in col.meta}})
+        self.net = self.net.float().eval()
+        self.in_channels = int(self.net.downs[0][0].in_channels)
 
     def wrapper(self):
         from torch import nn
@@ -291,17 +278,17 @@ class ColorizerTarget(Target):
 
     def example(self):
         import torch
-        return (torch.rand(1, 5, self.size, self.size), torch.tensor([1], dtype=torch.int64))
+        return (torch.rand(1, self.in_channels, self.size, self.size), torch.tensor([1], dtype=torch.int64))
 
     def inputs_spec(self):
         s = self.size
-        return [{"name": "sketch_hints", "shape": [1, 5, s, s], "dtype": "float32", "layout": "NCHW",
-                 "colour_order": "RGB (channels 1-3)",
+        from colorizer import data as CD
+        return [{"name": "sketch_hints", "shape": [1, self.in_channels, s, s], "dtype": "float32", "layout": "NCHW",
+                 "colour_order": "RGB (hint channels)",
                  "resize": (f"pad the drawing canvas to a centred square (sketch: white, hints: transparent) and "
-                            f"resize to {s}x{s} (sketch: area, hints: nearest) (colorizer.data.to_canvas)"),
-                 "normalisation": ("channel 0 ink = clip((255 - gray) / 127.5, 0, 1) (1 = stroke, 0 = paper); "
-                                   "channels 1-3 hint RGB as v / 127.5 - 1 where a hint is, 0 elsewhere; channel 4 "
-                                   "hint mask (1 where hint alpha >= 64) (colorizer.data.encode)")},
+                            f"resize to {s}x{s} (colorizer.infer.Colorizer._canvas / _hints)"),
+                 "normalisation": "channels of colorizer.data.encode(sketch, hints): "
+                                  + " ".join((CD.encode.__doc__ or "").split())},
                 {"name": "category", "shape": [1], "dtype": "int64", "layout": "N",
                  "normalisation": "0 = unknown, 1 + index in labels.category otherwise"}]
 
@@ -341,7 +328,7 @@ class ColorizerTarget(Target):
             r["failures"].append(f"rgb: SSIM {r['ssim_min']:.4f} < {parity.FP32_SSIM}")
         return r
 
-    def compare_int8(self, fp32, int8, cases, run=None):
+    def compare_int8(self, fp32, int8, cases, paths=()):
         ss = self._ssim(fp32, int8)
         # reported, not gated (issue #8): the int8 colouriser ships only if it also meets the fp32 bar
         r = {"n": len(fp32), "ssim_min": min(ss), "ssim_mean": float(np.mean(ss)), "failures": [], "gated": False}
@@ -358,9 +345,9 @@ class DetectorTarget(Target):
     output_names = ("output0",)
     CONF = 0.25          # Detector.predict's default
     MAP_CONF = 0.001     # mAP is computed over all detections, as Ultralytics' val does
-    N_PARITY = 12
-    N_MAP = 40
+    N_MAP = 70           # the detector's whole validation split (detector.data.VAL_N): box check and int8 mAP50
     N_CALIB = 64
+    _map_cache: dict
 
     def _weights(self, weights) -> Path:
         """The Ultralytics checkpoint: detector.pt beside the shipped detector.onnx, or the path given."""
@@ -381,6 +368,8 @@ class DetectorTarget(Target):
         if self.fresh:
             yaml = Path(backbone.__file__).with_name("lite0-yolo26.yaml")
             self.yolo = YOLO(str(yaml))
+            from detector.data import NAMES
+            self.yolo.model.names = dict(enumerate(NAMES))
             self.imgsz = 320
             self.source = {"weights": None, "version": "untrained", "note": "freshly constructed architecture"}
             self.pt = None
@@ -401,6 +390,7 @@ class DetectorTarget(Target):
         if bad:
             raise UserError(f"detector classes {bad} are not coarse categories of the vocabulary")
         self.end2end = bool(getattr(self.net.model[-1], "end2end", False))
+        self._map_cache = {}
 
     # Ultralytics exports the detector itself (its exporter uses dynamo=False too).
     def export_ultralytics(self, fmt: str, work: Path) -> Path:
@@ -457,7 +447,7 @@ class DetectorTarget(Target):
         recs = samples.detector_photos(purpose, n, self.data)
         out = []
         for img_id, im, truth in recs.images:
-            x, lb = letterbox(im, self.imgsz)
+            x, lb = letterbox(im, self.imgsz, None)  # square: the mobile graph has a static input
             out.append(Case({"images": x}, (torch.from_numpy(x),), {"id": img_id, "truth": truth, "letterbox": lb}))
         return out, recs.describe()
 
@@ -474,9 +464,9 @@ class DetectorTarget(Target):
         return decode(out["output0"], conf, len(self.names))
 
     def compare_fp32(self, refs, gots):
-        r = {"n": min(len(refs), self.N_PARITY), "conf": self.CONF, "failures": []}
+        r = {"n": len(refs), "conf": self.CONF, "failures": []}
         ious, boxes, missing, extra, sdiff = [], 0, 0, 0, 0.0
-        for ref, got in list(zip(refs, gots))[:self.N_PARITY]:
+        for ref, got in zip(refs, gots):
             m = parity.match_detections(self._decode(ref, 0.0), self._decode(got, 0.0), self.CONF)
             ious += m["ious"]
             boxes += m["boxes"]
@@ -493,23 +483,31 @@ class DetectorTarget(Target):
             r["failures"].append(f"box IoU {min(ious):.4f} < {parity.FP32_BOX_IOU}")
         return r
 
-    def map50(self, outs: list[dict], cases: list[Case]) -> float | None:
-        dets, truths = {}, {}
-        for out, c in zip(outs, cases):
-            if c.meta.get("truth") is None:
-                return None
-            d = self._decode(out, self.MAP_CONF)
-            d[:, :4] = c.meta["letterbox"].to_original(d[:, :4])
-            dets[c.meta["id"]], truths[c.meta["id"]] = d, c.meta["truth"]
-        return parity.average_precision_50(dets, truths, len(self.names))
+    def map50(self, path: Path, cases: list[Case]) -> float | None:
+        """mAP50 of an ONNX/ORT file on the parity photos, by the detector's own evaluation
+        (detector.evaluate.evaluate_coco: pycocotools, conf 0.001), at this export's square input."""
+        import tempfile
+        from detector.data import subset_coco
+        from detector.evaluate import evaluate_coco
+        root = samples.shared_data(self.data)
+        if root is None or any(c.meta.get("truth") is None for c in cases):
+            return None
+        coco = root / "ccp-train" / "annotations_coco.json"
+        key = str(path)
+        if key not in self._map_cache:
+            with tempfile.TemporaryDirectory() as tmp:
+                sub = subset_coco(coco, [c.meta["id"] for c in cases], Path(tmp) / "val.json")
+                self._map_cache[key] = evaluate_coco(sub, coco.parent, weights=path)["map50"]
+        return self._map_cache[key]
 
-    def compare_int8(self, fp32, int8, cases, run=None):
-        a, b = self.map50(fp32, cases), self.map50(int8, cases)
-        r = {"n": len(cases), "failures": [], "map50_fp32": a, "map50_int8": b}
+    def compare_int8(self, fp32, int8, cases, paths=()):
+        a, b = self.map50(paths[0], cases), self.map50(paths[1], cases)
+        r = {"n": len(cases), "failures": [], "map50_fp32": a, "map50_int8": b,
+             "how": "detector.evaluate.evaluate_coco on the parity photos"}
         if a is None:
             r["failures"].append("no labelled photos (ccp-train absent): cannot measure the mAP50 drop")
             return r
-        r["map50_drop"] = a - b
+        r["map50_drop"] = round(a - b, 4)
         if a - b > parity.INT8_MAP50_DROP:
             r["failures"].append(f"mAP50 drop {a - b:.4f} > {parity.INT8_MAP50_DROP} ({a:.4f} -> {b:.4f})")
         return r

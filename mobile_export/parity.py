@@ -75,48 +75,6 @@ def match_detections(ref: np.ndarray, got: np.ndarray, conf: float, margin: floa
             "missing": missing, "extra": int(extra), "max_score_diff": max(score_diff) if score_diff else 0.0}
 
 
-def average_precision_50(detections: dict, truths: dict, n_classes: int) -> float:
-    """COCO-style AP at IoU 0.5 (101-point interpolation), averaged over classes with ground truth.
-
-    `detections`: image id -> (K, 6) rows [x1, y1, x2, y2, score, class]; `truths`: image id ->
-    (M, 5) rows [x1, y1, x2, y2, class]. Greedy matching by score, as pycocotools does.
-    """
-    aps = []
-    for c in range(n_classes):
-        n_gt = sum(int((t[:, 4] == c).sum()) for t in truths.values())
-        if n_gt == 0:
-            continue
-        scored = []  # (score, is_tp)
-        for img, det in detections.items():
-            d = det[det[:, 5] == c]
-            d = d[np.argsort(-d[:, 4], kind="stable")]
-            gt = truths.get(img, np.zeros((0, 5)))
-            gt = gt[gt[:, 4] == c]
-            used = np.zeros(len(gt), bool)
-            iou = box_iou(d[:, :4], gt[:, :4]) if len(d) and len(gt) else np.zeros((len(d), len(gt)))
-            for i in range(len(d)):
-                j = -1
-                if len(gt):
-                    cand = np.where(~used, iou[i], -1.0)
-                    j = int(cand.argmax()) if cand.max() >= 0.5 else -1
-                if j >= 0:
-                    used[j] = True
-                scored.append((float(d[i, 4]), j >= 0))
-        if not scored:
-            aps.append(0.0)
-            continue
-        scored.sort(key=lambda s: -s[0])
-        tp = np.cumsum([s[1] for s in scored])
-        fp = np.cumsum([not s[1] for s in scored])
-        recall = tp / n_gt
-        precision = tp / np.maximum(tp + fp, 1e-12)
-        precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
-        points = np.linspace(0, 1, 101)
-        idx = np.searchsorted(recall, points, side="left")
-        aps.append(float(np.mean([precision[i] if i < len(precision) else 0.0 for i in idx])))
-    return float(np.mean(aps)) if aps else 0.0
-
-
 def ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two HxWx3 uint8 images (scikit-image, data range 255)."""
     from skimage.metrics import structural_similarity

@@ -140,9 +140,14 @@ def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=("C
         def get_next(self):
             return next(self.it, None)
 
+    root = logging.getLogger()
+    level = root.level
     with tempfile.TemporaryDirectory(prefix="q-", dir=dst.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
-        with warnings.catch_warnings():
+        root.setLevel(max(level, logging.WARNING))  # onnxruntime.quantization logs every node at INFO on root
+        with contextlib.ExitStack() as stack:
+            stack.callback(root.setLevel, level)
+            stack.enter_context(warnings.catch_warnings())
             warnings.simplefilter("ignore")
             try:
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)

@@ -112,7 +112,7 @@ def detector_photos(purpose: str, n: int, data=None) -> ImageSet:
         from detector.data import NAMES, split_ids
         from sketchshop.datasets import read_coco
         from sketchshop.images import load_image
-        images = {im.id: im for im in read_coco(coco, coco.parent / "photos")}
+        images = {im.id: im for im in read_coco(coco, coco.parent)}
         train_ids, val_ids = split_ids(list(images))
         ids = val_ids[:n] if purpose == "parity" else _spread(train_ids, n)
         recs = []
