@@ -61,7 +61,8 @@ class Colorizer:
     """A loaded generator. `Colorizer.load()` once, then `colorize(...)` per request (thread-safe for reads)."""
 
     def __init__(self, generator, size: int = 256, meta: dict | None = None, path: Path | None = None):
-        self.gen = generator.eval()
+        from .model import fuse_bn
+        self.gen = fuse_bn(generator.eval())  # eval-mode BN folded into the convs: deterministic and faster
         self.size = size
         self.meta = meta or {}
         self.path = path

@@ -3,7 +3,10 @@
 Inputs (N, 9, S, S): sketch ink (1 = stroke, 0 = paper), hint RGB in [-1, 1] (0 where no hint),
 hint mask (1 where a hint is), hints spread by normalised convolution (RGB), inside-the-outline
 mask (see `data.encode`). Optional category index (0 = unknown, 1.. = vocab.FINE_CATEGORIES)
-adds a learned vector at the bottleneck. Output: RGB in [-1, 1].
+adds a learned vector at the bottleneck. Output: RGB, nominally [-1, 1] (callers clip), as a
+residual on `base(x)` (hint colours spread inside the outline, white outside) whose last layer
+starts at zero: with little CPU for training, the model starts from a sensible image and
+learns shading, texture and edges on top of it.
 
 Normalisation is batch-norm, used in eval mode (running statistics) at inference, and there is
 no dropout: the same input always gives the same output, and an export of the eval-mode graph is
@@ -54,7 +57,8 @@ class UNetGenerator(nn.Module):
             self.ups.append(_dec(widths[-1] if i == 0 else outs[i - 1] + widths[-1 - i], cout))
         # full resolution: sees the raw input again so thin strokes and hint dots stay sharp
         self.head = nn.Sequential(nn.Conv2d(outs[-1] + IN_CHANNELS, head, 3, 1, 1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(head, 3, 3, 1, 1), nn.Tanh())
+                                  nn.Conv2d(head, 3, 3, 1, 1))
+        nn.init.zeros_(self.head[-1].weight), nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
         skips = []
@@ -67,7 +71,13 @@ class UNetGenerator(nn.Module):
         skips.pop()
         for i, u in enumerate(self.ups):
             h = u(h if i == 0 else torch.cat([h, skips.pop()], 1))
-        return self.head(torch.cat([h, x], 1))
+        return self.base(x) + self.head(torch.cat([h, x], 1))
+
+    @staticmethod
+    def base(x: torch.Tensor) -> torch.Tensor:
+        """The starting guess the network refines: spread hint colours inside the outline, white outside."""
+        inside = x[:, 8:9]
+        return x[:, 5:8] * inside + (1 - inside)
 
 
 class PatchDiscriminator(nn.Module):
@@ -90,6 +100,20 @@ class PatchDiscriminator(nn.Module):
 @register("colorizer", "unet-s")
 def unet_s(**kw) -> UNetGenerator:
     return UNetGenerator(**kw)
+
+
+def fuse_bn(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the conv before it (same outputs, fewer ops). In place."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    model.eval()
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i + 1] = nn.Identity()
+    return model
 
 
 def n_params(m: nn.Module) -> int:
