@@ -54,7 +54,8 @@ def build_studio_cache(cfg, size: int = 256) -> Path:
 
 def load_studio(cfg) -> tuple[list[D.Item], list[D.Item], dict]:
     """Studio items split 85/15 (train / studio validation), plus the raw arrays of the validation part."""
-    z = np.load(build_studio_cache(cfg))
+    with np.load(build_studio_cache(cfg)) as f:  # each f[key] reads the whole array: read once
+        z = {k: f[k] for k in f.files}
     n = len(z["category"])
     idx = list(range(n))
     random.Random(cfg.seed).shuffle(idx)
@@ -62,9 +63,9 @@ def load_studio(cfg) -> tuple[list[D.Item], list[D.Item], dict]:
     names = list(vocab.ATTRIBUTES)
 
     def items(ids):
-        return [D.Item(z["image"][i], int(z["category"][i]), int(z["colour"][i]),
+        return [D.Item(z["image"][i].copy(), int(z["category"][i]), int(z["colour"][i]),
                        {a: int(v) for a, v in zip(names, z["attributes"][i]) if v >= 0},
-                       sketch=z["sketch"][i], source="studio") for i in ids]
+                       sketch=z["sketch"][i].copy(), source="studio") for i in ids]
     val_ids = idx[cut:]
     raw = {"hints": z["hints"][val_ids], "mask": z["mask"][val_ids]}
     return items(idx[:cut]), items(val_ids), raw
