@@ -20,6 +20,7 @@ from sketchshop.config import settings
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
+from .card import write_card
 from .data import encode, render_sketch, sample_hints
 from .pairs import PairStore
 
@@ -108,6 +109,19 @@ def save_grid(path, xs, ys, outs, n=6):
         d.text((3, r * s + 3), name, fill=(200, 0, 0))
     with atomic_write(path, "wb") as f:
         grid.save(f, format="PNG")
+
+
+def gflops(gen, size: int) -> float:
+    """Forward GFLOPs of one image (counted by torch, not estimated)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from .model import IN_CHANNELS
+    was = gen.training
+    gen.eval()
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        gen(torch.zeros(1, IN_CHANNELS, size, size), torch.zeros(1, dtype=torch.long))
+    gen.train(was)
+    return fc.get_total_flops() / 1e9
 
 
 def save_weights(path, gen, meta: dict):
@@ -228,10 +242,12 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
                         "opt_d": opt_d.state_dict(), "history": history, "epoch": epoch + 1, "step": step}, f)
         meta = {"size": size, "epochs": epoch + 1, "steps": step, "train_pairs": int(len(tr)), "max_photos": max_photos, "data": [str(d) for d in data],
                 "losses": {"l1": l1, "ssim": ssim, "adv_lsgan": adv}, "crop": crop, "full_epochs": full_epochs,
-                "batch": batch, "lr": lr, "params": n_params(gen), "history": history}
+                "batch": batch, "lr": lr, "epoch_size": epoch_size, "params": n_params(gen), "history": history}
         save_weights(Path(out) if out else rd / "colorizer.pt", gen, meta)
         with atomic_write(rd / "metrics.json") as f:
             json.dump(meta, f, indent=2)
+        wpath = Path(out) if out else rd / "colorizer.pt"
+        write_card(rd / "card.md", meta, wpath.stat().st_size / 2 ** 20, gflops(gen, size))
         epoch += 1
         if max_minutes and minutes() > max_minutes:
             log.warning("time budget of %.0f min reached after epoch %d", max_minutes, epoch)
