@@ -20,12 +20,15 @@ def register(cli):
                                 "evaluate on the held-out split. With its defaults it reproduces the shipped "
                                 "models/detector/.")
     p.add_argument("--data", type=Path, default=CCP / "annotations_coco.json",
-                   help="COCO json with coarse category names (images relative to --images)")
-    p.add_argument("--images", type=Path, default=None, help="image folder (default: the json's folder)")
-    p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"])
-    p.add_argument("--imgsz", type=int, default=DEFAULTS["imgsz"])
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+                   help="COCO json with coarse category names")
+    p.add_argument("--images", type=Path, default=None, help="image folder; default: the json's folder")
+    p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
+                   help="lite0-yolo26: YOLO26 head on a frozen ImageNet EfficientNet-Lite0 trunk; others from scratch")
+    p.add_argument("--imgsz", type=int, default=DEFAULTS["imgsz"], help="training and inference size (long side)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (unless --hours ends it first)")
     p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
+    p.add_argument("--hours", type=float, default=None,
+                   help="wall-time budget; training stops (validated, saved) when it runs out")
     p.add_argument("--name", default="default", help="run name under <data_dir>/detector/runs/")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -78,7 +81,7 @@ def _train(args) -> int:
         raise UserError(f"{args.data}: COCO json not found")
     yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"))
     best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
-                 batch=args.batch, threads=args.threads, resume=not args.fresh)
+                 batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh)
     print(f"best checkpoint: {best}")
     if args.install:
         from .export import install

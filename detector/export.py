@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 MAX_ONNX_BYTES = 6 * 1024 * 1024
+_LAST_PARITY: dict = {}
 
 
 def export(checkpoint, out=None, *, imgsz: int = 320, check_images=()) -> Path:
@@ -35,6 +36,7 @@ def export(checkpoint, out=None, *, imgsz: int = 320, check_images=()) -> Path:
     ultralytics_offline(2)
     from ultralytics import YOLO
     model = YOLO(str(checkpoint))
+    # nms=False: the NMS-free one-to-one head (YOLO26 end-to-end), output (1, 300, 6)
     f = Path(model.export(format="onnx", imgsz=imgsz, opset=OPSET, dynamic=True, simplify=True,
                           nms=False, half=False, device="cpu", verbose=False))
     check_parity(checkpoint, f, imgsz, check_images)
@@ -56,6 +58,8 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
     from ultralytics import YOLO
     net = YOLO(str(checkpoint)).model.float().eval()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    if sess.get_outputs()[0].shape[-1] == 6:
+        net.end2end = True  # the one-to-one (NMS-free) head, as exported with nms=False
     inputs = [letterbox(Image.open(p).convert("RGB"), imgsz)[0] for p in images]
     rng = np.random.default_rng(0)
     inputs += [rng.random((1, 3, imgsz, imgsz), dtype=np.float32), rng.random((1, 3, imgsz, imgsz - 96), dtype=np.float32)]
@@ -65,40 +69,121 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
             y = net(torch.from_numpy(x))
         y = (y[0] if isinstance(y, (list, tuple)) else y).numpy()[0]
         z = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
-        keep = y[:, 4] > 0.01
-        y, z = y[keep], z[: keep.sum()]
-        if y.shape != z.shape or (len(y) and (y[:, 5] != z[:, 5]).any()):
-            raise RuntimeError(f"ONNX export disagrees with PyTorch: classes or counts differ ({onnx_path})")
-        if len(y):
-            worst = [max(worst[0], float(np.abs(y[:, :4] - z[:, :4]).max())),
-                     max(worst[1], float(np.abs(y[:, 4] - z[:, 4]).max()))]
+        # compare above the top-k cut-off: rows tied at the 300th score may legitimately differ
+        thr = max(0.05, float(min(y[:, 4].min(), z[:, 4].min())) + 1e-3)
+        y, z = y[y[:, 4] > thr], z[z[:, 4] > thr - 1e-3]
+        # match each PyTorch detection to the closest ONNX one of its class (near-ties may swap order)
+        for row in y:
+            same = z[z[:, 5] == row[5]]
+            if not len(same):
+                raise RuntimeError(f"ONNX export disagrees with PyTorch: a class-{int(row[5])} box is missing")
+            d = np.abs(same[:, :4] - row[:4]).max(1)
+            j = int(np.argmin(d))
+            worst = [max(worst[0], float(d[j])), max(worst[1], float(abs(same[j, 4] - row[4])))]
     if worst[0] > atol_px or worst[1] > atol_score:
         raise RuntimeError(f"ONNX export disagrees with PyTorch: max |box| {worst[0]:.4g} px, |score| {worst[1]:.3g}")
     log.info("ONNX vs PyTorch on %d inputs: max |box| %.2e px, max |score| %.2e", len(inputs), *worst)
-    return {"inputs": len(inputs), "max_abs_box_px": worst[0], "max_abs_score": worst[1]}
+    _LAST_PARITY.update(inputs=len(inputs), max_abs_box_px=worst[0], max_abs_score=worst[1])
+    return dict(_LAST_PARITY)
 
 
-def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, train_seconds=None) -> Path:
-    """Export `checkpoint` into models/detector/ with metrics.json, a per-class AP50 plot and card.md."""
+def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None) -> Path:
+    """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
+    per_class_ap50.png and card.md (metrics measured here, on the held-out split)."""
     from sketchshop.registry import sha256
 
-    from .evaluate import evaluate_coco, plot_per_class, write_json
+    from .evaluate import evaluate_coco, evaluate_products, plot_per_class, write_json
     dest = Path(settings().models_dir) / "detector"
     dest.mkdir(parents=True, exist_ok=True)
     val_dir = Path(data_yaml).parent
     val_imgs = sorted((val_dir / "images" / "val").iterdir())[:8]
     onnx_path = export(checkpoint, dest / "detector.onnx", imgsz=imgsz, check_images=val_imgs)
-    if onnx_path.stat().st_size > MAX_ONNX_BYTES:
-        log.warning("%s is %.1f MB, over the 6 MB budget", onnx_path, onnx_path.stat().st_size / 2**20)
+    parity = _LAST_PARITY.copy()
+    size = onnx_path.stat().st_size
+    if size > MAX_ONNX_BYTES:
+        log.warning("%s is %.2f MiB, over the 6 MiB budget", onnx_path, size / 2**20)
     with atomic_write(dest / "detector.pt", "wb") as dst, open(checkpoint, "rb") as src:
         shutil.copyfileobj(src, dst)
     split = json.loads((val_dir / "split.json").read_text())
-    m = evaluate_coco(val_dir / "val_coco.json", Path(split["source"]).parent, weights=onnx_path)
+    m = evaluate_coco(val_dir / "val_coco.json", Path(split["source"]).parent, weights=onnx_path, threads=1)
     plot_per_class(m, dest / "per_class_ap50.png")
-    m["sha256"] = sha256(onnx_path)
-    m["onnx_bytes"] = onnx_path.stat().st_size
-    if train_seconds:
-        m["train_seconds"] = round(train_seconds)
+    m.update(sha256=sha256(onnx_path), onnx_bytes=size, opset=OPSET, onnx_vs_pytorch=parity,
+             train_seconds=_train_seconds(Path(checkpoint)), val_ids=split["val_ids"], split_seed=split["seed"])
+    m["model"] = "models/detector/detector.onnx"
+    if products_dir:
+        m["products"] = evaluate_products(products_dir, weights=onnx_path)
+        m["products"]["model"] = m["model"]
     write_json(m, dest / "metrics.json")
+    write_card(dest / "card.md", m)
     log.info("installed %s (sha256 %s)", onnx_path, m["sha256"][:12])
     return onnx_path
+
+
+def _train_seconds(checkpoint: Path) -> float | None:
+    """Wall time of the run from Ultralytics' results.csv (cumulative `time` column)."""
+    import csv
+    f = checkpoint.parent.parent / "results.csv"
+    if not f.is_file():
+        return None
+    rows = list(csv.DictReader(open(f)))
+    key = next((k for k in (rows[0] if rows else {}) if k.strip() == "time"), None)
+    return round(float(rows[-1][key])) if key else None
+
+
+def write_card(path: Path, m: dict) -> None:
+    from .train import AUGMENT, DEFAULTS, OPTIM
+    per = "\n".join(f"| {k} | {'n/a' if v is None else f'{v:.3f}'} |" for k, v in m["per_class_ap50"].items())
+    prod = m.get("products")
+    prod_txt = (f"- Single-product photos ({prod['n_images']} photos, clothing-small/validation): top box IoU >= 0.8 "
+                f"with the GrabCut foreground box in {prod['top_box_iou_ge_0.8']:.1%} of photos (target 95%); "
+                f"no detection in {prod['no_detection']}. Command: `sketchshop eval detector --products "
+                f"../shared/data/clothing-small/validation --json products.json`\n" if prod else
+                "- Single-product photos: not measured for this model (see the report).\n")
+    t = m.get("train_seconds")
+    text = f"""# Garment detector (models/detector)
+
+YOLO26 neck and NMS-free one-to-one head (Ultralytics {_ultralytics_version()}) on an ImageNet-pretrained
+EfficientNet-Lite0 trunk (stages to stride 16, frozen, batch-norm statistics frozen), 9 coarse classes
+({", ".join(m["per_class_ap50"])}). Architecture: `detector/lite0-yolo26.yaml` + `detector/backbone.py`.
+
+## Files
+- `detector.onnx`: fp32, opset {m["opset"]}, dynamic input (letterbox long side {m["imgsz"]} px, short side padded to
+  a multiple of 32), output (1, 300, 6) = x1, y1, x2, y2, score, class in input pixels. {m["onnx_bytes"] / 2**20:.2f} MiB,
+  sha256 `{m["sha256"]}`.
+- `detector.pt`: the Ultralytics checkpoint it was exported from (EMA weights, fp16).
+- `metrics.json`, `per_class_ap50.png`: the numbers below.
+
+## Data
+- Train: 632 street photos of `../shared/data/ccp-train` (Clothing Co-Parsing, Apache-2.0), boxes from its COCO json.
+- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
+  (`detector/data.py`; ids: {m["val_ids"]}).
+- Not used (no CPU left to train on them this session): composited scenes, studio products, clothing-small.
+
+## Recipe (`sketchshop train detector`, defaults; then `--install` writes this folder)
+- {DEFAULTS}; optimiser {OPTIM}; augmentation {AUGMENT}; trunk frozen (`freeze=1`).
+- Ultralytics offline (YOLO_OFFLINE, no auto-install, settings and runs under the data directory, plots and AMP off).
+- Training wall time: {f"{t / 60:.0f} min" if t else "n/a"} on a 2-core CPU shared with other jobs (nice 10).
+
+## Metrics (held-out 70 photos, through ONNX Runtime, pycocotools COCOeval)
+Command: `sketchshop eval detector --coco var/detector/ccp/val_coco.json --images ../shared/data/ccp-train --json val.json --plot ap.png`
+- mAP50 **{m["map50"]:.3f}**, mAP50-95 {m["map50_95"]:.3f} (target mAP50 0.70: not reached).
+- {m["ms_per_image"]:.1f} ms per image (letterbox + ONNX Runtime 1 thread + decode; photos 550x832 run at
+  {m["imgsz"]}x{(m["imgsz"] * 550 // 832 + 31) // 32 * 32} px) on the shared 2-core CPU, measured while other jobs ran.
+{prod_txt}- ONNX vs PyTorch (export check): max |box| {m["onnx_vs_pytorch"].get("max_abs_box_px", float("nan")):.2e} px,
+  max |score| {m["onnx_vs_pytorch"].get("max_abs_score", float("nan")):.2e} on {m["onnx_vs_pytorch"].get("inputs", 0)} inputs.
+
+| class | AP50 |
+|---|---|
+{per}
+
+## Limits
+Trained for minutes of CPU, on 632 photos of one street-fashion style: expect misses on flat-lays,
+mirror selfies and product shots (the server then falls back to the whole image, trimmed).
+"""
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def _ultralytics_version() -> str:
+    import ultralytics
+    return ultralytics.__version__
