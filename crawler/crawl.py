@@ -100,6 +100,7 @@ class Polite:
         self.spec, self.ua = spec, user_agent
         self.p = spec.politeness
         self._robots: dict[str, robotparser.RobotFileParser | None] = {}
+        self.unreachable: dict[str, str] = {}
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -121,11 +122,13 @@ class Polite:
         try:
             r = self._get(host + "/robots.txt", rate_limited=False)
             rp.parse(r.text.splitlines())
+            rp.float_delay = _crawl_delay(r.text, self.ua)
         except FetchError as e:
             if "HTTP 4" in str(e):
                 rp.parse([])              # no robots.txt: everything allowed
             else:
                 rp.disallow_all = True    # robots.txt unreachable: crawl nothing, as the convention says
+                self.unreachable[host] = str(e)
                 log.warning("robots.txt of %s unreachable (%s): nothing is allowed", host, e)
         with self._lock:
             self._robots[host] = rp
@@ -137,8 +140,7 @@ class Polite:
     def interval(self, url: str) -> float:
         iv = 1.0 / self.p.requests_per_second
         if self.p.obey_robots:
-            delay = self._robots_for(url).crawl_delay(self.ua)
-            iv = max(iv, float(delay or 0))
+            iv = max(iv, getattr(self._robots_for(url), "float_delay", None) or 0.0)
         return iv
 
     def wait(self, url: str) -> None:
@@ -512,6 +514,11 @@ class Crawl:
         try:
             self.cat.images.clean_temp()
             self.dup_index = self.cat.phash_index()
+            if self.spec.politeness.obey_robots:
+                self.polite.allowed(spec.base_url + "/")
+                if self.polite.unreachable:
+                    raise UserError(f"cannot reach {spec.base_url}: robots.txt "
+                                    f"{next(iter(self.polite.unreachable.values()))}; is the shop running?")
             self.run = self._open_run()
             hb = threading.Thread(target=self._heartbeat, daemon=True)
             hb.start()
@@ -579,6 +586,31 @@ class Crawl:
         res["seconds"] = time.monotonic() - t0
         res["products_per_minute"] = res["products"] / max(res["seconds"], 1e-9) * 60
         return res
+
+
+def _crawl_delay(robots_txt: str, user_agent: str) -> float | None:
+    """Crawl-delay for our agent (its own group first, else '*'); decimals allowed, unlike urllib's."""
+    token = user_agent.split("/")[0].strip().lower()
+    delays: dict[str, float] = {}
+    agents: list[str] = []
+    in_rules = False
+    for line in robots_txt.splitlines():
+        key, _, value = line.split("#")[0].partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if in_rules:
+                agents, in_rules = [], False
+            agents.append(value.lower())
+        elif key:
+            in_rules = True
+            if key == "crawl-delay":
+                try:
+                    for a in agents:
+                        delays[a] = float(value)
+                except ValueError:
+                    pass
+    mine = next((v for a, v in delays.items() if a != "*" and a in token), None)
+    return mine if mine is not None else delays.get("*")
 
 
 def _alive(pid: int) -> bool:

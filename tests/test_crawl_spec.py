@@ -1,0 +1,85 @@
+"""Crawl specs and politeness without a browser: validation messages, price parsing, robots, rate limit."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "crawler" / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_shipped_specs_load(path):
+    from crawler.spec import load_spec
+    s = load_spec(path, base_url="http://127.0.0.1:1234")
+    tasks = s.start_tasks()
+    assert len(tasks) == 11 * 13 and all(t[0].startswith("http://127.0.0.1:1234/") for t in tasks)
+    assert set(s.facets["category"].values()) == {*__import__("sketchshop.vocab").vocab.FINE_CATEGORIES}
+
+
+def _write(tmp_path, d) -> Path:
+    f = tmp_path / "s.yaml"
+    f.write_text(d if isinstance(d, str) else yaml.safe_dump(d))
+    return f
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d.pop("listing"), "missing 'listing'"),
+    (lambda d: d["facets"]["colour"].update({"mauve": "mauve"}), "unknown colour 'mauve'"),
+    (lambda d: d["facets"]["category"].update({"robes": "spaceship"}), "unknown category 'spaceship'"),
+    (lambda d: d.update(start_urls=["/c/{material}"]), "facet 'material'"),
+    (lambda d: d["listing"]["fields"].update(id={"css": "a", "regex": "(["}), "regex"),
+    (lambda d: d["attributes"].update(Fit={"name": "fit"}), "attributes.Fit"),
+    (lambda d: d["politeness"].update(requests_per_second=0), "politeness"),
+    (lambda d: d["politeness"].update(speed=3), "unknown keys"),
+    (lambda d: d.update(base_url="not a url"), "base_url"),
+])
+def test_bad_specs_name_the_problem(tmp_path, mutate, needle):
+    from crawler.spec import load_spec
+    from sketchshop.errors import UserError
+    d = yaml.safe_load(SPECS[0].read_text())
+    mutate(d)
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        load_spec(_write(tmp_path, d))
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_spec(_write(tmp_path, "a: [1, 2"))
+    with pytest.raises(UserError, match="cannot read"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("text,value,cur", [
+    ("€49.95", 49.95, "EUR"), ("49,95 €", 49.95, "EUR"), ("1.299,00 EUR", 1299.0, "EUR"),
+    ("$1,299.00", 1299.0, "USD"), ("£5", 5.0, "GBP"), ("85.08", 85.08, None), ("1,299", 1299.0, None),
+    ("sold out", None, None), (None, None, None),
+])
+def test_parse_price(text, value, cur):
+    from crawler.spec import parse_price
+    assert parse_price(text) == (value, cur)
+
+
+def test_robots_and_rate_limit(tmp_path):
+    from crawler.crawl import Polite
+    from crawler.shop import ShopServer, build_products, create_app
+    from crawler.spec import load_spec
+    with ShopServer(create_app(build_products(2, seed=1), crawl_delay=0.2)) as url:
+        spec = load_spec(SPECS[0], base_url=url)
+        pol = Polite(spec, "sketchshop-test/1")
+        assert pol.allowed(url + "/c/tees") and not pol.allowed(url + "/cart/add") and not pol.allowed(url + "/account")
+        assert pol.interval(url + "/") == pytest.approx(0.2)       # Crawl-delay wins over 60 requests/s
+        t0 = time.monotonic()
+        for _ in range(4):
+            pol.wait(url + "/x")
+        assert time.monotonic() - t0 >= 0.55
+
+
+def test_unreachable_shop_is_a_clear_error(data_dir):
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    from sketchshop.errors import UserError
+    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
+    spec.politeness.retries, spec.politeness.backoff_s = 1, 0.05
+    with pytest.raises(UserError, match="cannot reach"):
+        crawl(spec, browsers=1, progress=False)
