@@ -85,6 +85,9 @@ def bench_crawl(products: int = 1000, browsers=(1, 2), seed: int = 11, layout: s
         shop.terminate()
         shop.wait(10)
     out = {"shop_products": products, "layout": layout, "seed": seed, "runs": runs}
+    for r in runs:   # flat keys for `sketchshop bench`'s report table
+        out[f"{r['browsers']}_browsers"] = {"products_per_min": r["products_per_minute"], "seconds": r["seconds"],
+                                            "products": r["products"], "labels_correct": r["labels_correct"]}
     if json_path:
         from sketchshop.files import atomic_write
         with atomic_write(json_path) as f:
