@@ -5,7 +5,8 @@
   near-duplicate images kept in one split so validation never sees a copy of a training photo.
 - `build_detect`: YOLO format. Single-product shop photos get their box from foreground
   segmentation (background colour from the border, GrabCut when that fails); multi-item scenes
-  are composited from product cut-outs on varied backgrounds, with boxes of the visible parts.
+  are composited from product cut-outs on varied backgrounds, with boxes of the visible parts;
+  `preview.png` shows some of them with their boxes.
 
 Outputs are built in a temp directory and renamed into place (`atomic_dir`): no half dataset.
 """
@@ -190,6 +191,30 @@ def _scene(rng: random.Random, cutouts: list[tuple[Image.Image, np.ndarray, int]
     return canvas, lines
 
 
+def _preview(root: Path, names: list[str], n: int = 12, tile: int = 256) -> None:
+    """preview.png: a grid of training images with their boxes drawn, to check the labels by eye."""
+    from PIL import ImageDraw
+    imgs = sorted((root / "images" / "train").glob("scene_*"))[: n // 2]
+    imgs += sorted(p for p in (root / "images" / "train").iterdir() if not p.name.startswith("scene_"))[: n - len(imgs)]
+    if not imgs:
+        return
+    cols = 4
+    sheet = Image.new("RGB", (cols * tile, -(-len(imgs) // cols) * tile), "white")
+    for i, path in enumerate(imgs):
+        im = Image.open(path).convert("RGB")
+        im.thumbnail((tile, tile))
+        d = ImageDraw.Draw(im)
+        for line in (root / "labels" / "train" / f"{path.stem}.txt").read_text().split("\n"):
+            if line.strip():
+                c, cx, cy, w, h = line.split()
+                W, H = im.size
+                x0, y0 = (float(cx) - float(w) / 2) * W, (float(cy) - float(h) / 2) * H
+                d.rectangle([x0, y0, x0 + float(w) * W, y0 + float(h) * H], outline=(255, 0, 0), width=2)
+                d.text((x0 + 3, y0 + 2), names[int(c)], fill=(255, 0, 0))
+        sheet.paste(im, ((i % cols) * tile, (i // cols) * tile))
+    sheet.save(root / "preview.png")
+
+
 def build_detect(out, *, scenes: int = 500, val_fraction: float = 0.15, shop: str | None = None, seed: int = 0,
                  size: int = 640, catalog=None) -> dict:
     """Write the YOLO detection dataset to `out`; returns counts."""
@@ -240,6 +265,7 @@ def build_detect(out, *, scenes: int = 500, val_fraction: float = 0.15, shop: st
             (tmp / "labels" / split / f"scene_{k:06d}.txt").write_text("\n".join(lines) + "\n")
             res["scenes"] += 1
             res["boxes"] += len(lines)
+        _preview(tmp, names)
         (tmp / "data.yaml").write_text(
             f"# YOLO dataset built by `sketchshop dataset detect` from the catalogue\n"
             f"path: {Path(out).resolve()}\ntrain: images/train\nval: images/val\n"

@@ -63,7 +63,7 @@ def test_detect_dataset_boxes(filled, tmp_path):
     res = build_detect(tmp_path / "det", scenes=12, size=320, val_fraction=0.3, catalog=cat, seed=1)
     assert res["singles"] + res["skipped"] == N and res["skipped"] <= 2 and res["scenes"] == 12
     out = tmp_path / "det"
-    assert "names:" in (out / "data.yaml").read_text()
+    assert "names:" in (out / "data.yaml").read_text() and (out / "preview.png").is_file()
     ious = []
     sha_to_pid = {p["images"][0]: p["external_id"] for p in cat.products(per_page=100).items}
     for lab in (out / "labels").glob("*/*.txt"):
