@@ -65,6 +65,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
     if limit:
         items = items[:limit]
     rows, times, tiles = [], [], []
+    show = set(np.linspace(0, len(items) - 1, min(sheet_rows, len(items))).round().astype(int).tolist()) if sheet else set()
     for i, (path, folder) in enumerate(tqdm(items, desc="eval colorizer", unit="img")):
         try:
             photo = load_image(path)
@@ -84,7 +85,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
         out = np.asarray(col.colorize(sketch, hint, cat, keep_strokes=False))
         times.append((time.perf_counter() - t) * 1000)
         rows.append(garment_scores(out, target, mask))
-        if sheet and len(tiles) < sheet_rows:
+        if i in show:  # rows spread over the folder, so every class shows up
             tiles.append((sketch, hint, Image.fromarray(out), Image.fromarray(target)))
     if not rows:
         raise UserError(f"{images}: no photo could be evaluated")
