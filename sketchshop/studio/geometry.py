@@ -87,6 +87,13 @@ def band(path, width) -> np.ndarray:
     return np.concatenate([path + n * width / 2, (path - n * width / 2)[::-1]])
 
 
+def densify(pts: np.ndarray, at=(0.2, 0.8)) -> np.ndarray:
+    """Add points near both ends of every edge so smoothing rounds corners only locally."""
+    nxt = np.roll(pts, -1, axis=0)
+    seg = [pts[:, None, :]] + [(pts + (nxt - pts) * t)[:, None, :] for t in at]
+    return np.concatenate(seg, 1).reshape(-1, 2)
+
+
 def chaikin(pts: np.ndarray, n: int, closed: bool = True) -> np.ndarray:
     """Corner cutting: soft fabric edges instead of CAD corners."""
     for _ in range(n):
@@ -157,7 +164,7 @@ def build_top(cat: str, attrs: dict, r) -> Design:
     else:
         hw = xa * _u(r, 0.92, 1.02)
         left = [(-xa, ah), (-(xa + hw) / 2, (ah + L) / 2), (-hw, L)]
-    hem_drop = _u(r, 0.06, 0.12) if cat == "shirt" else _u(r, 0.0, 0.04)
+    hem_drop = _u(r, 0.06, 0.12) if cat == "shirt" else _u(r, 0.0, 0.025)
     if sleeve == "none":
         strap = W * _u(r, 0.07, 0.12) if cat != "outerwear" else W * _u(r, 0.1, 0.14)
         arm = bezier((-nw / 2 - strap, 0.0), (-xa * 0.8, ah * 0.75), (-xa, ah), 8)
@@ -366,21 +373,23 @@ def _shoe(D: Design, inst: int, dx: float, dy: float, k: float, style: str, r):
     """One shoe in side view, toe to the right: sole, upper, opening, laces."""
     def T(pts):
         return (np.asarray(pts, float) * k + [dx, dy]).tolist()
-    sole_h = {"sneaker": 0.09, "boot": 0.08, "loafer": 0.05}[style]
+    sole_h = {"sneaker": 0.1, "boot": 0.09, "loafer": 0.06}[style]
     if style == "boot":
-        upper = [(0.05, 0.4), (0.0, -0.3), (0.08, -0.45), (0.34, -0.45), (0.38, 0.0), (0.6, 0.12),
-                 (0.9, 0.22), (0.99, 0.4)]
-        opening = ellipse(0.21, -0.45, 0.13, 0.035, 0, 360, 12)
+        upper = [(0.04, 0.42), (0.02, -0.1), (0.06, -0.42), (0.34, -0.42), (0.37, -0.05), (0.55, 0.1),
+                 (0.85, 0.19), (1.0, 0.3), (1.0, 0.42)]
+        opening = ellipse(0.2, -0.42, 0.14, 0.04, 0, 360, 12)
     elif style == "loafer":
-        upper = [(0.04, 0.4), (0.02, 0.16), (0.1, 0.12), (0.45, 0.17), (0.75, 0.2), (0.95, 0.28), (0.99, 0.4)]
-        opening = bezier((0.06, 0.15), (0.28, 0.24), (0.48, 0.18), 8).tolist() + \
-            bezier((0.48, 0.18), (0.28, 0.12), (0.06, 0.15), 8).tolist()
+        upper = [(0.04, 0.42), (0.01, 0.12), (0.1, 0.04), (0.45, 0.1), (0.75, 0.14), (0.97, 0.26), (1.0, 0.42)]
+        opening = bezier((0.08, 0.07), (0.28, 0.18), (0.48, 0.11), 8).tolist() + \
+            bezier((0.48, 0.11), (0.28, 0.04), (0.08, 0.07), 8).tolist()
     else:
-        upper = [(0.04, 0.4), (0.0, 0.1), (0.08, 0.02), (0.26, 0.06), (0.36, -0.04), (0.44, 0.0),
-                 (0.6, 0.12), (0.85, 0.22), (0.98, 0.3), (1.0, 0.4)]
+        upper = [(0.04, 0.42), (0.0, 0.1), (0.08, 0.02), (0.26, 0.06), (0.36, -0.04), (0.44, 0.0),
+                 (0.6, 0.12), (0.85, 0.2), (0.98, 0.28), (1.0, 0.42)]
         opening = ellipse(0.18, 0.06, 0.1, 0.04, 0, 360, 12)
-    sole = [(0.02, 0.38), (0.99, 0.38), (1.03, 0.4 + sole_h * 0.6), (0.97, 0.4 + sole_h), (0.03, 0.4 + sole_h),
+    sole = [(0.0, 0.38), (1.0, 0.38), (1.04, 0.4 + sole_h * 0.6), (0.97, 0.4 + sole_h), (0.03, 0.4 + sole_h),
             (-0.01, 0.4 + sole_h * 0.5)]
+    if style == "boot":   # block heel
+        sole = sole[:4] + [(0.32, 0.4 + sole_h), (0.3, 0.4 + sole_h * 2.2), (0.02, 0.4 + sole_h * 2.2)]
     D.add(T(upper), "main", instance=inst)
     D.add(T(sole), "sole", instance=inst, smooth=1)
     D.add(T(opening), "lining", instance=inst, smooth=1)
@@ -466,7 +475,8 @@ def place(design: Design, width: int, height: int, rng, *, margin=(0.06, 0.12), 
     def tf(p):
         return (p @ R.T - centre) * scale + off
     out = Design(design.category, design.attributes, style=design.style, leather=design.leather)
-    out.parts = [Part(chaikin(tf(p.pts), p.smooth), p.role, p.instance, 0, p.outline) for p in design.parts]
+    out.parts = [Part(chaikin(densify(tf(p.pts)) if len(p.pts) < 12 and p.smooth else tf(p.pts), p.smooth),
+                      p.role, p.instance, 0, p.outline) for p in design.parts]
     out.details = [Detail(tf(d.pts), d.kind, d.closed, d.weight) for d in design.details]
     out.scale = scale
     return out

@@ -435,7 +435,7 @@ def busy_background(h, w, rng) -> np.ndarray:
     yy, xx = _grid(h, w)
     S = max(h, w)
     if kind == 0:      # wooden floor
-        base = np.array([rng.uniform(110, 170), rng.uniform(70, 110), rng.uniform(35, 65)], np.float32)
+        base = np.array([rng.uniform(150, 200), rng.uniform(90, 125), rng.uniform(45, 75)], np.float32)
         pw = S * rng.uniform(0.08, 0.16)
         plank = np.floor(xx / pw)
         tone = (np.sin(plank * 12.9898) * 43758.5453) % 1.0

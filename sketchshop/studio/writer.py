@@ -102,7 +102,13 @@ def _run(func, jobs, workers: int, desc: str):
                 yield func(j)
                 bar.update()
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            # not "fork": a parent that already used OpenCV's thread pool can deadlock its forked children
+            # (scripts calling synth(workers > 1) need the usual `if __name__ == "__main__":` guard)
+            if "forkserver" in mp.get_all_start_methods():
+                ctx = mp.get_context("forkserver")
+                ctx.set_forkserver_preload(["sketchshop.studio.writer"])
+            else:
+                ctx = mp.get_context("spawn")
             with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
                 for r in pool.imap(func, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 8)))):
                     yield r
