@@ -14,7 +14,8 @@ def _train(args) -> int:
     meta = train(args.data, size=args.size, epochs=args.epochs, crop=args.crop, full_epochs=args.full_epochs,
                  batch=args.batch, lr=args.lr, l1=args.l1, ssim=args.ssim, adv=args.adv, epoch_size=args.epoch_size or None,
                  max_minutes=args.max_minutes, threads=args.threads, seed=args.seed, out=args.out,
-                 resume=not args.no_resume, max_photos=args.max_photos)
+                 resume=not args.no_resume, max_photos=args.max_photos,
+                 studio=args.studio)
     print(f"trained {meta['epochs']} epochs; weights {args.out or run_dir() / 'colorizer.pt'}; "
           f"samples, metrics.json and checkpoint in {run_dir()}")
     return 0
@@ -37,7 +38,8 @@ def register(cli) -> None:
                                 "are cut out and sketched once (cached under the data dir), hints resampled every "
                                 "epoch. Resumes from var/train/colorizer/checkpoint.pt; writes a sample grid per "
                                 "epoch, metrics.json and colorizer.pt there.")
-    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="photo folders (class subfolders allowed)")
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                   help="photo folders (class subfolders allowed); RGBA cut-outs use their alpha as the mask")
     p.add_argument("--size", type=int, default=256, help="canvas size in px")
     p.add_argument("--epochs", type=int, default=40, help="epochs (the last --full-epochs on the full canvas)")
     p.add_argument("--epoch-size", type=int, default=512, help="pairs per epoch (0 = all)")
@@ -50,6 +52,7 @@ def register(cli) -> None:
     p.add_argument("--adv", type=float, default=1.0, help="adversarial (LSGAN) loss weight")
     p.add_argument("--max-minutes", type=float, default=None, help="time budget; the last 30%% goes to full-canvas epochs")
     p.add_argument("--max-photos", type=int, default=None, help="train on a seeded random subset of the photos")
+    p.add_argument("--studio", type=int, default=0, metavar="N", help="add N rendered studio products (exact masks)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="weights file (default var/train/colorizer/colorizer.pt)")

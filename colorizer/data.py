@@ -97,6 +97,15 @@ def segment_garment(image, size: int = 256, work: int = 128) -> tuple[np.ndarray
     return out, mask.astype(np.uint8)
 
 
+def cutout_canvas(image: Image.Image, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA cut-out (alpha = garment) on the same square canvas as `segment_garment`, no guessing."""
+    rgba = np.asarray(image.convert("RGBA"), np.uint8)
+    rgb = np.asarray(convert(image, "RGB"), np.uint8)
+    rgb = to_canvas(rgb, size, WHITE)
+    m = to_canvas(rgba[..., 3], size, 0, cv2.INTER_LINEAR) > 127
+    return np.where(m[..., None], rgb, WHITE).astype(np.uint8), (m * 255).astype(np.uint8)
+
+
 def _clean_mask(fg: np.ndarray) -> np.ndarray:
     """Open, keep components bigger than 15% of the largest, fill holes."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))

@@ -19,7 +19,7 @@ from sketchshop.datasets import IMAGE_EXTS
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
-from .data import segment_garment, sketch_lines
+from .data import cutout_canvas, segment_garment, sketch_lines
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,15 @@ class PairStore:
         from sketchshop.images import load_image
         path, cat = self.items[i]
         try:
-            im = load_image(path)
+            im = load_image(path, mode="RGBA")
         except UserError as e:
             log.warning("skipped: %s", e)
             return None
-        t, m = segment_garment(im, self.size)
+        alpha = np.asarray(im)[..., 3]
+        if alpha.min() < 128 and (alpha > 127).mean() > 0.01:  # a cut-out: its alpha is the garment mask
+            t, m = cutout_canvas(im, self.size)
+        else:
+            t, m = segment_garment(im.convert("RGB"), self.size)
         return t, m, sketch_lines(t, m), category_index(cat)
 
     def build(self, desc: str = "segment+sketch") -> int:
@@ -129,3 +133,23 @@ class PairStore:
             ok += self.get(i) is not None
             self._mem.pop(i, None)  # building is for the disk cache, not to hold everything in memory
         return ok
+
+
+def studio_photos(n: int, seed: int = 0, size: int = 384) -> Path:
+    """Render `n` studio products as RGBA cut-outs (alpha = exact mask) in class folders; cached."""
+    from PIL import Image
+
+    from sketchshop.studio import render_product
+    root = settings().path("colorizer", "studio", f"seed{seed}-{size}", "x").parent
+    for i in tqdm(range(n), desc="studio renders", unit="img"):
+        p0 = next(root.glob(f"*/{i:05d}.png"), None)
+        if p0 is not None:
+            continue
+        prod = render_product(seed, i, size=size)
+        im = prod.image.convert("RGBA")
+        im.putalpha(prod.mask)
+        out = root / prod.category / f"{i:05d}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out, "wb") as f:
+            im.save(f, format="PNG")
+    return root

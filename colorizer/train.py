@@ -137,7 +137,7 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
           batch: int = 16, lr: float = 2e-4, l1: float = 100.0, ssim: float = 10.0, adv: float = 1.0,
           epoch_size: int | None = None, max_minutes: float | None = None, workers: int = 0,
           threads: int = 2, seed: int = 0, out: str | None = None, resume: bool = True,
-          max_photos: int | None = None) -> dict:
+          max_photos: int | None = None, studio: int = 0) -> dict:
     """Train (or resume) the generator; returns the metrics dict also written to metrics.json."""
     import torch
     from torch.utils.data import DataLoader, Subset
@@ -147,6 +147,9 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rd = run_dir()
+    if studio:  # the studio's renders: exact masks, every category and colour
+        from .pairs import studio_photos
+        data = list(data) + [str(studio_photos(studio, seed))]
     pairs = PairStore.from_dirs(data, size, limit=max_photos, seed=seed)
     # a fixed holdout of the training photos for the per-epoch grid and loss (the real
     # validation folder is kept for `eval colorizer`, never used to pick anything)

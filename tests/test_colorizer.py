@@ -269,3 +269,13 @@ def test_train_cli_runs_and_resumes(tmp_path, data_dir):
     col = Colorizer.load(run / "colorizer.pt")
     assert col.size == 64 and col.colorize(dress_sketch()).size == (300, 400)
     assert _main(["train", "colorizer", "--data", str(photos.parent), "--epochs", "0"]) == 2
+
+
+def test_studio_renders_become_exact_cutout_pairs(data_dir):
+    from colorizer.pairs import PairStore, studio_photos
+    root = studio_photos(2, seed=5, size=128)
+    store = PairStore.from_dirs([root], 64)
+    assert len(store) == 2
+    t, m, lines, cat = store.get(0)
+    assert t.shape == (64, 64, 3) and cat > 0 and 0.02 < (m > 0).mean() < 0.98
+    assert (t[m == 0] == 255).all()
