@@ -77,7 +77,8 @@ def bench_crawl(products: int = 1000, browsers=(1, 2), seed: int = 11, layout: s
                 st = cat.stats()
                 cat.close()
             runs.append({"browsers": k, "products": res["products"], "pages": res["pages"],
-                         "seconds": round(res["seconds"], 2), "products_per_minute": round(res["products_per_minute"], 1),
+                         "seconds": round(res["seconds"], 2), "listing_seconds": round(res["listing_seconds"], 2),
+                         "products_per_minute": round(res["products_per_minute"], 1),
                          "images": st["images"], "failed": res["failed"], "labels_complete": complete,
                          "labels_correct": correct})
             log.info("%d browser(s): %s", k, runs[-1])

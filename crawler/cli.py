@@ -46,9 +46,19 @@ def cmd_shop_serve(args) -> int:
     return 0
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (systemd, docker stop) ends a crawl like Ctrl-C: run marked interrupted, browsers closed."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_crawl_run(args) -> int:
     from .crawl import crawl
     from .spec import load_spec
+    _sigterm_as_interrupt()
     spec = load_spec(args.spec, base_url=args.base_url)
     res = crawl(spec, browsers=args.browsers, remote_url=args.remote_url, max_pages=args.max_pages,
                 image_workers=args.image_workers, fresh=args.fresh)
@@ -134,6 +144,7 @@ def cmd_schedule_run_due(args) -> int:
 
 def cmd_scheduler(args) -> int:
     from .schedule import Scheduler
+    _sigterm_as_interrupt()
     Scheduler(poll_s=args.poll).run_forever(max_ticks=args.max_ticks)
     return 0
 

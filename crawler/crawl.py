@@ -430,6 +430,7 @@ class Crawl:
                                 raw["robots_skipped_page"] = purl
                         futures.append(self.pool.submit(self._record, raw, task.facet, task.url))
                     self.results.put(("page", task, (futures, nxt)))
+                    self.t_listed = time.monotonic()
                 except FetchError as e:
                     log.warning("listing failed: %s", e)
                     self.results.put(("failed", task, str(e)))
@@ -524,28 +525,29 @@ class Crawl:
             hb.start()
             log.info("run %d: %d listing pages to crawl at %s with %d browser(s)", self.run.id, self.outstanding,
                      spec.base_url, self.browsers)
-            workers = [threading.Thread(target=self._worker, args=(i,), daemon=True, name=f"browser-{i}")
-                       for i in range(self.browsers)]
+            workers = self.workers = [threading.Thread(target=self._worker, args=(i,), daemon=True,
+                                                       name=f"browser-{i}") for i in range(self.browsers)]
             for w in workers:
                 w.start()
             bar = None
             if self.progress:
                 from tqdm import tqdm
                 bar = tqdm(desc=f"crawl {spec.name}", unit="product", disable=None)
-            fatal = None
+            fatal, fatal_msgs = None, []
             while True:
                 with self.lock:
                     if self.outstanding <= 0:
                         break
                 if not any(w.is_alive() for w in workers) and self.results.empty():
-                    fatal = fatal or "every browser stopped"
+                    fatal = "; ".join(fatal_msgs) or "every browser stopped"
                     break
                 try:
                     kind, task, payload = self.results.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                if kind == "fatal":
-                    fatal = payload
+                if kind == "fatal":   # one browser could not start; the others carry on
+                    log.error("browser: %s", payload)
+                    fatal_msgs.append(payload)
                     continue
                 if kind == "page":
                     self._commit_page(task, *payload, bar)
@@ -580,10 +582,13 @@ class Crawl:
             raise
         finally:
             self.stop.set()
+            for w in getattr(self, "workers", []):   # let each browser quit (no orphaned Chromium)
+                w.join(timeout=15)
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.cat.release_shop(self.shop_id, self.owner)
         res = self.cat.run(self.run.id)
         res["seconds"] = time.monotonic() - t0
+        res["listing_seconds"] = (getattr(self, "t_listed", t0) - t0)   # when the browsers read their last page
         res["products_per_minute"] = res["products"] / max(res["seconds"], 1e-9) * 60
         return res
 

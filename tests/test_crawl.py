@@ -174,7 +174,8 @@ def test_kill_and_resume(stock, data_dir, tmp_path):
     with srv as url:
         cmd = [sys.executable, "-m", "sketchshop", "crawl", "run", "--spec", str(spec_file), "--base-url", url,
                "--browsers", "1", "--image-workers", "1"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+                                start_new_session=True)   # its own process group: the kill takes its browser too
         db = Path(data_dir) / "catalog.db"
         t0, n = time.time(), 0
         while time.time() - t0 < 120 and proc.poll() is None:
@@ -188,7 +189,7 @@ def test_kill_and_resume(stock, data_dir, tmp_path):
                 if n >= 8:
                     break
         assert proc.poll() is None, "the crawl finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert 8 <= n < N
         cat = open_catalog()
