@@ -45,7 +45,7 @@ def _run_onnx(path: Path, cases: list[Case], output_names) -> list[dict]:
 
 def _run_torchscript(path: Path, cases: list[Case], output_names) -> list[dict]:
     import torch
-    m = torch.jit.load(str(path)).eval()
+    m = runtime.load_torchscript(path)
     outs = []
     with torch.no_grad():
         for c in cases:
@@ -104,13 +104,21 @@ def export_model(t: Target, out: Path, *, int8: bool, progress=None) -> dict:
         onnx_how = f"torch.onnx.export(dynamo=False), opset {runtime.OPSET}"
     shutil.rmtree(work, ignore_errors=True)
 
-    calib_src = None
+    calib_src, attempts = None, []
     onnx_files = [onnx_path]
     if int8:
         step("int8 calibration")
         calib, calib_src = t.cases("calibration")
+        feeds = [c.feed for c in calib]
+        fp32_onnx = _run_onnx(onnx_path, cases, t.output_names)
         q = out / f"{t.name}.int8.onnx"
-        runtime.quantize_int8(onnx_path, q, [c.feed for c in calib], op_types=t.quant_ops)
+        for strat in t.quant_strategies(onnx_path):  # first one whose parity holds wins
+            runtime.quantize_int8(onnx_path, q, feeds, op_types=strat["op_types"], exclude=strat.get("exclude", ()))
+            res = t.compare_int8(fp32_onnx, _run_onnx(q, cases, t.output_names), cases, paths=(onnx_path, q))
+            attempts.append({"strategy": strat["name"], "failures": res["failures"]})
+            log.info("%s int8 (%s): %s", t.name, strat["name"], "; ".join(res["failures"]) or "parity holds")
+            if not res["failures"]:
+                break
         onnx_files.append(q)
     step("ORT format")
     ort_files = runtime.to_ort(onnx_files, out, ops_config=out / f"{t.name}.required_operators.config")
@@ -123,7 +131,7 @@ def export_model(t: Target, out: Path, *, int8: bool, progress=None) -> dict:
     e = _file_entry(ts, "torchscript", "fp32", t, f"torch.jit.load (torch {torch.__version__.split('+')[0]})")
     e["how"] = ts_how
     e["parity"] = {"against": "PyTorch eager", **t.compare_fp32(refs, _run_torchscript(ts, cases, t.output_names))}
-    e["latency_ms"] = runtime.torch_latency(torch.jit.load(str(ts)).eval(), example)
+    e["latency_ms"] = runtime.torch_latency(runtime.load_torchscript(ts), example)
     files.append(e)
 
     fp32_outs = None
@@ -139,8 +147,9 @@ def export_model(t: Target, out: Path, *, int8: bool, progress=None) -> dict:
             fp32_outs = fp32_outs or outs
         else:
             e["how"] = (f"onnxruntime static quantisation: QDQ, per-channel int8 weights, uint8 activations, "
-                        f"MinMax calibration on {calib_src}; ops {list(t.quant_ops)}"
+                        f"MinMax calibration on {calib_src}; {attempts[-1]['strategy']}"
                         + ("" if fmt == "onnx" else "; then ORT format"))
+            e["int8_attempts"] = attempts
             e["parity"] = {"against": f"{t.name}.onnx (fp32)", **t.compare_int8(fp32_outs, outs, cases, paths=(onnx_path, path))}
         e["latency_ms"] = runtime.ort_latency(path, cases[0].feed)
         files.append(e)
@@ -301,9 +310,8 @@ def _check_io_onnx(p: Path, f: dict) -> list[str]:
 
 
 def _check_torchscript(p: Path) -> list[str]:
-    import torch
     try:
-        torch.jit.load(str(p))
+        runtime.load_torchscript(p)
     except Exception as e:
         return [f"{p.name}: torch.jit.load fails ({str(e).splitlines()[0][:150]})"]
     return []

@@ -104,6 +104,10 @@ class Target:
     def compare_fp32(self, refs: list[dict], gots: list[dict]) -> dict:
         raise NotImplementedError
 
+    def quant_strategies(self, onnx_path: Path) -> list[dict]:
+        """int8 recipes to try in order: name, op_types to quantise, node names to keep in float."""
+        return [{"name": f"quantised ops {list(self.quant_ops)}", "op_types": self.quant_ops}]
+
     def compare_int8(self, fp32: list[dict], int8: list[dict], cases: list[Case], paths=()) -> dict:
         """int8 outputs vs the fp32 export's; `paths` = (fp32 file, int8 file) for checks that run files."""
         raise NotImplementedError
@@ -345,7 +349,7 @@ class DetectorTarget(Target):
     output_names = ("output0",)
     CONF = 0.25          # Detector.predict's default
     MAP_CONF = 0.001     # mAP is computed over all detections, as Ultralytics' val does
-    N_MAP = 70           # the detector's whole validation split (detector.data.VAL_N): box check and int8 mAP50
+    N_MAP = 30           # the first 30 photos of the detector's validation split: box check and int8 mAP50
     N_CALIB = 64
     _map_cache: dict
 
@@ -360,8 +364,9 @@ class DetectorTarget(Target):
         return p
 
     def load(self, weights):
+        import torch
         from detector.ultra import ultralytics_offline
-        ultralytics_offline()
+        ultralytics_offline(torch.get_num_threads())  # Ultralytics would otherwise drop torch to 1 thread
         from detector import backbone
         backbone.install()
         from ultralytics import YOLO
@@ -493,12 +498,30 @@ class DetectorTarget(Target):
         if root is None or any(c.meta.get("truth") is None for c in cases):
             return None
         coco = root / "ccp-train" / "annotations_coco.json"
-        key = str(path)
+        key = sha256(path)  # the int8 file is rewritten per quantisation recipe
         if key not in self._map_cache:
             with tempfile.TemporaryDirectory() as tmp:
                 sub = subset_coco(coco, [c.meta["id"] for c in cases], Path(tmp) / "val.json")
                 self._map_cache[key] = evaluate_coco(sub, coco.parent, weights=path)["map50"]
         return self._map_cache[key]
+
+    def quant_strategies(self, onnx_path):
+        """Everything; then the Detect head in float (its box regression is the most range-sensitive);
+        then head and neck in float (only the Lite0 trunk and the stride-32 stage quantised)."""
+        import onnx
+        nodes = [n.name for n in onnx.load(str(onnx_path)).graph.node]
+        layers = len(self.net.model)
+        head, neck_from = layers - 1, 7  # yaml rows 7.. are the neck (lite0-yolo26.yaml)
+
+        def layer_of(name):
+            parts = name.split("/")
+            return int(parts[1].split(".")[1]) if len(parts) > 1 and parts[1].startswith("model.") else -1
+        ops = ("Conv", "MatMul")
+        return [{"name": "quantised ops Conv, MatMul", "op_types": ops},
+                {"name": "quantised ops Conv, MatMul; Detect head in float", "op_types": ops,
+                 "exclude": [n for n in nodes if layer_of(n) == head]},
+                {"name": "quantised ops Conv, MatMul; neck and head in float", "op_types": ops,
+                 "exclude": [n for n in nodes if layer_of(n) >= neck_from]}]
 
     def compare_int8(self, fp32, int8, cases, paths=()):
         a, b = self.map50(paths[0], cases), self.map50(paths[1], cases)

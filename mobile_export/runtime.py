@@ -53,8 +53,16 @@ def to_torchscript(module, example: tuple, path: Path) -> Path:
         traced = torch.jit.trace(module, example, check_trace=False)
         traced = torch.jit.freeze(traced)
     traced.save(str(path))
-    torch.jit.load(str(path))
+    load_torchscript(path)
     return path
+
+
+def load_torchscript(path: Path):
+    """torch.jit.load in eval mode, without the 'TorchScript is deprecated' warning on every load."""
+    import torch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def to_onnx(module, example: tuple, path: Path, input_names, output_names, metadata: dict | None = None) -> Path:
