@@ -25,7 +25,10 @@ def ultralytics_offline(threads: int | None = None):
         os.environ.setdefault("YOLO_CONFIG_DIR", str(root / "config"))
         os.environ.setdefault("YOLO_VERBOSE", "true")
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from ultralytics.utils import SETTINGS, patches
+    # Ultralytics wraps PIL.Image.open to fetch `pi-heif` on the first unidentified file, which
+    # turns a non-image upload into ModuleNotFoundError; sketchshop.images registers HEIF itself.
+    patches._pil_plugins_registered = True
     if not _READY:
         want = {"sync": False, "runs_dir": str(root / "runs"), "datasets_dir": str(root / "datasets"),
                 "weights_dir": str(root / "weights"), "tensorboard": False, "mlflow": False, "wandb": False,

@@ -35,6 +35,7 @@ def model_files(tmp_path_factory):
     ultralytics_offline(2)
     install()
     from ultralytics import YOLO
+    torch.manual_seed(0)
     m = YOLO(str(ROOT / "detector" / "lite0-yolo26.yaml"))
     m.model.names = dict(enumerate(vocab.COARSE_CATEGORIES))
     torch.manual_seed(0)
@@ -45,7 +46,16 @@ def model_files(tmp_path_factory):
     pt = d / "tiny.pt"
     m.save(str(pt))
     onnx = export(pt, d / "tiny.onnx", imgsz=320)
-    return onnx, pt, 0.05
+    # an untrained head scores everything alike: pick the threshold that keeps ~40 boxes, far from
+    # the 300-detection cut-off where near-ties would make the comparisons arbitrary
+    from detector import Detector
+    scores = Detector.load(onnx).raw(_synthetic_photo(), conf=0.0)[:, 4]
+    return onnx, pt, float(scores[min(40, len(scores) - 1)])
+
+
+@pytest.fixture(scope="session")
+def conf(model_files):
+    return model_files[2]
 
 
 @pytest.fixture(scope="session")
@@ -106,28 +116,33 @@ def _same(a: list[dict], b: list[dict], iou_min=0.98):
            np.asarray([x["box"] + [x["confidence"], hash(x["category"]) % 997] for x in b]), iou_min)
 
 
-def test_boxes_in_original_coordinates(det):
+def test_boxes_in_original_coordinates(det, conf):
+    """The same photo at 3x the size gives the same boxes, 3x larger (boxes are in image pixels)."""
+    from detector.infer import box_iou
     im = _synthetic_photo()
-    base = det.predict(im, conf=0.05)
-    big = det.predict(im.resize((im.width * 3, im.height * 3), Image.BILINEAR), conf=0.05)
-    scaled = [dict(x, box=[v / 3 for v in x["box"]]) for x in big]
-    _same(base, scaled, 0.95)
-    for it in big:
+    base = [x for x in det.predict(im, conf=conf) if not x["whole_image"]][:5]
+    big_im = im.resize((im.width * 3, im.height * 3), Image.BILINEAR)
+    big = det.raw(big_im, conf=conf * 0.5)  # tolerant threshold: scores move a little with resampling
+    assert base, "no detections to compare"
+    for x in base:
+        same = big[big[:, 5] == det.names.index(x["category"])]
+        assert len(same) and box_iou(np.asarray([x["box"]]) * 3, same[:, :4]).max() >= 0.9
+    for it in det.predict(big_im):
         x1, y1, x2, y2 = it["box"]
         assert 0 <= x1 < x2 <= im.width * 3 and 0 <= y1 < y2 <= im.height * 3
 
 
-def test_exif_rotated_photo(det, tmp_path):
+def test_exif_rotated_photo(det, conf, tmp_path):
     upright = _synthetic_photo()
     exif = Image.Exif()
     exif[0x0112] = 6  # stored rotated: a viewer turns it 90 degrees clockwise
     p = tmp_path / "phone.jpg"
     upright.transpose(Image.Transpose.ROTATE_90).save(p, quality=95, exif=exif)
-    from_file = det.predict(p, conf=0.05)
-    from_bytes = det.predict(p.read_bytes(), conf=0.05)
-    from_pil = det.predict(Image.open(p), conf=0.05)  # a freshly opened image still carries the tag
+    from_file = det.predict(p, conf=conf)
+    from_bytes = det.predict(p.read_bytes(), conf=conf)
+    from_pil = det.predict(Image.open(p), conf=conf)  # a freshly opened image still carries the tag
     # the pixels turned upright by hand (a new array: no EXIF left to apply)
-    ref = det.predict(Image.fromarray(np.asarray(Image.open(p).transpose(Image.Transpose.ROTATE_270))), conf=0.05)
+    ref = det.predict(Image.fromarray(np.asarray(Image.open(p).transpose(Image.Transpose.ROTATE_270))), conf=conf)
     _same(from_file, ref)
     _same(from_bytes, ref)
     _same(from_pil, ref)
@@ -135,13 +150,13 @@ def test_exif_rotated_photo(det, tmp_path):
         assert it["box"][2] <= upright.width and it["box"][3] <= upright.height
 
 
-def test_grayscale_rgba_tiny_huge(det):
+def test_grayscale_rgba_tiny_huge(det, conf):
     im = _synthetic_photo()
     gray = im.convert("L")
-    _same(det.predict(gray, conf=0.05), det.predict(gray.convert("RGB"), conf=0.05))
+    _same(det.predict(gray, conf=conf), det.predict(gray.convert("RGB"), conf=conf))
     rgba = im.convert("RGBA")
     rgba.putalpha(Image.new("L", im.size, 255))
-    _same(det.predict(rgba, conf=0.05), det.predict(im, conf=0.05))
+    _same(det.predict(rgba, conf=conf), det.predict(im, conf=conf))
     for size in [(20, 24), (6000, 4500)]:
         big = im.resize(size)
         items = det.predict(big)
