@@ -244,7 +244,12 @@ class ShopServer:
         from werkzeug.serving import make_server
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.app = app
-        self.server = make_server(host, port, app, threaded=True)
+        try:
+            self.server = make_server(host, port, app, threaded=True)
+        except (OSError, SystemExit) as e:   # werkzeug exits on "address in use"
+            from sketchshop.errors import UserError
+            raise UserError(f"cannot serve the shop on {host}:{port} "
+                            f"({getattr(e, 'strerror', None) or 'address in use or not available'})") from None
         self.url = f"http://{host}:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
