@@ -29,7 +29,7 @@ from sketchshop.files import atomic_dir
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ["file", "split", "category", "colour", *vocab.ATTRIBUTES, "shop", "external_id", "product_id",
-               "url", "sha256"]
+               "url", "sha256", "other_labels"]   # other_labels: the shop's labels outside the vocabulary, name=raw;...
 
 
 def _split(key: str, val_fraction: float, seed: int) -> str:
@@ -84,7 +84,8 @@ def build_classify(out, *, val_fraction: float = 0.15, shop: str | None = None, 
                 w.writerow({"file": rel, "split": split, "category": p["category"], "colour": p["colour"] or "",
                             **{a: p["attributes"].get(a, "") for a in vocab.ATTRIBUTES}, "shop": p["shop"],
                             "external_id": p["external_id"], "product_id": p["id"], "url": p["url"],
-                            "sha256": im["sha256"]})
+                            "sha256": im["sha256"],
+                            "other_labels": ";".join(f"{x['name']}={x['raw']}" for x in p["labels"] if x["value"] is None)})
                 counts[split] += 1
     return {"products": len(products), "images": counts["train"] + counts["val"], **counts,
             "labels_csv": str(out / "labels.csv")}

@@ -127,3 +127,13 @@ def test_catalog_stats_cli(data_dir, capsys):
     assert main(["catalog", "stats", "--db", f"sqlite:///{bad}"]) == 2
     assert "cannot open the catalogue" in capsys.readouterr().err
     assert bad.read_bytes() == b"garbage" * 100           # never touched
+
+
+def test_schema_compiles_for_postgresql():
+    """The same models must create tables on PostgreSQL (no server needed to check the DDL)."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateTable
+
+    from catalog.models import Base
+    ddl = "\n".join(str(CreateTable(t).compile(dialect=postgresql.dialect())) for t in Base.metadata.sorted_tables)
+    assert "CREATE TABLE products" in ddl and "JSON" in ddl and "sqlite" not in ddl.lower()

@@ -24,7 +24,7 @@ def filled(data_dir):
         for p, sp in zip(build_products(N, seed=4), generate_products(N, seed=4)):
             rec = ProductRecord(p.id, url=f"http://x/{p.id}", title=p.title, price=p.price, currency=p.currency,
                                 labels=[("category", p.category, p.category, "facet"), ("colour", p.colour, p.colour, "facet")]
-                                + [(a, v, v, "listing") for a, v in p.attributes.items()])
+                                + [(a, v, v, "listing") for a, v in p.attributes.items()] + [("fit", None, p.fit, "listing")])
             rec.images.append((cat.images.put(p.images[0]), ""))
             cat.upsert_product(s, sid, None, rec, idx)
             truth[p.id] = (mask_box(np.asarray(sp.mask) > 127), p)
@@ -54,6 +54,7 @@ def test_classify_dataset_split_by_product(filled, tmp_path):
     samples = read_labels_csv(tmp_path / "cls" / "labels.csv")     # the shared reader accepts it
     assert len(samples) == N and all(s.path.is_file() for s in samples)
     assert any(s.attributes for s in samples)
+    assert all(s.extra["other_labels"].startswith("fit=") for s in samples)
 
 
 def test_detect_dataset_boxes(filled, tmp_path):
