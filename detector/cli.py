@@ -34,6 +34,10 @@ def register(cli):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
+    p.add_argument("--export-only", action="store_true",
+                   help="skip training: install the run's best.pt as it is (implies --install)")
+    p.add_argument("--products", type=Path, default=None,
+                   help="with --install: also measure the top-box IoU on these single-product photos")
 
     e = cli.command("detector", _eval, group="eval",
                     help="mAP on a COCO json, or top-box IoU on single-product photos; writes JSON",
@@ -80,10 +84,16 @@ def _train(args) -> int:
     if not args.data.is_file():
         raise UserError(f"{args.data}: COCO json not found")
     yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"))
-    best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
-                 batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh)
+    if args.export_only:
+        from .train import run_dir
+        best = run_dir(args.name) / "weights" / "best.pt"
+        if not best.is_file():
+            raise UserError(f"{best}: no trained checkpoint for run {args.name!r}")
+    else:
+        best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
+                     batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh)
     print(f"best checkpoint: {best}")
-    if args.install:
+    if args.install or args.export_only:
         from .export import install
-        install(best, imgsz=args.imgsz, data_yaml=yaml_path)
+        install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products)
     return 0

@@ -28,6 +28,7 @@ MAX_DET = 300
 CROP_MARGIN = 0.05     # of the box side, each way
 DUP_IOU = 0.6          # same garment found twice: same class, or exclusive classes (dress vs skirt)
 DUP_CONTAIN = 0.85     # ...or the smaller box lies this much inside the larger one (same class only)
+MAX_ITEMS = 20         # garments returned per photo at most
 # Classes that legitimately overlap on one person: a jacket over a top or a dress.
 LAYERED = {frozenset(("outerwear", "top")), frozenset(("outerwear", "dress")),
            frozenset(("top", "skirt")), frozenset(("top", "pants")), frozenset(("top", "shorts")),
@@ -123,37 +124,37 @@ def decode(output: np.ndarray, conf: float, nc: int) -> np.ndarray:
     return np.concatenate([boxes[keep], best[keep, None], cls[keep, None].astype(np.float32)], 1)
 
 
-def suppress_duplicates(items: list[dict]) -> list[dict]:
-    """Drop a weaker box that repeats a stronger one on the same garment.
+def suppress_duplicates(items: list[dict], max_items: int = MAX_ITEMS) -> list[dict]:
+    """Drop a weaker box that repeats a stronger one on the same garment; keep at most `max_items`.
 
     Same class overlapping (IoU >= DUP_IOU, or the smaller mostly inside the larger), or two
     classes that cannot be worn on the same spot (dress vs skirt, pants vs shorts) overlapping
     (IoU >= DUP_IOU). Layered pairs (outerwear over a top, ...) are kept.
     """
     items = sorted(items, key=lambda d: -d["confidence"])
-    kept: list[dict] = []
-    for it in items:
-        b = np.asarray([it["box"]], dtype=np.float64)
+    if not items:
+        return []
+    b = np.asarray([it["box"] for it in items], dtype=np.float64)
+    iou = box_iou(b, b)
+    area = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    inter = iou * (area[:, None] + area[None, :]) / (1 + iou)
+    contain = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
+    cats = [it["category"] for it in items]
+    kept: list[int] = []
+    for i in range(len(items)):
         dup = False
         for k in kept:
-            kb = np.asarray([k["box"]], dtype=np.float64)
-            iou = float(box_iou(b, kb)[0, 0])
-            same = it["category"] == k["category"]
-            if same:
-                inter = iou * (_area(b) + _area(kb)) / (1 + iou)
-                contain = inter / max(min(_area(b), _area(kb)), 1e-9)
-                dup = iou >= DUP_IOU or contain >= DUP_CONTAIN
+            if cats[i] == cats[k]:
+                dup = iou[i, k] >= DUP_IOU or contain[i, k] >= DUP_CONTAIN
             else:
-                dup = frozenset((it["category"], k["category"])) not in LAYERED and iou >= DUP_IOU
+                dup = iou[i, k] >= DUP_IOU and frozenset((cats[i], cats[k])) not in LAYERED
             if dup:
                 break
         if not dup:
-            kept.append(it)
-    return kept
-
-
-def _area(b: np.ndarray) -> float:
-    return float(max(b[0, 2] - b[0, 0], 0) * max(b[0, 3] - b[0, 1], 0))
+            kept.append(i)
+            if len(kept) == max_items:
+                break
+    return [items[i] for i in kept]
 
 
 def foreground_box(image: Image.Image, tol: float = 30.0) -> tuple[int, int, int, int]:
