@@ -87,7 +87,7 @@ SCHEMAS = {
     "CrawlRun": {"type": "object", "additionalProperties": True, "properties": {
         "id": {"type": "integer"}, "status": {"type": "string"}, "spec": {"type": "string"}}},
     "CrawlRequest": {"type": "object", "required": ["spec"], "properties": {
-        "spec": {"type": "string", "description": "crawl spec path, e.g. crawler/specs/demo.yaml"},
+        "spec": {"type": "string", "description": "crawl spec path, e.g. crawler/specs/demo-a.yaml"},
         "base_url": {"type": "string"}, "options": {"type": "object"}}},
     "Schedule": {"type": "object", "additionalProperties": True, "properties": {
         "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"}}},

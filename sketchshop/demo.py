@@ -20,7 +20,7 @@ from .config import PROJECT_ROOT, settings
 from .errors import UserError
 
 log = logging.getLogger(__name__)
-DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo.yaml"
+DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo-a.yaml"
 
 
 def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:

@@ -93,14 +93,14 @@ def test_admin_token_and_validation(client):
     auth = {"Authorization": "Bearer s3cret"}
     _err(client.post("/v1/crawls", data="not json", headers=auth), 400)
     _err(client.post("/v1/crawls", json={"spec": ""}, headers=auth), 400)
-    r = client.post("/v1/crawls", json={"spec": "crawler/specs/demo.yaml"}, headers=auth)
+    r = client.post("/v1/crawls", json={"spec": "crawler/specs/demo-a.yaml"}, headers=auth)
     assert r.status_code == 202 and r.get_json()["status"] == "queued"
     runs = client.get("/v1/crawls", headers=auth).get_json()["items"]
     assert [x["id"] for x in runs] == [r.get_json()["id"]]
     _err(client.get("/v1/crawls/999", headers=auth), 404)
     _err(client.post("/v1/schedules", json={"name": "n", "spec": "s.yaml", "cron": "every tuesday"},
                      headers=auth), 400)
-    r = client.post("/v1/schedules", json={"name": "nightly", "spec": "crawler/specs/demo.yaml",
+    r = client.post("/v1/schedules", json={"name": "nightly", "spec": "crawler/specs/demo-a.yaml",
                                            "cron": "0 3 * * *"}, headers=auth)
     assert r.status_code == 201
     assert [x["name"] for x in client.get("/v1/schedules", headers=auth).get_json()["items"]] == ["nightly"]
