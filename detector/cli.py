@@ -95,5 +95,7 @@ def _train(args) -> int:
     print(f"best checkpoint: {best}")
     if args.install or args.export_only:
         from .export import install
-        install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products)
+        import sys
+        install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products,
+                command="sketchshop " + " ".join(sys.argv[1:]))
     return 0
