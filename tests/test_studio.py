@@ -72,6 +72,7 @@ def test_every_category_colour_pair_cycles_within_143():
         assert len(pairs) == 143
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # pycocotools vs numpy 2 copy keyword
 def test_coco_boxes_and_areas_match_masks(run_a):
     from pycocotools import mask as mask_utils
     out, _ = run_a

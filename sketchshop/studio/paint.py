@@ -52,8 +52,10 @@ def luminance(rgb) -> float:
 def pick_colour(name: str, rng, jitter: float = 9.0) -> np.ndarray:
     """An RGB shade of a vocabulary colour that `vocab.name_colour` names back as `name`."""
     protos = vocab.COLOUR_PROTOTYPES[name]
+    neutral = name in ("white", "gray", "black")    # shift lightness, keep them neutral
     for _ in range(10):
-        c = np.clip(np.asarray(protos[rng.integers(len(protos))], float) + rng.normal(0, jitter, 3), 0, 255)
+        j = rng.normal(0, jitter) + rng.normal(0, 2, 3) if neutral else rng.normal(0, jitter, 3)
+        c = np.clip(np.asarray(protos[rng.integers(len(protos))], float) + j, 0, 255)
         if vocab.name_colour(c) == name:
             return c
     return np.asarray(protos[0], float)
@@ -322,12 +324,13 @@ def _shading(design: Design, a, h, w, S, rng) -> np.ndarray:
     la = rng.uniform(0, 2 * math.pi)
     grad = ((xx - w / 2) * (math.cos(la) / S)) + ((yy - h / 2) * (math.sin(la) / S))
     glossy = design.leather
-    sh = (1.0 + 0.05 * _smooth_noise(h, w, 4, rng) + rng.uniform(0.06, 0.14) * grad
-          - 0.14 * np.exp(dt * (-1 / (0.018 * S))) + 0.05 * (1 - np.exp(dt * (-1 / (0.08 * S)))))
+    sh = (1.0 + 0.05 * _smooth_noise(h, w, 4, rng) + rng.uniform(0.02, 0.05) * _smooth_noise(h, w, 11, rng)
+          + rng.uniform(0.06, 0.14) * grad
+          - 0.12 * np.exp(dt * (-1 / (0.015 * S))) + 0.04 * (1 - np.exp(dt * (-1 / (0.08 * S)))))
     # folds: a bright crest next to a dark valley, blurred
     fold = np.zeros((h, w), np.float32)
     th = max(2, int(S * rng.uniform(0.008, 0.016)))
-    n = int(rng.integers(2, 7)) if design.category not in ("shoes", "hat") else int(rng.integers(0, 3))
+    n = int(rng.integers(3, 10)) if design.category not in ("shoes", "hat") else int(rng.integers(0, 3))
     for _ in range(n):
         p0 = np.array([rng.uniform(0, w), rng.uniform(0, h)])
         d = rng.normal(0, 1, 2)
@@ -439,8 +442,9 @@ def busy_background(h, w, rng) -> np.ndarray:
         pw = S * rng.uniform(0.08, 0.16)
         plank = np.floor(xx / pw)
         tone = (np.sin(plank * 12.9898) * 43758.5453) % 1.0
-        grain = np.sin((yy + _smooth_noise(h, w, 6, rng) * S * 0.05) * 2 * math.pi / (S * 0.02) + plank * 3)
-        v = 0.8 + 0.25 * tone + 0.06 * grain
+        grain = np.sin((yy + _smooth_noise(h, w, 6, rng) * S * 0.03) * 2 * math.pi / (S * rng.uniform(0.04, 0.08))
+                       + plank * 3)
+        v = 0.8 + 0.25 * tone + 0.035 * grain + 0.03 * noise(h, w, rng)
         v -= 0.35 * (np.abs((xx / pw) % 1.0 - 0.0) < 0.02)
         img = base * v[..., None]
     elif kind == 1:    # printed bedsheet

@@ -143,7 +143,7 @@ def shop_fields(design: geometry.Design, colour: str, rng) -> tuple[str, str, fl
     title = " ".join(w for w in words + [noun] if w)
     lo, hi = PRICE_RANGE[cat]
     price = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-    price = round(max(1.0, np.floor(price) + float(rng.choice([0.99, 0.95, 0.0, 0.5]))), 2)
+    price = round(float(max(1.0, np.floor(price) + float(rng.choice([0.99, 0.95, 0.0, 0.5])))), 2)
     currency = str(rng.choice(["EUR", "USD", "GBP"], p=[0.6, 0.25, 0.15]))
     return title, str(rng.choice(BRANDS)), price, currency
 

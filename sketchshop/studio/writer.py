@@ -39,7 +39,7 @@ def scene_seed(seed: int, j: int) -> int:
 def _write(path: Path, arr: np.ndarray, ext: str) -> None:
     if arr.ndim == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == ".jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
     ok, buf = cv2.imencode(ext, arr, params)
     if not ok:
         raise OSError(f"could not encode {path}")
@@ -228,4 +228,5 @@ def contact_sheet(path, seed: int = 0, *, size: int = 384, per_category: int = 3
     ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     with atomic_write(path, "wb") as f:
         f.write(buf.tobytes())
+    path.chmod(0o644)
     return path
