@@ -238,3 +238,19 @@ def test_eval_cli_writes_metrics(model_files, shared_data, tmp_path):
     assert m["n_images"] == 3 and 0 <= m["map50"] <= 1 and m["ms_per_image"] > 0
     assert Image.open(tmp_path / "ap.png").size[0] > 100
     assert main(["eval", "detector", "--coco", str(tmp_path / "nope.json"), "--json", str(out)]) == 2
+
+
+@pytest.mark.parametrize("size", [(550, 832), (20, 24), (1000, 300), (320, 320)])
+def test_letterbox_matches_ultralytics(size):
+    """The one preprocessing equals Ultralytics' LetterBox (minimum rectangle, grey 114, centred)."""
+    from detector.infer import letterbox
+    from detector.ultra import ultralytics_offline
+    ultralytics_offline()
+    from ultralytics.data.augment import LetterBox
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    ours, lb = letterbox(im, 256, 32)
+    theirs = LetterBox((256, 256), auto=True, stride=32)(image=np.asarray(im)[:, :, ::-1].copy())
+    np.testing.assert_array_equal((ours[0].transpose(1, 2, 0) * 255).round().astype(np.uint8), theirs[:, :, ::-1])
+    box = lb.to_original(np.asarray([[lb.pad_x, lb.pad_y, ours.shape[3] - lb.pad_x, ours.shape[2] - lb.pad_y]]))
+    np.testing.assert_allclose(box[0], [0, 0, size[0], size[1]], atol=size[0] / 256 + 1)
