@@ -5,20 +5,31 @@ import pytest
 from PIL import Image
 
 
-@pytest.fixture
-def client(data_dir, monkeypatch):
-    monkeypatch.setenv("SKETCHSHOP_ADMIN_TOKEN", "s3cret")
-    monkeypatch.setenv("SKETCHSHOP_MAX_UPLOAD_MB", "2")
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """One app for the module (loading models per test would dominate the run), on an empty data dir."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SKETCHSHOP_DATA_DIR", str(tmp_path_factory.mktemp("var")))
+    mp.setenv("SKETCHSHOP_ADMIN_TOKEN", "s3cret")
+    mp.setenv("SKETCHSHOP_MAX_UPLOAD_MB", "2")
     from sketchshop.config import settings
     settings.cache_clear()
     from server import create_app
-    app = create_app()
-    return app.test_client()
+    yield create_app().test_client()
+    mp.undo()
+    settings.cache_clear()
 
 
 def _png(size=(64, 64)) -> bytes:
     b = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(b, "PNG")
+    return b.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bomb_png() -> bytes:
+    b = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(b, "PNG")  # 144 Mpx in a few kB
     return b.getvalue()
 
 
@@ -63,13 +74,11 @@ def test_bad_search_requests(client, data, status, code):
 
 
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/detect", "/v1/classify", "/v1/colorize"])
-def test_too_large_and_pixel_bomb(client, path):
+def test_too_large_and_pixel_bomb(client, path, bomb_png):
     big = io.BytesIO(b"\xff\xd8" + b"\0" * 3_000_000)
     _err(client.post(path, data={"image": (big, "a.jpg")}, content_type="multipart/form-data"), 413, "too_large")
-    b = io.BytesIO()
-    Image.new("L", (12000, 12000)).save(b, "PNG")  # 144 Mpx in a few hundred kB
-    b.seek(0)
-    _err(client.post(path, data={"image": (b, "bomb.png")}, content_type="multipart/form-data"), 413)
+    _err(client.post(path, data={"image": (io.BytesIO(bomb_png), "bomb.png")},
+                     content_type="multipart/form-data"), 413)
 
 
 def test_wrong_method_and_unknown_route(client):
@@ -108,7 +117,10 @@ def test_admin_token_and_validation(client):
     _err(client.delete("/v1/schedules/nightly", headers=auth), 404)
 
 
-def test_admin_disabled_without_token(data_dir):
+def test_admin_disabled_without_token(data_dir, monkeypatch):
+    monkeypatch.delenv("SKETCHSHOP_ADMIN_TOKEN", raising=False)
+    from sketchshop.config import settings
+    settings.cache_clear()
     from server import create_app
     _err(create_app().test_client().get("/v1/crawls"), 403, "admin_disabled")
 
