@@ -42,7 +42,7 @@ def _wait(url: str, timeout: float = 120) -> None:
     t = time.time()
     while time.time() - t < timeout:
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(url, timeout=max(2.0, timeout - (time.time() - t)))
             return
         except OSError:
             time.sleep(0.3)
@@ -62,7 +62,8 @@ def crawl_demo_shop(n: int, seed: int) -> None:
     shop = subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
                              "--products", str(n), "--seed", str(seed)])
     try:
-        _wait(f"http://127.0.0.1:{port}/robots.txt")
+        # The shop answers robots.txt at once but renders its products first: wait for the stock.
+        _wait(f"http://127.0.0.1:{port}/_ground_truth.json", timeout=1200)
         _sketchshop("crawl", "run", "--spec", str(DEMO_SPEC), "--base-url", f"http://127.0.0.1:{port}",
                     "--browsers", "2")
     finally:
