@@ -181,7 +181,9 @@ def build_top(cat: str, attrs: dict, r) -> Design:
 
     # hood lies flat behind the shoulders
     if neck == "hood":
-        D.add(ellipse(0, -_u(r, 0.12, 0.18), nw * _u(r, 0.72, 0.85), _u(r, 0.22, 0.28), 0, 360, 28))
+        hw_, top = nw * _u(r, 0.75, 0.9), -_u(r, 0.3, 0.4)
+        D.add(bezier((-hw_ * 1.1, 0.1), (-hw_ * 1.25, top * 1.2), (0, top), 12).tolist()
+              + bezier((0, top), (hw_ * 1.25, top * 1.2), (hw_ * 1.1, 0.1), 12).tolist())
     # sleeves, under the body
     cuffs = []
     if sleeve != "none":
@@ -413,9 +415,10 @@ def build_shoes(attrs: dict, r) -> Design:
     if r.random() < 0.5:   # one behind the other
         _shoe(D, 1, _u(r, 0.2, 0.35), _u(r, -0.22, -0.12), 0.96, style, r)
         _shoe(D, 0, 0.0, 0.0, 1.0, style, r)
-    else:                  # side by side
-        _shoe(D, 1, -1.08, 0.0, 1.0, style, r)
-        _shoe(D, 0, 0.0, _u(r, -0.05, 0.05), 1.0, style, r)
+    else:                  # one above the other, as a pair lies on the floor
+        lift = 1.0 if style == "boot" else 0.62
+        _shoe(D, 1, _u(r, -0.15, 0.15), -lift, 1.0, style, r)
+        _shoe(D, 0, 0.0, 0.0, 1.0, style, r)
     D.style = style
     return D
 
