@@ -86,7 +86,7 @@ def multitask_loss(out: dict, batch: dict, smoothing: float) -> tuple[torch.Tens
         if m.any():
             parts[key] = F.cross_entropy(out[key][m], target[m], label_smoothing=smoothing if key == "category" else 0.0)
     total = sum(parts.values()) if parts else out["category"].sum() * 0
-    return total, {k: float(v) for k, v in parts.items()}
+    return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
@@ -299,7 +299,7 @@ def train(cfg: TrainConfig) -> Path:
             nb, ns = len(ri), len(si)
             photos = torch.cat([e[:n_sk], e[nb:nb + ns]])
             drawings = e[nb + ns:]
-            parts["infonce"] = float(nce := info_nce(drawings, photos))
+            parts["infonce"] = float((nce := info_nce(drawings, photos)).detach())
             loss = loss + cfg.infonce_weight * nce
             opt.zero_grad(set_to_none=True)
             loss.backward()
