@@ -175,8 +175,12 @@ def test_cli_bad_input_exit_2_and_no_output(tmp_path, capsys):
     assert main(["synth", "--n", "2", "--out", str(tmp_path / "afile" / "sub")]) == 2   # parent is a file
     assert main(["synth", "--n", "2", "--size", "5", "--out", str(tmp_path / "tiny")]) == 2
     assert main(["synth", "--n", "2", "--out", str(tmp_path / "afile")]) == 2
+    n_err = 5
+    if Path("/proc/self").is_dir():       # a place even root cannot create directories in
+        assert main(["synth", "--n", "2", "--out", "/proc/sketchshop-studio-test"]) == 2
+        n_err += 1
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("sketchshop: error:") == 5
+    assert "Traceback" not in err and err.count("sketchshop: error:") == n_err
     keep = tmp_path / "keep"
     keep.mkdir()
     (keep / "precious.txt").write_text("data")
