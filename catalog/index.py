@@ -123,6 +123,7 @@ class SearchIndex:
         tmp = root / "builds" / f".{build_id}.tmp"
         tmp.mkdir(parents=True)
         d = vectors.shape[1] if vectors.ndim == 2 else 0
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
         if len(vectors) >= hnsw_threshold:
             index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
@@ -177,6 +178,7 @@ class SearchIndex:
             raise IndexError_(f"search index {d} is corrupt: {index.ntotal} vectors for {len(items)} items")
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = 128
+        faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead (and p99)
         return cls(root, build_id, index, items, info)
 
     def current_build(self) -> str | None:

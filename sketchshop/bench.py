@@ -1,0 +1,352 @@
+"""`sketchshop bench`: speed of every stage, measured in one run on this machine.
+
+- search in process, per stage and end to end, for photos and for sketches with hints;
+- the obvious pipeline on the same inputs (Ultralytics `predict` + an eager PyTorch classifier
+  + brute-force numpy search), and the ratio;
+- HTTP load against `sketchshop serve` from a separate process at concurrency 1, 4 and 16;
+- the vector index at 10k / 100k / 1M synthetic vectors (recall@10 against exact search);
+- crawl and synth throughput.
+Writes every figure to JSON and a markdown table. `--quick` keeps it to about a minute.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import PROJECT_ROOT, settings
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+SHARED = PROJECT_ROOT.parent / "shared" / "data"
+
+
+def stats_ms(xs) -> dict:
+    a = np.asarray(xs, dtype=np.float64)
+    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 2),
+            "p95": round(float(np.percentile(a, 95)), 2), "mean": round(float(a.mean()), 2)}
+
+
+def _photos(n: int) -> list[Path]:
+    val = SHARED / "clothing-small" / "validation"
+    if val.is_dir():
+        files = sorted(val.glob("*/*.jpg"))
+        return files[:: max(1, len(files) // n)][:n]
+    out = Path(tempfile.mkdtemp()) / "studio"
+    from .studio import synth
+    synth(n, out, seed=7, scenes=0)
+    return sorted((out / "images").glob("*.jpg"))[:n]
+
+
+def _sketches(n: int):
+    from .studio import generate_products
+    return [(p.sketch, p.hints) for p in generate_products(n, seed=11)]
+
+
+# ---------------------------------------------------------------- in process
+def bench_search(searcher, photos, sketches, repeats: int) -> dict:
+    from .images import load_image
+    ims = [load_image(p) for p in photos]
+    out = {}
+    for kind, inputs in (("photo", [(im, None) for im in ims]), ("sketch", sketches)):
+        for im, h in inputs[:2]:  # warm-up
+            searcher.search(im, kind=kind, hints=h)
+        stages: dict[str, list] = {}
+        for _ in range(repeats):
+            for im, h in inputs:
+                t = searcher.search(im, kind=kind, hints=h)["timing_ms"]
+                for k, v in t.items():
+                    stages.setdefault(k, []).append(v)
+        out[kind] = {k: stats_ms(v) for k, v in stages.items()}
+    return out
+
+
+def bench_obvious(searcher, photos, repeats: int) -> dict:
+    """Detect with Ultralytics, classify with eager PyTorch, search with numpy brute force."""
+    import torch
+    from ultralytics import YOLO
+
+    from .images import load_image
+    from .registry import weights_path
+    pt = weights_path("detector").with_suffix(".pt")
+    if not pt.is_file():
+        raise UserError(f"{pt} missing: the obvious pipeline needs the Ultralytics checkpoint")
+    yolo = YOLO(str(pt))
+    model = searcher.classifier.model.to(memory_format=torch.contiguous_format)
+    vectors = searcher.index._vectors_all()
+    ims = [load_image(p) for p in photos]
+
+    def run(im):
+        res = yolo.predict(im, verbose=False, imgsz=searcher.detector.imgsz)[0]
+        crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
+        with torch.no_grad():
+            for c in crops:
+                e = model(searcher.classifier.preprocess(c)[None])["embedding"][0].numpy()
+                np.argsort(-(vectors @ e))[:10]
+    for im in ims[:2]:
+        run(im)
+    times = []
+    for _ in range(repeats):
+        for im in ims:
+            t = time.perf_counter()
+            run(im)
+            times.append((time.perf_counter() - t) * 1000)
+    searcher.classifier.model.to(memory_format=torch.channels_last)
+    return {"photo_total": stats_ms(times)}
+
+
+# ---------------------------------------------------------------- HTTP
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load_worker(url: str, files: list[str], concurrency: int, seconds: float, q) -> None:
+    """Runs in its own process: `concurrency` threads post photos until the time is up."""
+    import threading
+
+    import requests
+    lat, errors, lock = [], [0], threading.Lock()
+    datas = [Path(f).read_bytes() for f in files]
+    end = time.time() + seconds
+
+    def loop(i):
+        s = requests.Session()
+        k = i
+        while time.time() < end:
+            t = time.perf_counter()
+            try:
+                r = s.post(url, files={"image": ("q.jpg", datas[k % len(datas)], "image/jpeg")}, timeout=30)
+                ok = r.status_code == 200
+            except requests.RequestException:
+                ok = False
+            dt = (time.perf_counter() - t) * 1000
+            with lock:
+                (lat.append(dt) if ok else None)
+                errors[0] += 0 if ok else 1
+            k += concurrency
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    q.put({"lat": lat, "errors": errors[0], "seconds": time.time() - t0})
+
+
+def _tree_rss_mb(pid: int) -> float:
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(p) for p in out]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def bench_http(photos, levels=(1, 4, 16), seconds: float = 10, workers: int = 2) -> dict:
+    port = _free_port()
+    srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port),
+                            "--workers", str(workers)], stderr=subprocess.DEVNULL)
+    import requests
+    try:
+        t = time.time()
+        while time.time() - t < 180:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if srv.poll() is not None:
+                raise UserError("`sketchshop serve` exited before it was ready")
+            time.sleep(0.5)
+        else:
+            raise UserError("the server did not become ready in 180 s")
+        out = {"workers": workers, "seconds_per_level": seconds}
+        ctx = mp.get_context("spawn")
+        for c in levels:
+            q = ctx.Queue()
+            p = ctx.Process(target=_load_worker, args=(f"http://127.0.0.1:{port}/v1/search",
+                                                       [str(x) for x in photos], c, seconds, q))
+            p.start()
+            peak = 0.0
+            while p.is_alive():
+                peak = max(peak, _tree_rss_mb(srv.pid))
+                time.sleep(0.2)
+                if not q.empty():
+                    break
+            r = q.get(timeout=60)
+            p.join(10)
+            lat = np.asarray(r["lat"]) if r["lat"] else np.zeros(1)
+            out[f"c{c}"] = {"rps": round(len(r["lat"]) / r["seconds"], 2), "errors": r["errors"],
+                            "p50_ms": round(float(np.percentile(lat, 50)), 1),
+                            "p95_ms": round(float(np.percentile(lat, 95)), 1),
+                            "p99_ms": round(float(np.percentile(lat, 99)), 1),
+                            "server_peak_rss_mb": round(peak, 1)}
+            log.info("HTTP concurrency %d: %s", c, out[f"c{c}"])
+        return out
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(15)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+
+
+# ---------------------------------------------------------------- index scale
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_index(sizes, dim: int, n_queries: int = 200) -> dict:
+    import faiss
+    rng = np.random.default_rng(0)
+    out = {"dim": dim}
+    for n in sizes:
+        # Clustered vectors, closer to real embeddings than uniform noise (where HNSW is at its worst).
+        centres = rng.normal(size=(max(16, n // 1000), dim)).astype(np.float32)
+        x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.normal(size=(n, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        q = x[rng.integers(0, n, n_queries)] + 0.1 * rng.normal(size=(n_queries, dim)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(x)
+        _, truth = exact.search(q, 10)
+        from catalog.index import HNSW_THRESHOLD
+        rss0, t = _rss_mb(), time.perf_counter()
+        if n >= HNSW_THRESHOLD:
+            idx = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            idx.hnsw.efConstruction = 80
+            idx.add(x)
+            idx.hnsw.efSearch = 128
+            kind = "hnsw"
+        else:
+            idx, kind = exact, "flat"
+        build_s = time.perf_counter() - t
+        faiss.omp_set_num_threads(1)  # as served: one query, one thread
+        lat, found = [], []
+        for i in range(n_queries):
+            t = time.perf_counter()
+            _, ids = idx.search(q[i:i + 1], 10)
+            lat.append((time.perf_counter() - t) * 1000)
+            found.append(len(set(ids[0]) & set(truth[i])) / 10)
+        out[str(n)] = {"kind": kind, "build_s": round(build_s, 2), "index_mb": round(_rss_mb() - rss0, 1)
+                       if kind == "hnsw" else round(x.nbytes / 2**20, 1),
+                       "query_ms": stats_ms(lat), "recall@10": round(float(np.mean(found)), 4)}
+        log.info("index %d: %s", n, out[str(n)])
+        del idx, exact, x
+    return out
+
+
+# ---------------------------------------------------------------- throughput
+def bench_synth(n: int) -> dict:
+    from .studio import synth
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        synth(n, Path(d) / "s", seed=3, scenes=0)
+        s = time.perf_counter() - t
+    return {"products": n, "seconds": round(s, 2), "products_per_min": round(n / s * 60, 1)}
+
+
+def bench_crawl(n: int, browsers: str) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "crawl.json"
+        r = subprocess.run([sys.executable, "-m", "sketchshop", "crawl", "bench", "--products", str(n),
+                            "--browsers", browsers, "--json", str(out)], capture_output=True, text=True)
+        if r.returncode:
+            return {"error": (r.stderr or r.stdout)[-500:]}
+        return json.loads(out.read_text())
+
+
+# ---------------------------------------------------------------- report
+def markdown(res: dict) -> str:
+    rows = ["| what | figure |", "|---|---|"]
+    s = res.get("search", {})
+    for kind in ("photo", "sketch"):
+        for stage, v in s.get(kind, {}).items():
+            rows.append(f"| {kind} search, {stage} | p50 {v['p50']} ms, p95 {v['p95']} ms |")
+    ob = res.get("obvious", {}).get("photo_total")
+    if ob and s.get("photo"):
+        rows.append(f"| obvious photo pipeline | p50 {ob['p50']} ms; ours is {res['speedup_photo']}x faster |")
+    for k, v in res.get("http", {}).items():
+        if k.startswith("c"):
+            rows.append(f"| HTTP photo search, concurrency {k[1:]} | {v['rps']} req/s, p50 {v['p50_ms']} ms, "
+                        f"p99 {v['p99_ms']} ms, {v['errors']} errors, server {v['server_peak_rss_mb']} MB |")
+    for k, v in res.get("index", {}).items():
+        if k != "dim":
+            rows.append(f"| index {int(k):,} x {res['index']['dim']} ({v['kind']}) | top-10 p50 {v['query_ms']['p50']} ms, "
+                        f"recall@10 {v['recall@10']}, build {v['build_s']} s, {v['index_mb']} MB |")
+    if "synth" in res:
+        rows.append(f"| synth | {res['synth']['products_per_min']} products/min |")
+    for k, v in res.get("crawl", {}).items():
+        if isinstance(v, dict) and "products_per_min" in v:
+            rows.append(f"| crawl, {k} | {v['products_per_min']} products/min |")
+    return "\n".join(rows) + "\n"
+
+
+def bench(args) -> int:
+    from .files import atomic_write
+    quick = args.quick
+    res: dict = {"quick": quick, "cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    photos = _photos(8 if quick else 40)
+    try:
+        from catalog.search import Searcher
+        searcher = Searcher.load()
+    except UserError as e:
+        searcher = None
+        res["search_error"] = str(e)
+        log.warning("search not benchmarked: %s", e)
+    if searcher is not None:
+        import torch
+        torch.set_num_threads(1)
+        sketches = _sketches(4 if quick else 20)
+        res["search"] = bench_search(searcher, photos, sketches, 1 if quick else 3)
+        try:
+            res["obvious"] = bench_obvious(searcher, photos, 1 if quick else 3)
+            res["speedup_photo"] = round(res["obvious"]["photo_total"]["p50"] / res["search"]["photo"]["total"]["p50"], 2)
+        except UserError as e:
+            res["obvious_error"] = str(e)
+        del searcher
+        res["http"] = bench_http(photos, levels=(1, 4, 16), seconds=4 if quick else 20)
+    res["index"] = bench_index((10_000,) if quick else (10_000, 100_000, 1_000_000), dim=args.dim)
+    res["synth"] = bench_synth(20 if quick else 300)
+    if not args.no_crawl:
+        res["crawl"] = bench_crawl(60 if quick else 1000, "2" if quick else "1,2")
+    md = markdown(res)
+    if args.json:
+        with atomic_write(args.json) as f:
+            json.dump(res, f, indent=1)
+        with atomic_write(Path(args.json).with_suffix(".md")) as f:
+            f.write(md)
+    print(md)
+    return 0
+
+
+def register(cli) -> None:
+    p = cli.command("bench", bench, help="measure search, HTTP, index, crawl and synth speed on this machine")
+    p.add_argument("--json", help="write every figure here (and a markdown table beside it)")
+    p.add_argument("--quick", action="store_true", help="small sizes: about a minute")
+    p.add_argument("--dim", type=int, default=256, help="embedding size for the index-scale test")
+    p.add_argument("--no-crawl", action="store_true", help="skip the crawl throughput")
