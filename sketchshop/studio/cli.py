@@ -26,7 +26,8 @@ def _synth(args) -> int:
                   overwrite=args.overwrite)
         print(f"wrote {r['products']} products and {r['scenes']} scenes ({r['annotations']} boxes) to {r['out']} "
               f"in {r['seconds']:.1f} s: {r['products_per_s']:.1f} products/s "
-              f"({r['products_per_s'] * 60:.0f}/min) with {r['workers']} workers at {r['size']} px")
+              f"({r['products_per_s'] * 60:.0f}/min) with {r['workers']} workers at {r['size']} px; "
+              f"{r['cpu_ms_per_product']:.0f} ms CPU per product")
     elif args.n is not None:
         raise UserError("--n needs --out DIR")
     if args.contact_sheet is not None:

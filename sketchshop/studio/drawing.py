@@ -103,21 +103,23 @@ def draw_sketch(design: Design, S_h: int, S_w: int, rng, layer: Layer | None = N
 
 def _sketch_pattern(canvas, design, layer, S, rng, ink, width):
     """Some people draw the pattern: a few stripes, a grid, dots or doodles inside the garment."""
-    region = layer.regions[0][0] | (layer.regions[1][0] if len(layer.regions) > 1 else False)
-    region = layer.full(cv2.erode(region.astype(np.uint8), np.ones((5, 5), np.uint8))) > 0
+    region = layer.full(cv2.erode(layer.patterned.astype(np.uint8), np.ones((5, 5), np.uint8))) > 0
     ys, xs = np.nonzero(region)
     if len(xs) < 50:
         return
-    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     pat = np.full_like(canvas, 255)
     kind = design.attributes["pattern"]
-    step = max(8.0, (x1 - x0) * rng.uniform(0.1, 0.18))
+    cx, cy = xs.mean(), ys.mean()
+    span = float(max(np.ptp(xs), np.ptp(ys))) * 0.75 + 2
+    step = max(8.0, span * rng.uniform(0.13, 0.22))
     if kind in ("stripe", "check"):
-        for y in np.arange(y0 + step / 2, y1, step):
-            stroke(pat, [(x0, y), (x1, y)], False, width * 0.6, ink, S, rng, gaps=0.2, pieces=(1, 1))
-        if kind == "check":
-            for x in np.arange(x0 + step / 2, x1, step):
-                stroke(pat, [(x, y0), (x, y1)], False, width * 0.6, ink, S, rng, gaps=0.2, pieces=(1, 1))
+        a = math.radians(layer.pattern_angle)
+        along, across = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
+        dirs = [(along, across)] + ([(across, along)] if kind == "check" else [])
+        for d, n in dirs:    # lines along the bands, spaced across them
+            for o in np.arange(-span, span, step):
+                c = np.array([cx, cy]) + n * o
+                stroke(pat, [c - d * span, c + d * span], False, width * 0.6, ink, S, rng, gaps=0.2, pieces=(1, 1))
     else:
         for _ in range(int(rng.integers(6, 16))):
             i = rng.integers(len(xs))

@@ -79,6 +79,7 @@ class Palette:
     main: np.ndarray
     roles: dict                      # role -> RGB
     pattern: list                    # [(colour name, RGB)] secondary colours of the pattern
+    angle: float = 0.0               # direction of stripes/checks in degrees (0 = horizontal bands)
 
 
 def palette(design: Design, colour: str, rng) -> Palette:
@@ -138,6 +139,7 @@ def pattern_layers(design: Design, pal: Palette, h, w, rng, region_box, S) -> li
     gsz = max(x1 - x0, y1 - y0, 8)
     vertical = design.category in ("pants", "shirt", "skirt") and rng.random() < 0.6
     angle = (90.0 if vertical else 0.0) + rng.uniform(-4, 4)
+    pal.angle = angle
     u, v = _coords(h, w, angle, rng, warp=rng.uniform(0.5, 2.5) * S / 384)
     out = []
     c2 = pal.pattern[0][1]
@@ -235,6 +237,8 @@ class Layer:
     regions: list            # [(bool hxw mask, RGB, name)] flat colour regions, for the hints
     box: tuple[int, int, int, int]
     frame: tuple[int, int]   # (height, width) of the full frame
+    patterned: np.ndarray | None = None   # bool hxw: where the pattern lies (main and trim parts)
+    pattern_angle: float = 0.0
 
     def full(self, arr, fill=0):
         """`arr` (crop-sized) pasted into a frame-sized array."""
@@ -313,7 +317,7 @@ def paint_garment(design: Design, colour: str, h: int, w: int, rng, *, pal: Pale
     elif cat in ("pants", "shorts", "outerwear") and colour in ("blue", "navy", "black") and rng.random() < 0.6:
         grain = grain + 7 * np.sin((xx + yy) * (2 * math.pi / max(3.0, S / 120)))   # denim twill
     rgb = flat * shade[..., None] + (38 * (shade - 1) + grain)[..., None]
-    return Layer(rgb, a, parts, inst, regions, (x0, y0, x0 + cw, y0 + ch), (h, w))
+    return Layer(rgb, a, parts, inst, regions, (x0, y0, x0 + cw, y0 + ch), (h, w), patterned & inside, pal.angle)
 
 
 def _shading(design: Design, a, h, w, S, rng) -> np.ndarray:
