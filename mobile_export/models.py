@@ -133,10 +133,14 @@ class ClassifierTarget(Target):
         else:
             from classifier import Classifier
             path = self._weights(weights)
-            clf = Classifier.load(path)  # the package's own loader: format, vocabulary and shape checks
+            # the package's own loader (format, vocabulary and shape checks); the first shipped file
+            # records torch.__version__ (a TorchVersion) in its meta, which weights_only loading rejects
+            with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+                clf = Classifier.load(path)
             self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
             self.source = self._source(path, {"backbone": self.net.backbone_name,
-                                              "trained": {k: clf.meta[k] for k in ("date", "epochs") if k in clf.meta}})
+                                              "trained": {k: clf.meta[k] for k in ("trained", "train_seconds", "val_category_top1")
+                                                          if k in clf.meta}})
         # the data module's normalisation constants are THE preprocessing's (classifier.data.to_tensor)
         from classifier.data import _MEAN, _STD
         self.mean = tuple(float(v) / 255 for v in _MEAN)
@@ -472,7 +476,8 @@ class DetectorTarget(Target):
         r = {"n": len(refs), "conf": self.CONF, "failures": []}
         ious, boxes, missing, extra, sdiff = [], 0, 0, 0, 0.0
         for ref, got in zip(refs, gots):
-            m = parity.match_detections(self._decode(ref, 0.0), self._decode(got, 0.0), self.CONF)
+            lo = self.CONF - parity.SCORE_MARGIN  # weaker boxes play no part in the match
+            m = parity.match_detections(self._decode(ref, lo), self._decode(got, lo), self.CONF)
             ious += m["ious"]
             boxes += m["boxes"]
             missing += m["missing"]

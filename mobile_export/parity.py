@@ -16,6 +16,7 @@ FP32_SSIM = 0.99
 INT8_TOP1 = 0.98
 INT8_COSINE = 0.98
 INT8_MAP50_DROP = 0.02
+SCORE_MARGIN = 0.02   # detector scores this close to the threshold are not a disagreement
 
 
 def close(ref: np.ndarray, got: np.ndarray, name: str, rtol: float = RTOL, atol: float = ATOL) -> dict:
@@ -48,7 +49,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _iou(np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4))
 
 
-def match_detections(ref: np.ndarray, got: np.ndarray, conf: float, margin: float = 0.02) -> dict:
+def match_detections(ref: np.ndarray, got: np.ndarray, conf: float, margin: float = SCORE_MARGIN) -> dict:
     """Pair each confident reference box with the export's box of the same class (best IoU).
 
     `ref`/`got`: (K, 6) [x1, y1, x2, y2, score, class]. Boxes whose score is within `margin` of
