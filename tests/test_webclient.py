@@ -64,8 +64,31 @@ def open_page(d, url: str) -> None:
     assert d.execute_script("return window.matchMedia('(pointer: coarse)').matches"), "touch emulation is on"
 
 
+_clock = {"t": 0.0}
+
+
+def finger(d, points) -> None:
+    """One finger touching `points` (CSS pixels of the viewport): a tap for one point, else a stroke.
+
+    CDP touch events carry explicit timestamps (16 ms apart, a 50 ms tap, a 150 ms rest before
+    lifting after a move, 400 ms between gestures), so the browser's gesture recogniser sees the
+    same human timing however slowly a loaded machine delivers the commands: otherwise a slow
+    tap turns into a long press, a stroke into a fling, and two taps into a double tap, none
+    of which click.
+    """
+    t = max(time.time(), _clock["t"] + 0.4)
+    events = [("touchStart", [points[0]], t)]
+    for i, p in enumerate(points[1:], 1):
+        events.append(("touchMove", [p], t + 0.016 * i))
+    end = events[-1][2] + (0.15 if len(points) > 1 else 0.05)
+    events.append(("touchEnd", [], end))
+    for kind, pts, ts in events:
+        d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": pts, "timestamp": ts})
+    _clock["t"] = end
+
+
 class Tappable:
-    """A found element whose `click()` is a finger tap at its centre (CDP touch events)."""
+    """A found element whose `click()` is a finger tap at its centre."""
 
     def __init__(self, d, element):
         self.d, self.element = d, element
@@ -75,16 +98,20 @@ class Tappable:
 
     def click(self) -> None:
         """Tap, then wait for the click the browser derives from the tap (it arrives asynchronously)."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
         x, y = self.d.execute_script(
             "const e = arguments[0]; e.scrollIntoView({block: 'center'}); e.dataset.tapped = '';"
             "e.addEventListener('click', () => { e.dataset.tapped = 'yes'; }, {once: true, capture: true});"
             "const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2];", self.element)
-        for kind, pts in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
-            self.d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": pts})
-        WebDriverWait(self.d, 5, poll_frequency=0.05).until(
-            lambda d: d.execute_script("return !arguments[0].isConnected || arguments[0].dataset.tapped === 'yes'",
-                                       self.element))
+        finger(self.d, [{"x": x, "y": y}])
+
+        def clicked(d):
+            try:
+                return d.execute_script("return arguments[0].dataset.tapped === 'yes'", self.element)
+            except StaleElementReferenceException:   # re-rendered by its own click handler
+                return True
+        WebDriverWait(self.d, 10, poll_frequency=0.05).until(clicked)
 
 
 def el(d, label: str = None, css: str = None) -> Tappable:
@@ -93,19 +120,11 @@ def el(d, label: str = None, css: str = None) -> Tappable:
 
 
 def touch_stroke(d, points) -> None:
-    """One finger stroke through `points` given in canvas pixels (CDP touch events -> Pointer Events)."""
+    """One finger on the drawing canvas through `points` given in canvas pixels."""
     left, top, w, h, cw, ch = d.execute_script(
-        "const c = document.getElementById('sketch'), r = c.getBoundingClientRect();"
-        "return [r.left, r.top, r.width, r.height, c.width, c.height];")
-    pts = [{"x": left + x * w / cw, "y": top + y * h / ch} for x, y in points]
-    d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [pts[0]]})
-    for p in pts[1:]:
-        d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [p]})
-    if len(pts) > 1:
-        # rest the finger before lifting it, as people do: lifted mid-move, emulated touch starts a fling,
-        # and the next tap only stops the fling instead of clicking
-        time.sleep(0.15)
-    d.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        "const c = document.getElementById('sketch'); c.scrollIntoView({block: 'center'});"
+        "const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height, c.width, c.height];")
+    finger(d, [{"x": left + x * w / cw, "y": top + y * h / ch} for x, y in points])
 
 
 def layer_pixel(d, layer: str, x: int, y: int) -> list[int]:
