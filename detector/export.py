@@ -28,17 +28,21 @@ MAX_ONNX_BYTES = 6 * 1024 * 1024
 _LAST_PARITY: dict = {}
 
 
-def export(checkpoint, out=None, *, imgsz: int = 320, check_images=()) -> Path:
-    """checkpoint (.pt) -> ONNX at `out` (default: beside it). Raises if ONNX disagrees with PyTorch."""
+def export(checkpoint, out=None, *, imgsz: int = 320, check_images=(), nms_free: bool = True) -> Path:
+    """checkpoint (.pt) -> ONNX at `out` (default: beside it). Raises if ONNX disagrees with PyTorch.
+
+    nms_free: export YOLO26's one-to-one head (output (1, 300, 6), no NMS); False exports the
+    one-to-many head (output (1, 4 + nc, anchors)), which detector.infer decodes with NMS.
+    """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise UserError(f"{checkpoint}: checkpoint not found")
     ultralytics_offline(2)
     from ultralytics import YOLO
     model = YOLO(str(checkpoint))
-    # nms=False: the NMS-free one-to-one head (YOLO26 end-to-end), output (1, 300, 6)
+    # nms=False selects the NMS-free one-to-one head (YOLO26 end-to-end); None the one-to-many head
     f = Path(model.export(format="onnx", imgsz=imgsz, opset=OPSET, dynamic=True, simplify=True,
-                          nms=False, half=False, device="cpu", verbose=False))
+                          nms=False if nms_free else None, half=False, device="cpu", verbose=False))
     check_parity(checkpoint, f, imgsz, check_images)
     if out:
         out = Path(out)
@@ -58,8 +62,8 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
     from ultralytics import YOLO
     net = YOLO(str(checkpoint)).model.float().eval()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    if sess.get_outputs()[0].shape[-1] == 6:
-        net.end2end = True  # the one-to-one (NMS-free) head, as exported with nms=False
+    e2e = sess.get_outputs()[0].shape[-1] == 6
+    net.end2end = e2e  # the head that was exported
     inputs = [letterbox(Image.open(p).convert("RGB"), imgsz)[0] for p in images]
     rng = np.random.default_rng(0)
     inputs += [rng.random((1, 3, imgsz, imgsz), dtype=np.float32), rng.random((1, 3, imgsz, imgsz - 96), dtype=np.float32)]
@@ -69,6 +73,12 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
             y = net(torch.from_numpy(x))
         y = (y[0] if isinstance(y, (list, tuple)) else y).numpy()[0]
         z = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
+        if not e2e:  # raw one-to-many output: same anchors in the same order
+            if y.shape != z.shape:
+                raise RuntimeError(f"ONNX export disagrees with PyTorch: shapes {y.shape} vs {z.shape}")
+            worst = [max(worst[0], float(np.abs(y[:4] - z[:4]).max())),
+                     max(worst[1], float(np.abs(y[4:] - z[4:]).max()))]
+            continue
         # compare above the top-k cut-off: rows tied at the 300th score may legitimately differ
         thr = max(0.05, float(min(y[:, 4].min(), z[:, 4].min())) + 1e-3)
         y, z = y[y[:, 4] > thr], z[z[:, 4] > thr - 1e-3]
@@ -87,7 +97,8 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
     return dict(_LAST_PARITY)
 
 
-def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: str | None = None) -> Path:
+def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: str | None = None,
+            nms_free: bool = True) -> Path:
     """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
     per_class_ap50.png and card.md (metrics measured here, on the held-out split)."""
     from sketchshop.registry import sha256
@@ -97,7 +108,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
     dest.mkdir(parents=True, exist_ok=True)
     val_dir = Path(data_yaml).parent
     val_imgs = sorted((val_dir / "images" / "val").iterdir())[:8]
-    onnx_path = export(checkpoint, dest / "detector.onnx", imgsz=imgsz, check_images=val_imgs)
+    onnx_path = export(checkpoint, dest / "detector.onnx", imgsz=imgsz, check_images=val_imgs, nms_free=nms_free)
     parity = _LAST_PARITY.copy()
     size = onnx_path.stat().st_size
     if size > MAX_ONNX_BYTES:
@@ -114,6 +125,8 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
         m["products"] = evaluate_products(products_dir, weights=onnx_path)
         m["products"]["model"] = m["model"]
     m["train_command"] = command or "sketchshop train detector --install"
+    m["head"] = "one-to-one (NMS-free), output (1, 300, 6)" if nms_free else \
+        "one-to-many, output (1, 4 + nc, anchors), class-aware NMS at IoU 0.7 in detector.infer"
     write_json(m, dest / "metrics.json")
     write_card(dest / "card.md", m)
     for f in dest.iterdir():
@@ -145,13 +158,13 @@ def write_card(path: Path, m: dict) -> None:
     t = m.get("train_seconds")
     text = f"""# Garment detector (models/detector)
 
-YOLO26 neck and NMS-free one-to-one head (Ultralytics {_ultralytics_version()}) on an ImageNet-pretrained
+YOLO26 neck and head (Ultralytics {_ultralytics_version()}; exported head: {m["head"]}) on an ImageNet-pretrained
 EfficientNet-Lite0 trunk (stages to stride 16, frozen, batch-norm statistics frozen), 9 coarse classes
 ({", ".join(m["per_class_ap50"])}). Architecture: `detector/lite0-yolo26.yaml` + `detector/backbone.py`.
 
 ## Files
 - `detector.onnx`: fp32, opset {m["opset"]}, dynamic input (letterbox long side {m["imgsz"]} px, short side padded to
-  a multiple of 32), output (1, 300, 6) = x1, y1, x2, y2, score, class in input pixels. {m["onnx_bytes"] / 2**20:.2f} MiB,
+  a multiple of 32). {m["onnx_bytes"] / 2**20:.2f} MiB ({m["onnx_bytes"] / 1e6:.2f} MB),
   sha256 `{m["sha256"]}`.
 - `detector.pt`: the Ultralytics checkpoint it was exported from (EMA weights, fp16).
 - `metrics.json`, `per_class_ap50.png`: the numbers below.
