@@ -47,7 +47,7 @@ def register(cli) -> None:
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="efficientnet_lite0 (offline ImageNet weights) or resnet18/34/50 (local weights file)")
     p.add_argument("--frozen", type=int, default=5, help="early backbone stages kept at ImageNet weights (cached)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=9)
     p.add_argument("--views", type=int, default=2, help="cached augmented views per real photo")
     p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
     p.add_argument("--lr", type=float, default=8e-4, help="learning rate of the late stages (heads get 5x)")

@@ -29,12 +29,13 @@ def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
             continue
         ep = [x0 + h["epoch"] for h in hist]
         for k in sorted({k for h in hist for k in h if k.startswith("train_") and k != "train_s"}):
-            a1.plot(ep, [h.get(k, np.nan) for h in hist], marker="o", label=f"{stage}: {k[6:]}")
-        for k in sorted({k for h in hist for k in h if k.endswith("_top1") or k.startswith("sbir")}):
-            a2.plot(ep, [h.get(k, np.nan) for h in hist], marker="o", label=f"{stage}: {k}")
+            a1.plot(ep, [h.get(k, np.nan) for h in hist], marker="o", label=k[6:])
+        for k in sorted({k for h in hist for k in h if k.endswith("_top1") or "sbir" in k}):
+            a2.plot(ep, [h.get(k, np.nan) for h in hist], marker="o", label=k,
+                    linestyle="--" if "studio" in k else "-")
         x0 = ep[-1]
-    a1.set(title="training losses", xlabel="epoch (stages in sequence)")
-    a2.set(title="validation (EMA weights)", xlabel="epoch (stages in sequence)", ylim=(0, 1))
+    a1.set(title="training losses (per head)", xlabel="epoch")
+    a2.set(title="validation, EMA weights (dashed: studio)", xlabel="epoch", ylim=(0, 1))
     for a in (a1, a2):
         a.grid(alpha=.3)
         a.legend(fontsize=7)

@@ -39,7 +39,7 @@ class TrainConfig:
     data: str = "../shared/data/clothing-small"     # ImageFolder with train/ and validation/
     backbone: str = "efficientnet_lite0"
     frozen: int = 5                                  # backbone stages kept at ImageNet weights (cached)
-    epochs: int = 3
+    epochs: int = 9
     views: int = 2                                   # cached augmented views per real photo
     sketch_views: int = 1                            # cached drawings (and studio photo views) per item
     batch: int = 32                                  # real photos per step (+ half as many drawings, + studio)
