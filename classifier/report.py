@@ -110,7 +110,7 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
     metrics["history"] = histories
     metrics["config"] = asdict(cfg)
     meta = {"trained": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "train_seconds": train_seconds,
-            "val_category_top1": round(top1, 4), "colour_mode": colour_mode, "torch": torch.__version__,
+            "val_category_top1": round(top1, 4), "colour_mode": colour_mode, "torch": str(torch.__version__),
             "machine": platform.machine()}
     weights = out / DEFAULT_WEIGHTS["classifier"]
     with atomic_write(weights, "wb") as f:

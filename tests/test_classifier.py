@@ -225,3 +225,14 @@ def test_eval_on_real_validation_photos(shared_data, tmp_path, weights, capsys):
     assert r["n"] == len(rows) and r["colour_top1"] is None and r["ms_per_image"] > 0
     if shipped.is_file():
         assert r["category_top1"] >= 0.75, r["per_class"]
+
+
+def test_shipped_weights_load_safely():
+    """The shipped file must load with weights_only=True (what Classifier.load uses) and fit the vocabulary."""
+    from classifier import Classifier
+    from sketchshop.registry import weights_path
+    p = weights_path("classifier", must_exist=False)
+    if not p.is_file():
+        pytest.skip(f"no shipped weights at {p}")
+    clf = Classifier.load()
+    assert clf.colour_mode in ("head", "measured", "combined") and clf.embed_dim == 256
