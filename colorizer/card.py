@@ -28,9 +28,9 @@ white. Load with `colorizer.Colorizer.load()`; file `colorizer.pt` ({size_mb:.1f
   with random stroke width (1-3 px), wobble, pen lifts, dropped folds and blur.
 - Hints: 0 (10%) or 1-60 dots of radius 1-3 px, about a third as short strokes in uniform areas,
   colours from the photo; resampled every draw. Random horizontal flips.
-- Run: {epochs} epochs of {epoch_size} pairs ({steps} steps, batch {batch}), random {crop} px crops around
-  the garment then full-canvas epochs at the end; Adam lr {lr}, beta1 0.5; {minutes:.0f} min wall on a shared
-  2-core CPU at nice 15.
+- Run: {epochs} epochs of up to {epoch_size} pairs ({steps} steps, batch {batch}); {n_crop} on random {crop} px
+  crops around the garment, {n_full} on the full canvas; Adam lr {lr}, beta1 0.5; {minutes:.0f} min wall on a
+  shared 2-core CPU at nice 15.
 - Per-epoch holdout (24 training photos, full canvas, eval mode): see `metrics.json` `history`.
 
 {evals}
@@ -47,7 +47,8 @@ def write_card(path, meta: dict, weights_mb: float, gflops: float, evals: str = 
         data=", ".join(meta.get("data", [])),
         subset=f" (a seeded random {meta['max_photos']} of them)" if meta.get("max_photos") else "",
         epochs=meta.get("epochs"), epoch_size=meta.get("epoch_size", "all"), steps=meta.get("steps"),
-        batch=meta.get("batch"), crop=meta.get("crop"), lr=meta.get("lr"), minutes=h[-1].get("minutes", 0.0),
+        batch=meta.get("batch"), crop=meta.get("crop"),
+        n_full=sum(1 for e in h if e.get("full_size")), n_crop=sum(1 for e in h if not e.get("full_size")), lr=meta.get("lr"), minutes=h[-1].get("minutes", 0.0),
         evals=evals or "## Evaluation\nNot evaluated yet: run `sketchshop eval colorizer`.\n",
         limits=limits or "- See the evaluation above.")
     with atomic_write(path) as f:

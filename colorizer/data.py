@@ -260,7 +260,7 @@ def sample_hints(target, mask, n: int = 30, rng: np.random.Generator | int | Non
 
 # ---------------------------------------------------------------- model input
 def inside_mask(sketch: np.ndarray) -> np.ndarray:
-    """1 where the paper is enclosed by strokes (not reachable from the canvas border), else 0.
+    """1 inside the garment's outline (enclosed, not reachable from the canvas border), else 0.
 
     Strokes are thickened by 5 px first so pen gaps up to ~10 px still close the outline. A
     cheap, explicit hint of "garment vs background" the network would otherwise have to learn.
@@ -272,8 +272,8 @@ def inside_mask(sketch: np.ndarray) -> np.ndarray:
     edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     enclosed = ((lab > 0) & ~np.isin(lab, edge)).astype(np.uint8)  # label 0 is the thick strokes
     # the filled shape, shrunk back by the thickening: its edge lands on the outline again
-    inside = cv2.erode(thick | enclosed, disc)
-    return (inside & (1 - ink)).astype(np.float32)
+    inside = cv2.erode(thick | enclosed, disc)  # strokes inside the outline count as inside (no white lines)
+    return inside.astype(np.float32)
 
 
 def hint_prior(hints: np.ndarray, coarse: int = 64, sigmas=(1.0, 3.0, 8.0)) -> np.ndarray:
