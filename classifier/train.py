@@ -226,8 +226,12 @@ def train(cfg: TrainConfig) -> Path:
     history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if st.get("config", {}).get("frozen") != cfg.frozen or st["config"].get("backbone") != cfg.backbone:
-            raise UserError(f"{ckpt}: a checkpoint of another configuration; use another --workdir")
+        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data")}
+        theirs = {k: v for k, v in st.get("config", {}).items() if k in mine}
+        if theirs != mine:
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            raise UserError(f"{ckpt}: checkpoint of another configuration ({', '.join(diff)} differ); "
+                            "resume with the same options or use another --workdir")
         model.load_state_dict(st["model"])
         ema.model.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
