@@ -35,7 +35,8 @@ def register(cli):
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
     p.add_argument("--head", choices=("one2one", "one2many"), default="one2many",
-                   help="YOLO26 head to export: one2many (decoded with NMS; 0.29 vs 0.23 mAP50 on the held-out split for the shipped model) or one2one (NMS-free)")
+                   help="YOLO26 head to export: one2many (decoded with NMS; mAP50 0.29 vs 0.23 "
+                        "on the held-out split for the shipped model) or one2one (NMS-free)")
     p.add_argument("--export-only", action="store_true",
                    help="skip training: install the run's best.pt as it is (implies --install)")
     p.add_argument("--products", type=Path, default=None,
