@@ -145,7 +145,7 @@ def message(d) -> str | None:
 
 def screenshot(d, name: str, docs: bool = False) -> Path:
     """Full-page PNG in test-artifacts/ (gitignored); with SKETCHSHOP_DOCS_SCREENSHOT=1 also docs/webclient.png."""
-    height = d.execute_script("return document.documentElement.scrollHeight")
+    height = d.execute_script("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
     shot = d.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
         "clip": {"x": 0, "y": 0, "width": 390, "height": min(height, 2400), "scale": 1 / 1.5}})
@@ -253,16 +253,25 @@ def test_sketch_colourise_search_and_chips(browser, live_server, live_catalog):
     assert item["data"]["box"] is None
     chips = d.find_elements(By.CSS_SELECTOR, ".item .chip")
     assert [c.get_attribute("data-key") for c in chips][:2] == ["category", "colour"]
-    assert all(c.get_attribute("aria-pressed") == "true" for c in chips)
+    on = {c.get_attribute("data-key"): c.get_attribute("aria-pressed") == "true" for c in chips}
+    assert on["category"] and not any(v for k, v in on.items() if k not in ("category", "colour"))
+    colour_p = d.execute_script("return window.sketchshop.query.items[0].data.colour_p")
+    assert "colour" in on, "a sketch with colour hints has a colour"
+    assert on["colour"] == (colour_p >= 0.5)
+    category, colour = item["data"]["category"], item["data"]["colour"]
+    agree = [m for m in item["matches"] if m["category"] == category and (not on["colour"] or m["colour"] == colour)]
     cards = d.find_elements(By.CSS_SELECTOR, ".item .card")
-    for card in cards:   # every card shown agrees with every chip that is on
+    assert len(cards) == min(12, len(agree)), "the cards are the matches that agree with every chip that is on"
+    for card in cards:
         assert card.find_element(By.CSS_SELECTOR, ".buy").get_attribute("href").startswith(
             "https://studio-shop.example/products/")
         assert card.find_element(By.CSS_SELECTOR, ".card-price").text
-    category = item["data"]["category"]
-    screenshot(d, "webclient-sketch.png", docs=True)
+    screenshot(d, "webclient-sketch.png")
 
-    # colour chip off: the search re-runs with only the category filter, enforced by the server
+    # colour chip off (or on, then off): the search re-runs with only the category filter, from the server
+    if not on["colour"]:
+        el(d, css=".item .chip[data-key='colour']").click()
+        wait_idle(d)
     el(d, css=".item .chip[data-key='colour']").click()
     wait_idle(d)
     assert message(d) is None, message(d)
@@ -270,6 +279,8 @@ def test_sketch_colourise_search_and_chips(browser, live_server, live_catalog):
     assert item["matches"], f"the catalogue has {category} products"
     assert {m["category"] for m in item["matches"]} == {category}
     assert d.find_element(By.CSS_SELECTOR, ".item .chip[data-key='colour']").get_attribute("aria-pressed") == "false"
+    assert d.find_elements(By.CSS_SELECTOR, ".item .card")
+    screenshot(d, "webclient-sketch-category.png", docs=True)
 
     # every chip off: nothing is required, so the whole ranking shows
     for key in [c["key"] for c in item["chips"] if c["on"]]:
@@ -320,6 +331,7 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
     assert message(d) is None, message(d)
     hrefs = [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, f"{first} .card .buy")]
     assert hrefs and all(h.startswith("https://studio-shop.example/products/") for h in hrefs)
-    imgs = d.find_elements(By.CSS_SELECTOR, f"{first} .card-image")
-    WebDriverWait(d, 10).until(lambda d: all(d.execute_script("return arguments[0].complete && "
-                                                              "arguments[0].naturalWidth > 0", i) for i in imgs))
+    img = d.find_element(By.CSS_SELECTOR, f"{first} .card-image")   # lazy: loads once scrolled into view
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
+    WebDriverWait(d, 20).until(lambda d: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", img))

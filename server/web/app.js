@@ -13,7 +13,10 @@
 // `category` / `colour` sent only while their chip is ON. The API has no attribute filter, so
 // attribute chips are enforced here: a match is kept only when its `matched` list names the
 // attribute. The first answer arrives before the predictions are known, so it is requested
-// unfiltered with a large top_k and filtered here by the same rule; all chips start ON.
+// unfiltered with a large top_k and filtered here by the same rule.
+// Start state: the category chip is ON, the colour chip is ON when the model is fairly sure
+// (colour_p >= 0.5; hints make it sure), attribute chips start OFF (the ranking already
+// prefers agreeing products; tapping one ON narrows to exact agreement).
 
 // The 13 vocabulary colours with their RGB from sketchshop/vocab.py COLOUR_RGB
 // (tests/test_webclient.py checks that this table and the vocabulary agree).
@@ -26,6 +29,7 @@ export const PALETTE = {
 
 const TOP_K = 50;          // asked from the server; plenty left after filtering by chips
 const SHOWN = 12;          // product cards shown per garment
+const COLOUR_SURE = 0.5;   // the colour chip starts ON from this colour_p up
 const PHOTO_MAX_SIDE = 1280;
 const WIDTH = { pen: 4, eraser: 26, hint: 12 };
 const BOX_COLOURS = ["#e11d48", "#2563eb", "#16a34a", "#d97706", "#7c3aed", "#0891b2"];
@@ -339,9 +343,9 @@ function showResults(res, makeForm, view) {
 
 function chipsFor(d) {
   const chips = [{ key: "category", label: d.category, value: d.category, on: true }];
-  if (d.colour) chips.push({ key: "colour", label: d.colour, value: d.colour, on: true });
+  if (d.colour) chips.push({ key: "colour", label: d.colour, value: d.colour, on: d.colour_p >= COLOUR_SURE });
   for (const [name, a] of Object.entries(d.attributes || {})) {
-    chips.push({ key: name, label: `${name}: ${a.value}`, value: a.value, on: true, attribute: true });
+    chips.push({ key: name, label: `${name}: ${a.value}`, value: a.value, on: false, attribute: true });
   }
   return chips;
 }
@@ -395,6 +399,7 @@ function renderItem(it, i) {
     b.dataset.key = chip.key;
     b.setAttribute("aria-pressed", String(chip.on));
     b.setAttribute("aria-label", `Filter ${chip.label}`);
+    b.title = chip.on ? "Required: tap to widen" : "Not required: tap to require";
     if (chip.key === "colour") {
       const dot = document.createElement("span");
       dot.className = "dot";
