@@ -8,13 +8,15 @@ that checks `CURRENT` (`SearchIndex.reload_if_changed`) never sees a half-built 
 
 Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]):
 
-    score = 0.55 * cosine(query, product)
-          + 0.25 * agree(category) + 0.12 * agree(colour) + 0.08 * mean agree(attribute)
+    score = 0.45 * cosine(query, product)
+          + 0.35 * category + 0.12 * agree(colour) + 0.08 * mean agree(attribute)
 
-`agree(x) = p * match + (1 - p) * 0.5`, where `p` is the query's confidence in its predicted
-value and `match` is 1 for the same value (0.5 for a fine category with the same coarse
-category, for categories), 0 otherwise: a confident prediction pulls matching products up,
-an unsure one leaves the ranking to the embedding. Hard filters (category, colour, price
+`category` is the query's probability that the product's category is right: P(fine) plus half
+of the rest of P(coarse), from the query's top-k category probabilities (so an unsure
+shirt-or-longsleeve query still ranks every top above trousers). `agree(x) = p * match +
+(1 - p) * 0.5`, where `p` is the query's confidence in its predicted value and `match` is 1 for
+the same value, 0 otherwise: a confident prediction pulls matching products up, an unsure one
+leaves the ranking to the embedding. Hard filters (category, colour, price
 range, shop, currency) are applied before ranking, and products sharing a de-duplication key
 (the same image hash, or the same brand and title across shops) are returned once.
 """
@@ -35,7 +37,7 @@ from sketchshop.errors import UserError
 log = logging.getLogger(__name__)
 
 HNSW_THRESHOLD = 50_000
-WEIGHTS = {"similarity": 0.55, "category": 0.25, "colour": 0.12, "attributes": 0.08}
+WEIGHTS = {"similarity": 0.45, "category": 0.35, "colour": 0.12, "attributes": 0.08}
 
 
 class IndexError_(UserError):
@@ -64,6 +66,19 @@ class Query:
     colour: str | None = None
     colour_p: float = 0.0
     attributes: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (value, p)
+    category_probs: dict[str, float] = field(default_factory=dict)          # top-k fine categories
+
+    def category_score(self, cat: str) -> float:
+        """P(the product's category is right) from the top-k, or agree() on the top-1 alone."""
+        if not self.category_probs:
+            if not self.category:
+                return 0.5
+            same = 1.0 if cat == self.category else 0.5 if vocab.coarse(cat) == vocab.coarse(self.category) else 0.0
+            return _agree(self.category_p, same)
+        fine = self.category_probs.get(cat, 0.0)
+        co = vocab.FINE_TO_COARSE.get(cat, cat)
+        same_coarse = sum(p for c, p in self.category_probs.items() if vocab.FINE_TO_COARSE.get(c, c) == co)
+        return fine + 0.5 * (same_coarse - fine)
 
 
 @dataclass
@@ -252,15 +267,10 @@ class SearchIndex:
         for i, sim in zip(ids.tolist(), sims.tolist()):
             it = self.items[i]
             matched, score = [], WEIGHTS["similarity"] * sim
-            cat_match = 0.0
-            if query.category and it.category:
-                if it.category == query.category:
-                    cat_match = 1.0
-                elif vocab.FINE_TO_COARSE.get(it.category, it.category) == qcoarse:
-                    cat_match = 0.5
-            if cat_match:
+            if query.category and it.category and (
+                    it.category == query.category or vocab.FINE_TO_COARSE.get(it.category) == qcoarse):
                 matched.append("category")
-            score += WEIGHTS["category"] * _agree(query.category_p if query.category else 0.0, cat_match)
+            score += WEIGHTS["category"] * (query.category_score(it.category) if it.category else 0.5)
             col_match = float(bool(query.colour and it.colour == query.colour))
             if col_match:
                 matched.append("colour")

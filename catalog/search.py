@@ -38,7 +38,8 @@ class Described:
         p = self.prediction
         attrs = {k: (v["value"], float(v["p"])) for k, v in p.get("attributes", {}).items()}
         return Query(np.asarray(p["embedding"], np.float32), p["category"], float(p["category_p"]),
-                     p.get("colour"), float(p.get("colour_p", 0.0)), attrs)
+                     p.get("colour"), float(p.get("colour_p", 0.0)), attrs,
+                     {c: float(q) for c, q in p.get("topk", [])})
 
 
 @dataclass
@@ -58,6 +59,19 @@ def sketch_likeness(image: Image.Image) -> float:
     """Share of near-white pixels: line drawings are mostly empty canvas, photos are not."""
     a = np.asarray(image.convert("L").resize((64, 64)), dtype=np.uint8)
     return float((a > 235).mean())
+
+
+def hint_layer(hints, size: tuple[int, int]) -> Image.Image | None:
+    """JSON hint points [{"x", "y", "rgb"}] as the RGBA layer the classifier reads; layers pass through."""
+    if hints is None or isinstance(hints, Image.Image):
+        return hints
+    from PIL import ImageDraw
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    r = max(3, round(max(size) / 100))
+    for p in hints:
+        draw.ellipse((p["x"] - r, p["y"] - r, p["x"] + r, p["y"] + r), fill=tuple(p["rgb"]) + (255,))
+    return layer
 
 
 def guess_kind(image: Image.Image) -> str:
@@ -100,7 +114,7 @@ class Searcher:
             with timer.stage("colorize"):
                 coloured = self.colorizer.colorize(image, hints=hints, category=category)
         with timer.stage("classify"):
-            (pred,) = self.classifier.predict([image], kind="sketch", hints=[hints])
+            (pred,) = self.classifier.predict([image], kind="sketch", hints=[hint_layer(hints, image.size)])
             if coloured is not None:
                 (photo,) = self.classifier.predict([coloured], kind="photo")
                 pred = merge_predictions(pred, photo)

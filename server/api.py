@@ -9,6 +9,8 @@ from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from sketchshop import vocab
 
 from . import uploads
+from catalog.search import hint_layer
+
 from .errors import ApiError
 from .metrics import observe_stages
 
@@ -103,7 +105,7 @@ def classify():
     kind = uploads.kind_from() or "photo"
     hints = uploads.hints_from()
     searcher = _state().need_searcher()
-    (p,) = searcher.classifier.predict([image], kind=kind, hints=[hints])
+    (p,) = searcher.classifier.predict([image], kind=kind, hints=[hint_layer(hints, image.size)])
     return jsonify({"kind": kind, "category": p["category"], "category_p": round(float(p["category_p"]), 4),
                     "topk": [{"category": c, "p": round(float(q), 4)} for c, q in p.get("topk", [])],
                     "colour": p.get("colour"), "colour_p": round(float(p.get("colour_p", 0.0)), 4),
