@@ -134,7 +134,7 @@ class ClassifierTarget(Target):
             from classifier import Classifier
             path = self._weights(weights)
             # the package's own loader (format, vocabulary and shape checks); the first shipped file
-            # records torch.__version__ (a TorchVersion) in its meta, which weights_only loading rejects
+            # (sha 180de755) recorded torch.__version__ as a TorchVersion, which weights_only rejects
             with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
                 clf = Classifier.load(path)
             self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
