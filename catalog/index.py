@@ -123,6 +123,7 @@ class SearchIndex:
         self._shop = np.array([it.shop or "" for it in items])
         self._currency = np.array([(it.currency or "").upper() for it in items])
         self._vectors = None  # reconstructed lazily for filtered exact search
+        self._by_id = {it.product_id: it for it in items}
 
     # ---- building ----
     @staticmethod
@@ -301,6 +302,4 @@ class SearchIndex:
         return out
 
     def items_by_id(self, product_id: int) -> Item:
-        if not hasattr(self, "_by_id"):
-            self._by_id = {it.product_id: it for it in self.items}
         return self._by_id[product_id]
