@@ -33,8 +33,10 @@ def _as_image(x):
 class Classifier:
     """Category, colour, attributes and a search embedding for garment crops, photos or sketches."""
 
-    def __init__(self, model: GarmentNet, size: int = D.SIZE, colour_mode: str = "combined", meta: dict | None = None):
+    def __init__(self, model: GarmentNet, size: int = D.SIZE, colour_mode: str = "combined", meta: dict | None = None,
+                 fast=None):
         self.model = model.eval()
+        self.fast = fast  # the same network in ONNX Runtime (sketchshop.accel), or None: eager PyTorch
         self.size = size
         self.colour_mode = colour_mode  # "head", "measured" or "combined" (chosen on studio data, see card)
         self.meta = meta or {}
@@ -57,9 +59,14 @@ class Classifier:
             model.load_state_dict(ck["state_dict"])
         except RuntimeError as e:
             raise UserError(f"{p}: weights do not fit the {ck['backbone']} model ({str(e)[:200]})") from None
-        model = model.to(memory_format=torch.channels_last)
-        meta = ck.get("meta", {})
-        return cls(model, ck.get("size", D.SIZE), meta.get("colour_mode", "combined"), meta)
+        model = model.to(memory_format=torch.channels_last).eval()
+        meta, size = ck.get("meta", {}), ck.get("size", D.SIZE)
+        from sketchshop.accel import onnx_module
+        from sketchshop.registry import sha256
+        with torch.no_grad():
+            names = tuple(model(torch.zeros(1, 3, size, size)))
+        fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), names, key=f"classifier-{sha256(p)[:16]}")
+        return cls(model, size, meta.get("colour_mode", "combined"), meta, fast)
 
     def preprocess(self, image) -> torch.Tensor:
         """THE preprocessing (index time = query time)."""
@@ -71,7 +78,8 @@ class Classifier:
         outs: dict[str, list] = {}
         for i in range(0, len(ims), batch):
             x = torch.stack([D.preprocess(im, self.size) for im in ims[i:i + batch]])
-            for k, v in self.model(x.contiguous(memory_format=torch.channels_last)).items():
+            out = self.fast(x) if self.fast else self.model(x.contiguous(memory_format=torch.channels_last))
+            for k, v in out.items():
                 outs.setdefault(k, []).append(v)
         return ims, {k: torch.cat(v) for k, v in outs.items()}
 

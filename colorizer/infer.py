@@ -66,13 +66,14 @@ class Colorizer:
         self.size = size
         self.meta = meta or {}
         self.path = path
+        self.fast = None  # the generator in ONNX Runtime (sketchshop.accel), set by load()
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Colorizer":
         """Load weights (default: the shipped `models/colorizer/colorizer.pt` or SKETCHSHOP_COLORIZER_WEIGHTS)."""
         import torch
 
-        from .model import UNetGenerator
+        from .model import IN_CHANNELS, UNetGenerator
         from .train import FORMAT
         p = weights_path("colorizer", path)
         try:
@@ -86,7 +87,14 @@ class Colorizer:
             gen.load_state_dict(st["state_dict"])
         except (RuntimeError, KeyError) as e:
             raise UserError(f"{p}: weights do not fit the generator ({str(e)[:160]})") from None
-        return cls(gen, int(st.get("size", 256)), st.get("meta", {}), p)
+        self = cls(gen, int(st.get("size", 256)), st.get("meta", {}), p)
+        from sketchshop.accel import onnx_module
+        from sketchshop.registry import sha256
+        example = (torch.rand(1, IN_CHANNELS, self.size, self.size),
+                   torch.zeros(1, dtype=torch.long))
+        self.fast = onnx_module(self.gen, example, ("sketch_hints", "category"), ("rgb",),
+                                key=f"colorizer-{sha256(p)[:16]}", as_dict=False)
+        return self
 
     # ------------------------------------------------------------ inputs
     def _canvas(self, sketch: Image.Image) -> tuple[np.ndarray, tuple[int, int], tuple[float, float, float], bool]:
@@ -196,7 +204,7 @@ class Colorizer:
         x = torch.from_numpy(encode(canvas, hint))[None]
         cat = torch.tensor([self._category(category)])
         with torch.inference_mode():
-            y = self.gen(x, cat)[0]
+            y = (self.fast or self.gen)(x, cat)[0]
         out = ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
         # crop the square canvas back to the sketch's frame, then to its size (capped)
         x0, y0, scale = mapping

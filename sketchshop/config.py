@@ -26,6 +26,8 @@ class Settings:
     api_keys: str = ""                      # SKETCHSHOP_API_KEYS: comma-separated; open API when empty
     rate_limit: str = ""                    # SKETCHSHOP_RATE_LIMIT, per API key or client, e.g. "600/minute"
     rate_limit_storage: str = "memory://"   # SKETCHSHOP_RATE_LIMIT_STORAGE, e.g. redis://host:6379
+    runtime: str = "onnx"                   # SKETCHSHOP_RUNTIME: onnx (ONNX Runtime) or torch, for served networks
+    cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sketchshop"  # built files
     user_agent: str = "sketchshop-crawler/0.1 (+https://github.com/sketchshop)"
     extra: dict = field(default_factory=dict)
 
