@@ -6,12 +6,13 @@ Nothing here crawls: a crawl request is a queued row that the scheduler process
 from __future__ import annotations
 
 import hmac
+import json
 
 from flask import Blueprint, current_app, jsonify, request
 
 from sketchshop.config import settings
 
-from .errors import ApiError
+from .errors import MAX_ID, ApiError
 
 bp = Blueprint("admin", __name__)
 
@@ -31,9 +32,16 @@ def _catalog():
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes
+        body = None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "send a JSON object")
+    try:  # what the database stores: UTF-8 text (no lone surrogates) and JSON without NaN/Infinity
+        json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError:
+        raise ApiError(400, "bad_request", "the JSON body holds an unpaired surrogate or NaN/Infinity") from None
     return body
 
 
@@ -65,7 +73,7 @@ def list_crawls():
 
 @bp.get("/crawls/<int:run_id>")
 def get_crawl(run_id: int):
-    run = _catalog().run(run_id)
+    run = _catalog().run(run_id) if run_id <= MAX_ID else None
     if run is None:
         raise ApiError(404, "not_found", f"no crawl run {run_id}")
     return jsonify(run)

@@ -11,7 +11,7 @@ from sketchshop import vocab
 from . import uploads
 from catalog.search import hint_layer
 
-from .errors import ApiError
+from .errors import MAX_ID, ApiError
 from .metrics import observe_stages
 
 bp = Blueprint("v1", __name__)
@@ -128,7 +128,7 @@ def _product_json(d: dict) -> dict:
 
 @bp.get("/products/<int:product_id>")
 def product(product_id: int):
-    d = _state().need_catalog().product(product_id)
+    d = _state().need_catalog().product(product_id) if product_id <= MAX_ID else None
     if d is None:
         raise ApiError(404, "not_found", f"no product {product_id}")
     return jsonify(_product_json(d))

@@ -10,6 +10,8 @@ from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
 
+MAX_ID = 2**63 - 1  # ids are 64-bit database integers; a larger id in a URL names nothing
+
 
 class ApiError(UserError):
     def __init__(self, status: int, code: str, message: str):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from flask import request
 from PIL import Image
@@ -52,7 +53,7 @@ def hints_from() -> Image.Image | list | None:
         return None
     try:
         pts = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise ApiError(400, "bad_hints", "'hints' is neither an image file nor JSON points") from None
     if not isinstance(pts, list) or len(pts) > MAX_HINT_POINTS:
         raise ApiError(400, "bad_hints", f"'hints' must be a list of at most {MAX_HINT_POINTS} points")
@@ -60,13 +61,15 @@ def hints_from() -> Image.Image | list | None:
     for i, p in enumerate(pts):
         try:
             x, y = float(p["x"]), float(p["y"])
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise ValueError("x and y must be finite numbers")
             if "rgb" in p:
                 rgb = [int(v) for v in p["rgb"]]
                 if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
                     raise ValueError("rgb must be three values 0-255")
             else:
                 rgb = list(vocab.COLOUR_RGB[vocab.colour(p["colour"])])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ApiError(400, "bad_hints", f"hint point #{i}: needs x, y and colour or rgb ({e})") from None
         out.append({"x": x, "y": y, "rgb": rgb})
     return out

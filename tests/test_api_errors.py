@@ -68,6 +68,10 @@ def test_health_and_not_ready_without_index(client):
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1}]'}, 400, "bad_hints"),
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "rgb": [300, 0, 0]}]'}, 400, "bad_hints"),
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "colour": "octarine"}]'}, 400, "bad_hints"),
+    # found by tests/test_api_fuzz.py: Infinity and deep nesting were 500s
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "rgb": [Infinity, 0, 0]}]'}, 400, "bad_hints"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": NaN, "y": 2, "colour": "red"}]'}, 400, "bad_hints"),
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": "[" * 50_000}, 400, "bad_hints"),
 ])
 def test_bad_search_requests(client, data, status, code):
     _err(client.post("/v1/search", data=data, content_type="multipart/form-data"), status, code)
@@ -88,6 +92,7 @@ def test_wrong_method_and_unknown_route(client):
 
 def test_products_and_images(client):
     _err(client.get("/v1/products/424242"), 404, "not_found")
+    _err(client.get("/v1/products/99999999999999999999"), 404, "not_found")  # beyond 64 bits: was a 500
     _err(client.get("/v1/images/not-a-sha"), 400)
     _err(client.get("/v1/images/" + "0" * 64), 404)
     _err(client.get("/v1/products?colour=octarine"), 400, "bad_filter")
@@ -115,6 +120,15 @@ def test_admin_token_and_validation(client):
     assert [x["name"] for x in client.get("/v1/schedules", headers=auth).get_json()["items"]] == ["nightly"]
     assert client.delete("/v1/schedules/nightly", headers=auth).status_code == 204
     _err(client.delete("/v1/schedules/nightly", headers=auth), 404)
+
+
+def test_admin_rejects_what_it_cannot_store(client):
+    """Found by tests/test_api_fuzz.py: each of these was a 500."""
+    auth = {"Authorization": "Bearer s3cret"}
+    for body in ['{"spec": "\\ud800"}', '{"spec": "a", "options": {"x": NaN}}', "[" * 50_000]:
+        _err(client.post("/v1/crawls", data=body, content_type="application/json", headers=auth), 400, "bad_request")
+        _err(client.post("/v1/schedules", data=body, content_type="application/json", headers=auth), 400)
+    _err(client.get("/v1/crawls/99999999999999999999", headers=auth), 404, "not_found")
 
 
 def test_admin_disabled_without_token(data_dir, monkeypatch):
