@@ -17,7 +17,7 @@ from .errors import UserError
 COMMAND_MODULES = (
     "sketchshop.studio.cli", "crawler.cli", "catalog.cli", "classifier.cli", "detector.cli",
     "colorizer.cli", "catalog.search_cli", "server.cli", "mobile_export.cli", "sketchshop.bench",
-    "sketchshop.demo",
+    "sketchshop.demo", "sketchshop.report",
 )
 GROUPS = {
     "train": "train a model (classifier, detector, colorizer)",
