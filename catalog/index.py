@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +263,7 @@ class SearchIndex:
         if q.shape[0] != self.dim:
             raise UserError(f"query embedding has {q.shape[0]} dimensions, the index {self.dim}")
         ids, sims = self._candidates(q, max(top_k * 10, 100), filters)
+        ids, sims = self._with_likely_categories(q, ids, sims, query, max(top_k * 10, 100), filters)
         qcoarse = vocab.FINE_TO_COARSE.get(query.category, query.category) if query.category else None
         hits = []
         for i, sim in zip(ids.tolist(), sims.tolist()):
@@ -300,6 +301,27 @@ class SearchIndex:
             if len(out) == top_k:
                 break
         return out
+
+    def _with_likely_categories(self, q, ids, sims, query: Query, k: int, filters: Filters):
+        """Add the nearest items of each likely coarse category (p >= 0.2) to the candidates.
+
+        A photo and a catalogue image can be nearer across categories than within one (a dark
+        skirt photo next to dark trousers on white), so the embedding's top-k alone may hold too
+        few items of the right category for the category term of the ranking to promote.
+        """
+        if filters.category or not query.category_probs:
+            return ids, sims
+        coarse: dict[str, float] = {}
+        for c, p in query.category_probs.items():
+            co = vocab.FINE_TO_COARSE.get(c, c)
+            coarse[co] = coarse.get(co, 0.0) + p
+        likely = [c for c, p in sorted(coarse.items(), key=lambda x: -x[1]) if p >= 0.2][:2]
+        if not likely:
+            return ids, sims
+        parts = [(ids, sims)] + [self._candidates(q, k, replace(filters, category=c)) for c in likely]
+        all_ids, all_sims = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+        _, first = np.unique(all_ids, return_index=True)
+        return all_ids[first], all_sims[first]
 
     def items_by_id(self, product_id: int) -> Item:
         return self._by_id[product_id]

@@ -71,3 +71,20 @@ def test_atomic_reload_and_missing_or_corrupt(tmp_path):
     (tmp_path / "builds" / new.build_id / "vectors.faiss").write_bytes(b"garbage")
     with pytest.raises(IndexError_, match="corrupt"):
         SearchIndex.open(tmp_path)
+
+
+def test_likely_category_found_beyond_the_embeddings_top_k(tmp_path):
+    """300 dresses lie nearer the query than the one pair of pants; a query sure it shows pants
+    still gets the pants first (they are added as candidates, then the category term ranks)."""
+    rng = np.random.default_rng(2)
+    q = np.array([1.0] + [0.0] * 15, np.float32)
+    near = q + 0.2 * _vecs(300, 16, rng)
+    far = np.array([[0.6, 0.8] + [0.0] * 14], np.float32)
+    v = np.concatenate([near, far]).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    items = [Item(i, "dress", "red") for i in range(300)] + [Item(300, "pants", "red")]
+    SearchIndex.build(tmp_path, items, v)
+    idx = SearchIndex.open(tmp_path)
+    assert 300 not in [h.product_id for h in idx.search(Query(q), top_k=10)]
+    hits = idx.search(Query(q, category="pants", category_p=0.9, category_probs={"pants": 0.9, "dress": 0.1}), top_k=10)
+    assert hits[0].product_id == 300 and "category" in hits[0].matched
