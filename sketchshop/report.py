@@ -389,6 +389,19 @@ def _check_out(out: Path) -> None:
         raise UserError(f"{out}: cannot write the report there ({e.strerror or e})") from None
 
 
+def _read_bench(path: Path) -> dict:
+    """An earlier `sketchshop bench --json` result, checked before any eval runs."""
+    from .bench import markdown as bench_md
+    if not path.is_file():
+        raise UserError(f"--bench-json {path}: no such file")
+    try:
+        res = json.loads(path.read_text())
+        bench_md(res)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"--bench-json {path}: not a `sketchshop bench` JSON ({e})") from None
+    return res
+
+
 def _own_command(args) -> str:
     a = ["report", "--out", str(args.out)]
     a += ["--limit", str(args.limit)] if args.limit else []
@@ -415,8 +428,7 @@ def report(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, not {args.limit}")
     bench_json = Path(args.bench_json) if args.bench_json else None
-    if bench_json and not bench_json.is_file():
-        raise UserError(f"--bench-json {bench_json}: no such file")
+    bench_res = _read_bench(bench_json) if bench_json else None
     out = Path(args.out)
     _check_out(out)
     work = settings().path("report")
@@ -458,11 +470,8 @@ def report(args) -> int:
         extras["bench_skipped"] = "Skipped (`--no-bench`); `sketchshop bench --quick --json bench.json` measures it."
     elif bench_json:
         from .bench import markdown as bench_md
-        try:
-            res = json.loads(bench_json.read_text())
-            extras["bench_md"] = bench_md(res)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise UserError(f"--bench-json {bench_json}: not a `sketchshop bench` JSON ({e})") from None
+        res = bench_res
+        extras["bench_md"] = bench_md(res)
         extras["bench_source"] = (f"From `{bench_json}` (written by `sketchshop bench`"
                                   f"{' --quick' if res.get('quick') else ''} on {res.get('started', '?')}).")
         with atomic_write(out / "json" / "bench.json") as f:

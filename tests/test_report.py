@@ -137,3 +137,22 @@ def test_search_contact_sheet(tmp_path, monkeypatch):
     im = Image.open(out)
     assert im.size == (6 * 160, 2 * (160 + 16))
     assert im.getpixel((160 + 80, 16 + 80))[2] > 200  # a result tile (blue) right of the query
+
+
+def test_bench_json_embedded(tmp_path, capsys, data_dir, monkeypatch):
+    """--bench-json: an earlier `sketchshop bench` JSON becomes the report's benchmark table."""
+    monkeypatch.setenv("SKETCHSHOP_SHARED_DATA", str(tmp_path / "no-data"))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"quick": True, "started": "2026-11-22 12:00:00", "synth": {"products_per_min": 123.4},
+                                 "index": {"dim": 256, "10000": {"kind": "flat", "build_s": 0.1, "index_mb": 9.8,
+                                                                 "query_ms": {"p50": 0.5}, "recall@10": 1.0}}}))
+    out = tmp_path / "rep"
+    rc, _, err = _run(capsys, "report", "--out", str(out), "--limit", "2", "--only", "search", "--bench-json", str(bench))
+    assert rc == 0, err
+    md = (out / "report.md").read_text()
+    assert "| synth | 123.4 products/min |" in md and "recall@10 1.0" in md and str(bench) in md
+    assert json.loads((out / "json" / "bench.json").read_text())["synth"]["products_per_min"] == 123.4
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    rc, _, err = _run(capsys, "report", "--out", str(out), "--only", "search", "--bench-json", str(bad))
+    assert rc == 2 and "not a `sketchshop bench` JSON" in err
