@@ -185,7 +185,7 @@ def run_command(run: Run) -> Run:
     return run
 
 
-def plan(sections, data: Data, out: Path, work: Path, limit: int | None) -> list[Run]:
+def plan(sections, data: Data, out: Path, work: Path, limit: int | None, pictures: bool = True) -> list[Run]:
     j = out / "json"
     runs: list[Run] = []
     if "classifier" in sections:
@@ -207,8 +207,9 @@ def plan(sections, data: Data, out: Path, work: Path, limit: int | None) -> list
                         j / "eval-detector-products.json"))
     if "colorizer" in sections:
         images = data.photos if data.source == "real" else data.photos / "images"
+        sheet = ["--sheet", str(out / "colorizer-sheet.png")] if pictures else []
         runs.append(Run("colorizer", ["eval", "colorizer", "--images", str(images), *lim,
-                                      "--json", str(j / "eval-colorizer.json"), "--sheet", str(out / "colorizer-sheet.png")],
+                                      "--json", str(j / "eval-colorizer.json"), *sheet],
                         j / "eval-colorizer.json"))
     if "search" in sections:
         labels = data.labels_csv or _write_labels(data.samples, data.photos, work / "validation-all.csv")
@@ -441,7 +442,8 @@ def report(args) -> int:
     if data.coco is None:  # real photos but no ccp-train: detector on studio scenes
         st = studio_data(args.limit, work)
         data.coco, data.coco_images = st.coco, st.coco_images
-    runs = plan(sections, data, out, work, args.limit)
+    pictures = not (args.no_data_pictures and data.source == "real")
+    runs = plan(sections, data, out, work, args.limit, pictures)
     extras: dict = {"argv": _own_command(args)}
     have_index = index_available()
     for run in tqdm(runs, desc="report", unit="eval"):
@@ -460,7 +462,10 @@ def report(args) -> int:
     by = {r.section: r for r in runs if r.result is not None}
     if "classifier" in by:
         extras["confusion"] = confusion_png(by["classifier"].result, out / "confusion.png")
-    if "search" in by:
+    if "search" in by and not pictures:
+        extras["search_skipped"] = ("No contact sheet: `--no-data-pictures` leaves out pictures made from the "
+                                    "evaluation photos (their licence or our data policy may not allow publishing them).")
+    elif "search" in by:
         try:
             extras["search_sheet"] = search_sheet(data.samples, out / "search-sheet.png")
         except UserError as e:
@@ -516,6 +521,9 @@ def register(cli) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N images per eval (quick runs)")
     p.add_argument("--only", default=None, metavar="LIST",
                    help="comma-separated sections to run, from: " + ",".join(SECTIONS) + " (default: all)")
+    p.add_argument("--no-data-pictures", action="store_true",
+                   help="leave out the colouriser and search contact sheets when they would show the real "
+                        "evaluation photos (for a report that is committed or published)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--no-bench", action="store_true", help="leave out the benchmark")
     g.add_argument("--bench-json", default=None, metavar="FILE",

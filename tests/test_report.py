@@ -156,3 +156,14 @@ def test_bench_json_embedded(tmp_path, capsys, data_dir, monkeypatch):
     bad.write_text("[1, 2]")
     rc, _, err = _run(capsys, "report", "--out", str(out), "--only", "search", "--bench-json", str(bad))
     assert rc == 2 and "not a `sketchshop bench` JSON" in err
+
+
+def test_no_data_pictures_leaves_out_sheets_of_real_photos(shared_data, tmp_path, capsys, data_dir):
+    """A report meant for committing holds no picture made from the real evaluation photos."""
+    out = tmp_path / "r"
+    rc, _, err = _run(capsys, "report", "--out", str(out), "--only", "colorizer", "--limit", "2", "--no-bench",
+                      "--no-data-pictures")
+    assert rc == 0, err
+    assert json.loads((out / "json" / "eval-colorizer.json").read_text())["n"] == 2
+    assert not list(out.glob("*sheet*.png"))
+    assert "colorizer-sheet.png" not in (out / "report.md").read_text()
