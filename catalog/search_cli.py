@@ -119,10 +119,12 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
     for s in tqdm(samples, desc="queries", unit="query"):
         try:
             image = load_image(s.path)
+            h = s.extra.get("hints") if kind != "photo" else None  # a sketch's colour hints (RGBA layer)
+            hints = load_image(queries / h, mode="RGBA") if h else None
         except UserError as e:
             log.warning("%s", e)
             continue
-        out = searcher.search(image, kind=kind, top_k=top_k)
+        out = searcher.search(image, kind=kind, hints=hints, top_k=top_k)
         times.append(out["timing_ms"]["total"])
         label_coarse = vocab.coarse(s.category) if s.category else None
         desc = {id(d): hits for d, hits in out["items"]}
@@ -158,7 +160,8 @@ def register(cli) -> None:
     p = cli.command("search", cmd_eval_search, group="eval",
                     help="run the full search for labelled queries; writes category/colour precision@10 and latency")
     p.add_argument("--queries", required=True, help="folder of query images")
-    p.add_argument("--labels", required=True, help="CSV with file (relative to --queries), category, [colour]")
+    p.add_argument("--labels", required=True,
+                   help="CSV with file (relative to --queries), category, [colour], [hints: a sketch's RGBA hint layer]")
     p.add_argument("--kind", choices=["photo", "sketch"], help="query kind (detected when absent)")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--json", required=True, help="where to write the metrics")
