@@ -82,7 +82,7 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
     t0 = time.time()
-    ph = predict_items(model, val_items, cfg.size)
+    ph = predict_items(model, val_items, cfg.infer_size)
     ms = (time.time() - t0) * 1000 / max(len(val_items), 1)
     y = [it.category for it in val_items]
     p = ph["category"].argmax(1).tolist()
@@ -95,7 +95,7 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
                                      "confusion_labels": cats, "confusion": conf.tolist(),
                                      "ms_per_image_batched": round(ms, 2)}}
     if val_sketches:
-        sk = predict_items(model, val_sketches, cfg.size, sketch=True)
+        sk = predict_items(model, val_sketches, cfg.infer_size, sketch=True)
         ys = torch.tensor(y)
         metrics["validation_xdog_drawings"] = {
             "n": len(y), "category_top1": round(float((sk["category"].argmax(1) == ys).float().mean()), 4),
@@ -155,14 +155,16 @@ by photos and sketches. Backbone `{cfg.backbone}` (ImageNet weights from the
 The stem and the first {cfg.frozen} stages stay at ImageNet weights; their outputs for
 {cfg.views} augmented views per photo (RandomResizedCrop 0.5-1, flip, rotation +-12 deg, letterbox
 {cfg.size} px) and {cfg.sketch_views} drawings per item are cached once; the late stages and heads are
-fine-tuned on the cache for {cfg.epochs} epochs (AdamW lr {cfg.lr} / heads x5, wd {cfg.weight_decay}, cosine, 1 epoch
+fine-tuned on the cache for {len(hist)} of {cfg.epochs} planned epochs{" (early stop: " + str(cfg.patience) + " epochs without a better validation top-1)" if len(hist) < cfg.epochs else ""} (AdamW lr {cfg.lr} / heads x5, wd {cfg.weight_decay}, cosine, 1 epoch
 warm-up, label smoothing {cfg.label_smoothing}, drop-path {cfg.drop_path}, feature-map flips, EMA {cfg.ema}; InfoNCE
 weight {cfg.infonce_weight}, temperature 0.07). The EMA weights are shipped (the last epoch, not a picked one).
-Training time: {m.get('train_seconds')} s on a shared 2-core CPU.
+Training time: {m.get('train_seconds')} s on the 2-core CPU.
 
 Reproduce: `sketchshop train classifier` (defaults; data from `../shared/data/clothing-small`).
 
-## Metrics of this run (through the inference path: letterbox {cfg.size} px, batch {64})
+## Metrics of this run (through the inference path: letterbox {cfg.infer_size} px, batch {64})
+Trained on {cfg.size} px crops, served at {cfg.infer_size} px: random-resized crops make garments look larger in
+training than whole letterboxed photos do at inference, so the served size is scaled up to match (FixRes).
 - Validation photos (n={v['n']}): category top-1 **{v['category_top1']}**; per class {json.dumps(v['per_class'])}
 - XDoG drawings of the validation photos: category top-1 {xd.get('category_top1')}, drawing->photo
   retrieval among {v['n']}: acc@1 {xd.get('sbir_acc@1')}, acc@10 {xd.get('sbir_acc@10')}

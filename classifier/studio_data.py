@@ -84,8 +84,8 @@ def studio_metrics(model, val_studio, cfg, prefix="studio") -> dict:
     from .colour import dominant_colour
     from .train import predict_items
     model.eval()
-    ph = predict_items(model, val_studio, cfg.size)
-    sk = predict_items(model, val_studio, cfg.size, sketch=True)
+    ph = predict_items(model, val_studio, cfg.infer_size)
+    sk = predict_items(model, val_studio, cfg.infer_size, sketch=True)
     y_cat = torch.tensor([it.category for it in val_studio])
     y_col = torch.tensor([it.colour for it in val_studio])
     res = {f"{prefix}_category_top1": float((ph["category"].argmax(1) == y_cat).float().mean()),

@@ -38,20 +38,23 @@ FORMAT = "sketchshop-classifier/1"
 class TrainConfig:
     data: str = "../shared/data/clothing-small"     # ImageFolder with train/ and validation/
     backbone: str = "efficientnet_lite0"
-    frozen: int = 5                                  # backbone stages kept at ImageNet weights (cached)
-    epochs: int = 9
-    views: int = 2                                   # cached augmented views per real photo
+    frozen: int = 3                                  # backbone stages kept at ImageNet weights (cached)
+    epochs: int = 14
+    views: int = 4                                   # cached augmented views per real photo
     sketch_views: int = 1                            # cached drawings (and studio photo views) per item
     batch: int = 32                                  # real photos per step (+ half as many drawings, + studio)
     studio_batch: int = 8                            # studio product pairs per step
-    lr: float = 8e-4                                 # late backbone stages; heads get 5x
+    lr: float = 5e-4                                 # late backbone stages; heads get 5x
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
     ema: float = 0.99
     drop_path: float = 0.1
     infonce_weight: float = 1.0
     patience: int = 4                                # early stop: epochs without val improvement
-    size: int = D.SIZE
+    size: int = D.SIZE                               # training crops
+    # Inference size (FixRes): RandomResizedCrop(0.5-1) shows a garment about 1/sqrt(0.75) ~ 1.17x
+    # larger in training than a letterboxed whole photo shows it, so inference runs at 224 x 1.17 ~ 256.
+    infer_size: int = 256
     studio_n: int = 600                              # studio products rendered (85 % train, 15 % validation)
     seed: int = 0
     workdir: str = "var/train/classifier"
@@ -226,7 +229,7 @@ def train(cfg: TrainConfig) -> Path:
     history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data")}
+        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size")}
         theirs = {k: v for k, v in st.get("config", {}).items() if k in mine}
         if theirs != mine:
             diff = sorted(k for k in mine if theirs.get(k) != mine[k])
@@ -331,7 +334,7 @@ def train(cfg: TrainConfig) -> Path:
 def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}
     return {"format": FORMAT, "backbone": model.backbone_name, "embed_dim": model.embed[-1].out_features,
-            "size": cfg.size, "mean": D._MEAN.tolist(), "std": D._STD.tolist(),
+            "size": cfg.infer_size, "train_size": cfg.size, "mean": D._MEAN.tolist(), "std": D._STD.tolist(),
             "categories": list(vocab.FINE_CATEGORIES), "colours": list(vocab.COLOURS),
             "attributes": {a.name: list(a.values) for a in vocab.ATTRIBUTES.values()},
             "state_dict": sd, "meta": meta}
