@@ -9,6 +9,7 @@ from sketchshop.errors import UserError
 log = logging.getLogger(__name__)
 
 CCP = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ccp-train"
+SHOTS = CCP.parent / "clothing-small" / "train"
 
 
 def register(cli):
@@ -30,13 +31,16 @@ def register(cli):
     p.add_argument("--hours", type=float, default=None,
                    help="wall-time budget; training stops (validated, saved) when it runs out")
     p.add_argument("--name", default="default", help="run name under <data_dir>/detector/runs/")
+    p.add_argument("--product-shots", type=Path, default=SHOTS,
+                   help="class folders of single-product photos added to training, one GrabCut box each")
+    p.add_argument("--product-shots-n", type=int, default=600, help="how many of them (0: street photos only)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
     p.add_argument("--head", choices=("one2one", "one2many"), default="one2many",
-                   help="YOLO26 head to export: one2many (decoded with NMS; mAP50 0.29 vs 0.23 "
-                        "on the held-out split for the shipped model) or one2one (NMS-free)")
+                   help="YOLO26 head to export: one2many (decoded with NMS; mAP50 0.29 vs 0.23 on the "
+                        "held-out split for the first trained model) or one2one (NMS-free)")
     p.add_argument("--export-only", action="store_true",
                    help="skip training: install the run's best.pt as it is (implies --install)")
     p.add_argument("--products", type=Path, default=None,
@@ -82,11 +86,16 @@ def _eval(args) -> int:
 def _train(args) -> int:
     from sketchshop.config import settings
 
-    from .data import build_ccp
+    from .data import build_ccp, build_products
     from .train import train
     if not args.data.is_file():
         raise UserError(f"{args.data}: COCO json not found")
-    yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"))
+    extra = []
+    if args.product_shots_n > 0:
+        if not args.product_shots.is_dir():
+            raise UserError(f"{args.product_shots}: product photo folder not found (or --product-shots-n 0)")
+        extra.append(build_products(args.product_shots, settings().path("detector", "products"), args.product_shots_n))
+    yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"), extra_train=extra)
     if args.export_only:
         from .train import run_dir
         best = run_dir(args.name) / "weights" / "best.pt"
@@ -100,5 +109,6 @@ def _train(args) -> int:
         from .export import install
         import sys
         install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products,
-                command="sketchshop " + " ".join(sys.argv[1:]), nms_free=args.head == "one2one")
+                command="sketchshop " + " ".join(sys.argv[1:]), nms_free=args.head == "one2one",
+                product_shots={"folder": str(args.product_shots), "n": args.product_shots_n} if extra else None)
     return 0
