@@ -8,8 +8,8 @@ the "minimum rectangle" (a portrait photo runs at 320x224) exactly as Ultralytic
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
