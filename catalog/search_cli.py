@@ -35,7 +35,7 @@ def prominent(items, coarse_label: str | None = None):
 
 
 def _cache_path(root: Path, model_sha: str) -> Path:
-    return root / f"describe-cache-{model_sha[:12]}.pkl"
+    return root / f"describe-cache-{model_sha}.pkl"  # classifier and detector: either changing invalidates it
 
 
 def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True) -> dict:
@@ -94,6 +94,9 @@ def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True
     tmp = cache_file.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(cache))
     tmp.replace(cache_file)
+    for old in root.glob("describe-cache-*.pkl"):  # descriptions by other models are never read again
+        if old != cache_file:
+            old.unlink(missing_ok=True)
     build = SearchIndex.build(root, items, np.stack(vectors), info={"model": model_sha})
     return {"build": build, "products": len(items), "described": described, "cached": len(items) - described,
             "skipped": skipped, "seconds": round(time.perf_counter() - t0, 1)}

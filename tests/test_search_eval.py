@@ -49,3 +49,10 @@ def test_missing_hints_file_is_skipped_not_a_crash(live_catalog, tmp_path):
                                                         "hints": "missing.png"}]), "sketch",
                           searcher=live_catalog.searcher)
     assert res["n"] == 0
+
+
+def test_describe_cache_is_keyed_by_both_models(tmp_path):
+    """A new detector with the same classifier must not reuse the old descriptions (their crops differ)."""
+    from catalog.search_cli import _cache_path
+    cls, det_a, det_b = "c" * 16, "a" * 16, "b" * 16
+    assert _cache_path(tmp_path, cls + det_a) != _cache_path(tmp_path, cls + det_b)
