@@ -234,13 +234,13 @@ def bench_index(sizes, dim: int, n_queries: int = 200) -> dict:
         exact = faiss.IndexFlatIP(dim)
         exact.add(x)
         _, truth = exact.search(q, 10)
-        from catalog.index import HNSW_THRESHOLD
+        from catalog.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, HNSW_THRESHOLD
         rss0, t = _rss_mb(), time.perf_counter()
-        if n >= HNSW_THRESHOLD:
-            idx = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            idx.hnsw.efConstruction = 80
+        if n >= HNSW_THRESHOLD:  # the served index's parameters (catalog.index)
+            idx = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            idx.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             idx.add(x)
-            idx.hnsw.efSearch = 128
+            idx.hnsw.efSearch = HNSW_EF_SEARCH
             kind = "hnsw"
         else:
             idx, kind = exact, "flat"
@@ -307,9 +307,18 @@ def markdown(res: dict) -> str:
 
 
 def bench(args) -> int:
-    from .files import atomic_write
     quick = args.quick
     res: dict = {"quick": quick, "cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        sizes = tuple(int(n) for n in args.index_sizes.split(",")) if args.index_sizes else \
+            ((10_000,) if quick else (10_000, 100_000, 1_000_000))
+    except ValueError:
+        raise UserError(f"--index-sizes must be comma-separated counts, not {args.index_sizes!r}") from None
+    if any(n < 100 for n in sizes):
+        raise UserError("--index-sizes: each size must be at least 100 vectors")
+    if args.index_only:
+        res["index"] = bench_index(sizes, dim=args.dim)
+        return _write(res, args)
     photos = _photos(8 if quick else 40)
     try:
         from catalog.search import Searcher
@@ -330,10 +339,15 @@ def bench(args) -> int:
             res["obvious_error"] = str(e)
         del searcher
         res["http"] = bench_http(photos, levels=(1, 4, 16), seconds=4 if quick else 20)
-    res["index"] = bench_index((10_000,) if quick else (10_000, 100_000, 1_000_000), dim=args.dim)
+    res["index"] = bench_index(sizes, dim=args.dim)
     res["synth"] = bench_synth(20 if quick else 300)
     if not args.no_crawl:
         res["crawl"] = bench_crawl(60 if quick else 1000, "2" if quick else "1,2")
+    return _write(res, args)
+
+
+def _write(res: dict, args) -> int:
+    from .files import atomic_write
     md = markdown(res)
     if args.json:
         with atomic_write(args.json) as f:
@@ -350,3 +364,6 @@ def register(cli) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: about a minute")
     p.add_argument("--dim", type=int, default=256, help="embedding size for the index-scale test")
     p.add_argument("--no-crawl", action="store_true", help="skip the crawl throughput")
+    p.add_argument("--index-sizes", metavar="N,N", help="index sizes to measure (default 10000, or "
+                                                         "10000,100000,1000000 without --quick)")
+    p.add_argument("--index-only", action="store_true", help="measure only the index scale (no models, server, crawl)")

@@ -88,3 +88,20 @@ def test_likely_category_found_beyond_the_embeddings_top_k(tmp_path):
     assert 300 not in [h.product_id for h in idx.search(Query(q), top_k=10)]
     hits = idx.search(Query(q, category="pants", category_p=0.9, category_probs={"pants": 0.9, "dress": 0.1}), top_k=10)
     assert hits[0].product_id == 300 and "category" in hits[0].matched
+
+
+def test_bench_index_only_flat_and_hnsw(tmp_path, capsys):
+    """`sketchshop bench --index-only`: exact search below the HNSW threshold, the served HNSW above it."""
+    import json
+
+    from catalog.index import HNSW_THRESHOLD
+    from sketchshop.cli import main
+    out = tmp_path / "b.json"
+    assert main(["bench", "--index-only", "--index-sizes", f"2000,{HNSW_THRESHOLD}", "--dim", "32",
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())["index"]
+    assert res["2000"]["kind"] == "flat" and res["2000"]["recall@10"] == 1.0
+    assert res[str(HNSW_THRESHOLD)]["kind"] == "hnsw" and res[str(HNSW_THRESHOLD)]["recall@10"] >= 0.9
+    assert (tmp_path / "b.md").is_file()
+    assert main(["bench", "--index-only", "--index-sizes", "10,x"]) == 2
+    assert "--index-sizes" in capsys.readouterr().err
