@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sketchshop import vocab
 from sketchshop.files import atomic_write

@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -143,7 +142,6 @@ def _real_items(cfg, split: str):
 @torch.no_grad()
 def cached_features(name: str, early, items: list[D.Item], views: int, make_view, cfg) -> torch.Tensor:
     """(N, views, C, H, W) float16 early-stage features, computed once per (config, source)."""
-    from PIL import Image
     from tqdm import tqdm
     key = f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
     path = Path(cfg.workdir) / "cache" / f"{key}.pt"

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np

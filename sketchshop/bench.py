@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PROJECT_ROOT, settings
+from .config import PROJECT_ROOT
 from .errors import UserError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 
-import pytest
 
 
 def _write(tmp_path, rows):
