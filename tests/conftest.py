@@ -57,6 +57,25 @@ def serve_app():
         srv.shutdown()
 
 
+def add_studio_products(cat, products) -> list[int]:
+    """Store studio products in catalogue `cat` as a crawl would (shop "studio"); their catalogue ids."""
+    import io
+
+    from catalog.store import ProductRecord
+    shop_id = cat.get_shop("studio", "https://studio-shop.example")
+    with cat.session() as s:
+        for p in products:
+            buf = io.BytesIO()
+            p.image.save(buf, "JPEG", quality=90)
+            url = f"https://studio-shop.example/products/{p.id}"
+            labels = [("category", p.category, p.category, "studio"), ("colour", p.colour, p.colour, "studio")]
+            labels += [(a, v, v, "studio") for a, v in p.attributes.items()]
+            cat.upsert_product(s, shop_id, None, ProductRecord(
+                external_id=p.id, url=url, title=p.title, brand=p.brand, price=p.price, currency=p.currency,
+                labels=labels, images=[(cat.images.put(buf.getvalue()), url + "/main.jpg")]))
+    return [cat.product_by_key("studio", p.id)["id"] for p in products]
+
+
 @pytest.fixture(scope="session")
 def live_catalog(tmp_path_factory):
     """A real catalogue of studio products, indexed with the shipped models, in a temp data dir.
@@ -83,13 +102,10 @@ def live_catalog(tmp_path_factory):
     mp.delenv("SKETCHSHOP_DB_URL", raising=False)
     settings.cache_clear()
     try:
-        import io
-
         from catalog import open_catalog
         from catalog.index import SearchIndex
         from catalog.search import Searcher
         from catalog.search_cli import build_index
-        from catalog.store import ProductRecord
         from sketchshop.studio import generate_products
 
         try:
@@ -97,20 +113,8 @@ def live_catalog(tmp_path_factory):
         except UserError as e:
             pytest.skip(f"shipped models do not load: {e}")
         cat = open_catalog()
-        shop_id = cat.get_shop("studio", "https://studio-shop.example")
-        products, ids = list(generate_products(LIVE_PRODUCTS, seed=LIVE_SEED)), []
-        with cat.session() as s:
-            for p in products:
-                buf = io.BytesIO()
-                p.image.save(buf, "JPEG", quality=90)
-                url = f"https://studio-shop.example/products/{p.id}"
-                labels = [("category", p.category, p.category, "studio"), ("colour", p.colour, p.colour, "studio")]
-                labels += [(a, v, v, "studio") for a, v in p.attributes.items()]
-                rec = ProductRecord(external_id=p.id, url=url, title=p.title, brand=p.brand, price=p.price,
-                                    currency=p.currency, labels=labels,
-                                    images=[(cat.images.put(buf.getvalue()), url + "/main.jpg")])
-                cat.upsert_product(s, shop_id, None, rec)
-        ids = [cat.product_by_key("studio", p.id)["id"] for p in products]
+        products = list(generate_products(LIVE_PRODUCTS, seed=LIVE_SEED))
+        ids = add_studio_products(cat, products)
         info = build_index(cat, searcher, d / "index", progress=False)
         searcher.index = SearchIndex.open(d / "index")
         yield SimpleNamespace(data_dir=d, catalog=cat, searcher=searcher, products=products, ids=ids,

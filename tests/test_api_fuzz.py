@@ -8,8 +8,6 @@ Bounded and derandomised: the same cases run on every machine.
 """
 from __future__ import annotations
 
-import io
-
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -17,6 +15,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 from schemathesis.specs.openapi import checks as oa_checks  # noqa: E402
 
+from conftest import add_studio_products  # noqa: E402
 from server import openapi  # noqa: E402  (pure: the spec without loading any model)
 
 ADMIN_TOKEN = "fuzz-admin-token"
@@ -54,7 +53,6 @@ def fuzz_app(tmp_path_factory):
         from catalog.index import SearchIndex
         from catalog.search import Searcher
         from catalog.search_cli import build_index
-        from catalog.store import ProductRecord
         from server import create_app
         from sketchshop.studio import generate_products
 
@@ -63,17 +61,7 @@ def fuzz_app(tmp_path_factory):
         except UserError as e:
             pytest.skip(f"shipped models do not load: {e}")
         cat = open_catalog()
-        shop_id = cat.get_shop("studio", "https://studio-shop.example")
-        with cat.session() as s:
-            for p in generate_products(PRODUCTS, seed=SEED):
-                buf = io.BytesIO()
-                p.image.save(buf, "JPEG", quality=90)
-                url = f"https://studio-shop.example/products/{p.id}"
-                labels = [("category", p.category, p.category, "studio"), ("colour", p.colour, p.colour, "studio")]
-                labels += [(a, v, v, "studio") for a, v in p.attributes.items()]
-                cat.upsert_product(s, shop_id, None, ProductRecord(
-                    external_id=p.id, url=url, title=p.title, brand=p.brand, price=p.price, currency=p.currency,
-                    labels=labels, images=[(cat.images.put(buf.getvalue()), url + "/main.jpg")]))
+        add_studio_products(cat, list(generate_products(PRODUCTS, seed=SEED)))
         build_index(cat, searcher, d / "index", progress=False)
         searcher.index = SearchIndex.open(d / "index")
         app = create_app(searcher=searcher, catalog=cat)
