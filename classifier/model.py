@@ -104,6 +104,11 @@ class GarmentNet(nn.Module):
                                          for a in vocab.ATTRIBUTES.values()})
         self.embed = nn.Sequential(nn.Linear(dim, 512), nn.ReLU(inplace=True), nn.Linear(512, embed_dim))
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The keys of forward()'s dict, in its order."""
+        return ("category", "colour", "embedding", *(f"attr_{n}" for n in self.attributes))
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.backbone(x))
 

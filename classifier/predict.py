@@ -62,9 +62,8 @@ class Classifier:
         meta, size = ck.get("meta", {}), ck.get("size", D.SIZE)
         from sketchshop.accel import onnx_module
         from sketchshop.registry import sha256
-        with torch.no_grad():
-            names = tuple(model(torch.zeros(1, 3, size, size)))
-        fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), names, key=f"classifier-{sha256(p)[:16]}")
+        fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), model.output_names,
+                           key=f"classifier-{sha256(p)[:16]}")
         return cls(model, size, meta.get("colour_mode", "combined"), meta, fast)
 
     def preprocess(self, image) -> torch.Tensor:

@@ -76,47 +76,50 @@ def add_studio_products(cat, products) -> list[int]:
     return [cat.product_by_key("studio", p.id)["id"] for p in products]
 
 
-@pytest.fixture(scope="session")
-def live_catalog(tmp_path_factory):
-    """A real catalogue of studio products, indexed with the shipped models, in a temp data dir.
-
-    Skips (naming the file) until the shipped weights exist. Yields a namespace with
-    data_dir, catalog, searcher (models loaded once, index attached) and products
-    (StudioProduct list, same order as the catalogue ids in `ids`).
-    """
-    from types import SimpleNamespace
-
-    from sketchshop.config import settings
+def indexed_studio_catalog(data_dir: Path, n: int, seed: int):
+    """Catalogue, searcher (shipped models, index attached), products, ids and index info for `n`
+    studio products in `data_dir` (SKETCHSHOP_DATA_DIR must already point there). Skips, naming
+    the file, while the shipped weights are missing or do not load."""
+    from catalog import open_catalog
+    from catalog.index import SearchIndex
+    from catalog.search import Searcher
+    from catalog.search_cli import build_index
     from sketchshop.errors import UserError
     from sketchshop.registry import weights_path
+    from sketchshop.studio import generate_products
     for task in ("classifier", "detector", "colorizer"):
         path = weights_path(task, must_exist=False)
         if not path.is_file():
             pytest.skip(f"shipped {task} weights missing: {path}")
-    for mod in ("sketchshop.studio", "catalog.search"):
-        pytest.importorskip(mod, reason=f"{mod} is not built yet")
+    try:
+        searcher = Searcher.load(with_index=False)
+    except UserError as e:
+        pytest.skip(f"shipped models do not load: {e}")
+    cat = open_catalog()
+    products = list(generate_products(n, seed=seed))
+    ids = add_studio_products(cat, products)
+    info = build_index(cat, searcher, data_dir / "index", progress=False)
+    searcher.index = SearchIndex.open(data_dir / "index")
+    return cat, searcher, products, ids, info
 
+
+@pytest.fixture(scope="session")
+def live_catalog(tmp_path_factory):
+    """A real catalogue of studio products, indexed with the shipped models, in a temp data dir.
+
+    Yields a namespace with data_dir, catalog, searcher (models loaded once, index attached) and
+    products (StudioProduct list, same order as the catalogue ids in `ids`).
+    """
+    from types import SimpleNamespace
+
+    from sketchshop.config import settings
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("live") / "var"
     mp.setenv("SKETCHSHOP_DATA_DIR", str(d))
     mp.delenv("SKETCHSHOP_DB_URL", raising=False)
     settings.cache_clear()
     try:
-        from catalog import open_catalog
-        from catalog.index import SearchIndex
-        from catalog.search import Searcher
-        from catalog.search_cli import build_index
-        from sketchshop.studio import generate_products
-
-        try:
-            searcher = Searcher.load(with_index=False)
-        except UserError as e:
-            pytest.skip(f"shipped models do not load: {e}")
-        cat = open_catalog()
-        products = list(generate_products(LIVE_PRODUCTS, seed=LIVE_SEED))
-        ids = add_studio_products(cat, products)
-        info = build_index(cat, searcher, d / "index", progress=False)
-        searcher.index = SearchIndex.open(d / "index")
+        cat, searcher, products, ids, info = indexed_studio_catalog(d, LIVE_PRODUCTS, LIVE_SEED)
         yield SimpleNamespace(data_dir=d, catalog=cat, searcher=searcher, products=products, ids=ids,
                               index_info=info)
         cat.close()

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 from schemathesis.specs.openapi import checks as oa_checks  # noqa: E402
 
-from conftest import add_studio_products  # noqa: E402
+from conftest import indexed_studio_catalog  # noqa: E402
 from server import openapi  # noqa: E402  (pure: the spec without loading any model)
 
 ADMIN_TOKEN = "fuzz-admin-token"
@@ -33,13 +33,6 @@ schema = schemathesis.openapi.from_dict(openapi.spec())
 def fuzz_app(tmp_path_factory):
     """The real app on the shipped models, over its own data dir with a small indexed studio catalogue."""
     from sketchshop.config import settings as sk_settings
-    from sketchshop.errors import UserError
-    from sketchshop.registry import weights_path
-    for task in ("classifier", "detector", "colorizer"):
-        path = weights_path(task, must_exist=False)
-        if not path.is_file():
-            pytest.skip(f"shipped {task} weights missing: {path}")
-
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("fuzz") / "var"
     mp.setenv("SKETCHSHOP_DATA_DIR", str(d))
@@ -49,21 +42,8 @@ def fuzz_app(tmp_path_factory):
         mp.delenv(name, raising=False)
     sk_settings.cache_clear()
     try:
-        from catalog import open_catalog
-        from catalog.index import SearchIndex
-        from catalog.search import Searcher
-        from catalog.search_cli import build_index
         from server import create_app
-        from sketchshop.studio import generate_products
-
-        try:
-            searcher = Searcher.load(with_index=False)
-        except UserError as e:
-            pytest.skip(f"shipped models do not load: {e}")
-        cat = open_catalog()
-        add_studio_products(cat, list(generate_products(PRODUCTS, seed=SEED)))
-        build_index(cat, searcher, d / "index", progress=False)
-        searcher.index = SearchIndex.open(d / "index")
+        cat, searcher, *_ = indexed_studio_catalog(d, PRODUCTS, SEED)
         app = create_app(searcher=searcher, catalog=cat)
         assert app.extensions["sketchshop"].ready, app.extensions["sketchshop"].problems
         yield app
