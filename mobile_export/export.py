@@ -114,7 +114,7 @@ def export_model(t: Target, out: Path, *, int8: bool, progress=None) -> dict:
         q = out / f"{t.name}.int8.onnx"
         for strat in t.quant_strategies(onnx_path):  # first one whose parity holds wins
             runtime.quantize_int8(onnx_path, q, feeds, op_types=strat["op_types"], exclude=strat.get("exclude", ()),
-                                  weight_type=strat.get("weight_type", "int8"))
+                                  weight_type=strat.get("weight_type", "int8"), weight_only=strat.get("weight_only", ()))
             res = t.compare_int8(fp32_onnx, _run_onnx(q, cases, t.output_names), cases, paths=(onnx_path, q))
             attempts.append({"strategy": strat["name"], "failures": res["failures"]})
             log.info("%s int8 (%s): %s", t.name, strat["name"], "; ".join(res["failures"]) or "parity holds")

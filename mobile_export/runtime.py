@@ -132,13 +132,15 @@ def session(path: Path, threads: int = 1):
 
 
 def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=("Conv", "Gemm", "MatMul"),
-                  exclude: list[str] = (), per_channel: bool = True, weight_type: str = "int8") -> Path:
+                  exclude: list[str] = (), per_channel: bool = True, weight_type: str = "int8",
+                  weight_only: list[str] = ()) -> Path:
     """Static int8 (QDQ, per-channel weights, uint8 activations, MinMax) calibrated on `calibration`.
 
     Only `op_types` are quantised: the arithmetic that carries the cost. Everything else (the
     normalisation, the L2 norm of the embedding, resizes, the detector's top-k) stays float.
     `weight_type="uint8"` (U8U8) avoids the U8S8 saturation of x86 CPUs without VNNI (AVX2 only;
     ONNX Runtime's quantisation guide), which costs depthwise-heavy networks most.
+    `weight_only` Conv nodes (normally among `exclude`) keep float activations but int8 weights.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -169,7 +171,43 @@ def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=("C
                             weight_type={"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[weight_type],
                             op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
                             extra_options={"CalibTensorRangeSymmetric": False})
+    if weight_only:
+        quantize_weights_only(dst, weight_only)
     return dst
+
+
+def quantize_weights_only(path: Path, nodes) -> int:
+    """Store the float weights of the Conv `nodes` as per-channel symmetric int8 behind a
+    DequantizeLinear, in place; their activations stay float. For layers whose activations do
+    not survive uint8 (depthwise convs on AVX2-only CPUs) this still shrinks the file 4x for
+    them, at the cost of weight rounding only. Returns how many weights were converted."""
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.load(str(path))
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    wanted, done = set(nodes), 0
+    for i, n in enumerate(list(g.node)):
+        if n.op_type != "Conv" or n.name not in wanted or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        if w.dtype != np.float32:
+            continue
+        scale = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-12) / 127.0
+        q = np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
+        name = n.input[1]
+        g.initializer.remove(inits.pop(name))
+        g.initializer.extend([numpy_helper.from_array(q, f"{name}_w8"),
+                              numpy_helper.from_array(scale.astype(np.float32), f"{name}_w8_scale"),
+                              numpy_helper.from_array(np.zeros(len(w), np.int8), f"{name}_w8_zero")])
+        g.node.insert(list(g.node).index(n), helper.make_node(
+            "DequantizeLinear", [f"{name}_w8", f"{name}_w8_scale", f"{name}_w8_zero"], [f"{name}_w8_dq"],
+            name=f"{n.name}_weight_dq", axis=0))
+        n.input[1] = f"{name}_w8_dq"
+        done += 1
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return done
 
 
 def median_ms(fn, runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP) -> float:

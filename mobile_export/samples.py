@@ -88,9 +88,9 @@ def xdog_sketch(image: Image.Image, seed: int) -> Image.Image:
 def classifier_images(purpose: str, data=None) -> ImageSet:
     """Photos and drawings for the classifier: 'parity' (held out) or 'calibration' (training)."""
     s = ImageSet()
-    # parity: 100 photos + 40 drawings, so that the 98 % int8 agreement bar is judged on more than a
-    # handful of flips (at 60 items one flip moved it by 1.7 points)
-    split, per_class, n_sketch, offset = (("validation", 10, 20, 0) if purpose == "parity"
+    # parity: 250 photos + 60 drawings, so that the 98 % int8 agreement bar is judged on more than a
+    # handful of flips (at 140 items one flip moved it by 0.7 points, a third of the margin)
+    split, per_class, n_sketch, offset = (("validation", 25, 30, 0) if purpose == "parity"
                                           else ("train", 10, 24, 100))
     photos = clothing_photos(split, per_class, data)
     if photos:

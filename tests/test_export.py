@@ -195,6 +195,32 @@ def test_parity_checks_can_fail():
     assert m["missing"] == 1 and m["extra"] == 1
 
 
+def test_weight_only_int8_shrinks_depthwise_weights_and_keeps_outputs(tmp_path):
+    """Weight-only int8: the named convs store int8 weights (4x smaller), outputs stay within
+    weight rounding, and convs not named keep their float weights."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from mobile_export.runtime import quantize_weights_only, to_onnx
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 5, padding=2, groups=64), torch.nn.ReLU(),
+                              torch.nn.Conv2d(64, 8, 1)).eval()
+    x = torch.randn(1, 64, 16, 16)
+    path = tmp_path / "m.onnx"
+    to_onnx(net, (x,), path, ("x",), ("y",), {})
+    before = path.stat().st_size
+    dw = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"][:1]
+    assert quantize_weights_only(path, dw + ["no-such-node"]) == 1
+    m = onnx.load(str(path))
+    assert [t.data_type for t in m.graph.initializer if t.name.endswith("_w8")] == [onnx.TensorProto.INT8]
+    assert sum(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 4 for t in m.graph.initializer) == 1
+    assert path.stat().st_size < before - 64 * 25 * 3 + 1024  # 3 of every 4 weight bytes gone
+    y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    ref = net(x).detach().numpy()
+    assert np.abs(y - ref).max() < 0.02 * np.abs(ref).max()
+    assert not np.allclose(y, ref, rtol=0, atol=1e-7)  # the weights really were rounded
+
+
 def _export_and_load(out, name):
     """Export one model with int8; every listed file must load in its runtime with the listed inputs."""
     import onnxruntime as ort
