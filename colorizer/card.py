@@ -3,6 +3,32 @@ from __future__ import annotations
 
 from sketchshop.files import atomic_write
 
+
+def plot_history(history: list[dict], path) -> None:
+    """Training curves: L1 (train crops and holdout) and SSIM (train crops and holdout), per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.plot(ep, [h["l1"] for h in history], label="train L1")
+    a1.plot(ep, [h["holdout_l1"] for h in history], label="holdout L1")
+    a2.plot(ep, [1 - h["ssim"] for h in history], label="train SSIM")
+    a2.plot(ep, [h["holdout_ssim_full_canvas"] for h in history], label="holdout SSIM (whole canvas)")
+    full = [h["epoch"] for h in history if h.get("full_size")]
+    for a in (a1, a2):
+        if full:
+            a.axvspan(full[0] - 0.5, full[-1] + 0.5, color="grey", alpha=0.15, label="full-canvas epochs")
+        a.set(xlabel="epoch")
+        a.grid(alpha=.3)
+        a.legend(fontsize=8)
+    a1.set(title="L1 (images in [-1, 1])")
+    a2.set(title="SSIM")
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
 TEMPLATE = """# Colouriser (pix2pix) — model card
 
 Turns a garment sketch (dark strokes on white) plus a few colour hints into a garment image on
@@ -29,9 +55,9 @@ white. Load with `colorizer.Colorizer.load()`; file `colorizer.pt` ({size_mb:.1f
 - Hints: 0 (10%) or 1-60 dots of radius 1-3 px, about a third as short strokes in uniform areas,
   colours from the photo; resampled every draw. Random horizontal flips.
 - Run: {epochs} epochs of up to {epoch_size} pairs ({steps} steps, batch {batch}); {n_crop} on random {crop} px
-  crops around the garment, {n_full} on the full canvas; Adam lr {lr}, beta1 0.5; {minutes:.0f} min wall on a
-  shared 2-core CPU at nice 15.
-- Per-epoch holdout (24 training photos, full canvas, eval mode): see `metrics.json` `history`.
+  crops around the garment, {n_full} on the full canvas; Adam lr {lr} (constant for half the run, then linearly down to 5 %), beta1 0.5; {minutes:.0f} min wall on the
+  2-core CPU.
+- Per-epoch holdout (24 training photos, full canvas, eval mode): `metrics.json` `history`, `curves.png`.
 
 {evals}
 ## Limits
@@ -46,7 +72,7 @@ def write_card(path, meta: dict, weights_mb: float, gflops: float, evals: str = 
         l1=meta["losses"]["l1"], ssim=meta["losses"]["ssim"], adv=meta["losses"]["adv_lsgan"],
         data=", ".join(meta.get("data", [])),
         subset=f" (a seeded random {meta['max_photos']} of them)" if meta.get("max_photos") else "",
-        epochs=meta.get("epochs"), epoch_size=meta.get("epoch_size", "all"), steps=meta.get("steps"),
+        epochs=len(meta.get("history") or []), epoch_size=meta.get("epoch_size", "all"), steps=meta.get("steps"),
         batch=meta.get("batch"), crop=meta.get("crop"),
         n_full=sum(1 for e in h if e.get("full_size")), n_crop=sum(1 for e in h if not e.get("full_size")), lr=meta.get("lr"), minutes=h[-1].get("minutes", 0.0),
         evals=evals or "## Evaluation\nNot evaluated yet: run `sketchshop eval colorizer`.\n",

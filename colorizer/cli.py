@@ -13,7 +13,7 @@ def _train(args) -> int:
         raise UserError("need --epochs >= 1, --batch >= 2, and --size/--crop multiples of 64")
     meta = train(args.data, size=args.size, epochs=args.epochs, crop=args.crop, full_epochs=args.full_epochs,
                  batch=args.batch, lr=args.lr, l1=args.l1, ssim=args.ssim, adv=args.adv, epoch_size=args.epoch_size or None,
-                 max_minutes=args.max_minutes, threads=args.threads, seed=args.seed, out=args.out,
+                 max_minutes=args.max_minutes, threads=args.threads, workers=args.workers, seed=args.seed, out=args.out,
                  resume=not args.no_resume, max_photos=args.max_photos,
                  studio=args.studio)
     print(f"trained {meta['epochs']} epochs; weights {args.out or run_dir() / 'colorizer.pt'}; "
@@ -54,6 +54,7 @@ def register(cli) -> None:
     p.add_argument("--max-photos", type=int, default=None, help="train on a seeded random subset of the photos")
     p.add_argument("--studio", type=int, default=0, metavar="N", help="add N rendered studio products (exact masks)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=0, help="data loader processes (sketch and hint drawing)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="weights file (default var/train/colorizer/colorizer.pt)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -62,7 +63,8 @@ def register(cli) -> None:
                     help="score the colouriser on real photos (SSIM, PSNR, colour error, speed)",
                     description="For each photo under DIR: cut out the garment, make the project's sketch, sample "
                                 "N hint dots with the seed, colour it and compare on the garment region at 256 px. "
-                                "Writes {n, ssim, psnr, colour_delta_e, ms_per_image} to --json.")
+                                "Writes {n, ssim, psnr, colour_delta_e, ms_per_image} to --json, plus reference_ssim: the "
+                                "scores of the photo itself blurred (sigma 1/2/4 px) or filled with its mean colour.")
     p.add_argument("--images", required=True, metavar="DIR", help="photos (class subfolders allowed)")
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the scores")
     p.add_argument("--hints", type=int, default=30, help="hint dots per garment (0 = none)")

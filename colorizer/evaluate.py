@@ -54,6 +54,21 @@ def garment_scores(out: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dic
     return {"ssim": ssim, "psnr": psnr, "colour_delta_e": float(de)}
 
 
+def reference_scores(target: np.ndarray, mask: np.ndarray) -> dict:
+    """SSIM of stand-ins that are given the photo itself: the garment filled with its exact mean
+    colour, and the photo blurred (gaussian sigma 1, 2, 4 px). They bracket what a colouriser
+    that sees only a sketch and a few dots can reach: texture finer than the blur is unknowable."""
+    m = mask > 0
+    flat = target.copy()
+    flat[m] = target[m].mean(0)
+    out = {"flat_mean_colour": garment_scores(flat, target, mask)["ssim"]}
+    for s in (1, 2, 4):
+        b = cv2.GaussianBlur(target, (0, 0), s)
+        b[~m] = 255
+        out[f"photo_blurred_sigma{s}"] = garment_scores(b, target, mask)["ssim"]
+    return out
+
+
 def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None, limit: int | None = None,
              use_category: bool = False, sheet: str | Path | None = None, sheet_rows: int = 8) -> dict:
     """Score the colouriser on the photos under `images` (recursing into class folders)."""
@@ -64,7 +79,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
     items = list_images(images)
     if limit:
         items = items[:limit]
-    rows, times, tiles = [], [], []
+    rows, refs, times, tiles = [], [], [], []
     show = set(np.linspace(0, len(items) - 1, min(sheet_rows, len(items))).round().astype(int).tolist()) if sheet else set()
     for i, (path, folder) in enumerate(tqdm(items, desc="eval colorizer", unit="img")):
         try:
@@ -85,6 +100,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
         out = np.asarray(col.colorize(sketch, hint, cat, keep_strokes=False))
         times.append((time.perf_counter() - t) * 1000)
         rows.append(garment_scores(out, target, mask))
+        refs.append(reference_scores(target, mask))
         if i in show:  # rows spread over the folder, so every class shows up
             tiles.append((sketch, hint, Image.fromarray(out), Image.fromarray(target)))
     if not rows:
@@ -93,7 +109,8 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
            "ssim": float(np.mean([r["ssim"] for r in rows])),
            "psnr": float(np.mean([r["psnr"] for r in rows])),
            "colour_delta_e": float(np.mean([r["colour_delta_e"] for r in rows])),
-           "ms_per_image": float(np.median(times))}
+           "ms_per_image": float(np.median(times)),
+           "reference_ssim": {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}}
     if sheet:
         contact_sheet(tiles, sheet)
     return res

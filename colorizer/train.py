@@ -1,4 +1,5 @@
-"""pix2pix training: L1 (x100) + SSIM + LSGAN PatchGAN loss, resumable, with per-epoch sample grids.
+"""pix2pix training: L1 (x100) + SSIM + LSGAN PatchGAN loss, resumable, with per-epoch sample grids
+and curves; learning rate constant for half the run (epochs, or the time budget), then decaying.
 
 CPU budget drives the recipe: most epochs train on random crops around the garment (same pixel
 scale as inference, a quarter of the cost) and the last epochs on the full canvas so
@@ -20,7 +21,7 @@ from sketchshop.config import settings
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
-from .card import write_card
+from .card import plot_history, write_card
 from .data import encode, render_sketch, sample_hints
 from .pairs import PairStore
 
@@ -71,6 +72,11 @@ class PairDataset:
             x, y = x[:, y0:y0 + c, x0:x0 + c], y[:, y0:y0 + c, x0:x0 + c]
         cat = 0 if rng.random() < self.cat_drop else cat
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)), cat
+
+
+def lr_factor(progress: float) -> float:
+    """pix2pix's schedule: constant for the first half of the run, then linear decay to 5 %."""
+    return 1.0 if progress < 0.5 else max(0.05, 1.0 - (progress - 0.5) * 2 * 0.95)
 
 
 def ssim_loss(a, b):
@@ -206,6 +212,9 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
         nb = 0
         bar = tqdm(dl, desc=f"epoch {epoch + 1}/{epochs}{' (full)' if full else ''}", unit="batch")
         for x, y, c in bar:
+            for o in (opt_g, opt_d):
+                for grp in o.param_groups:
+                    grp["lr"] = lr * lr_factor(minutes() / max_minutes if max_minutes else (epoch + nb / len(dl)) / epochs)
             fake = gen(x, c)
             # discriminator (LSGAN)
             opt_d.zero_grad(set_to_none=True)
@@ -251,6 +260,7 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
             json.dump(meta, f, indent=2)
         wpath = Path(out) if out else rd / "colorizer.pt"
         write_card(rd / "card.md", meta, wpath.stat().st_size / 2 ** 20, gflops(gen, size))
+        plot_history(history, rd / "curves.png")
         epoch += 1
         if max_minutes and minutes() > max_minutes:
             log.warning("time budget of %.0f min reached after epoch %d", max_minutes, epoch)
