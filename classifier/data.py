@@ -26,6 +26,7 @@ SIZE = 224
 CACHE_SIDE = 320                       # longer side of the in-memory training cache
 _MEAN = np.array((0.485, 0.456, 0.406), np.float32) * 255
 _STD = np.array((0.229, 0.224, 0.225), np.float32) * 255
+_INV_STD = 1 / _STD
 CAT_INDEX = {c: i for i, c in enumerate(vocab.FINE_CATEGORIES)}
 COLOUR_INDEX = {c: i for i, c in enumerate(vocab.COLOURS)}
 
@@ -36,7 +37,16 @@ def border_colour(a: np.ndarray) -> tuple[int, int, int]:
     b = max(1, int(round(0.04 * min(h, w))))
     edge = np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3),
                            a[:, :b].reshape(-1, 3), a[:, -b:].reshape(-1, 3)])
-    return tuple(int(v) for v in np.median(edge, axis=0))
+    if edge.dtype != np.uint8:
+        return tuple(int(v) for v in np.median(edge, axis=0))
+    # np.median's value (mean of the two middle ranks, truncated) from a histogram: 4x faster
+    n = len(edge)
+    out = []
+    for c in range(3):
+        cum = np.cumsum(np.bincount(edge[:, c], minlength=256))
+        lo, hi = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")
+        out.append(int((int(lo) + int(hi)) / 2))
+    return tuple(out)
 
 
 def letterbox(im: Image.Image, size: int = SIZE, fill=None) -> Image.Image:
@@ -56,8 +66,11 @@ def letterbox(im: Image.Image, size: int = SIZE, fill=None) -> Image.Image:
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
-    a = (np.asarray(im, dtype=np.float32) - _MEAN) / _STD
-    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+    a = np.asarray(im, dtype=np.float32).transpose(2, 0, 1)
+    out = np.empty(a.shape, np.float32)
+    np.subtract(a, _MEAN[:, None, None], out=out)
+    out *= _INV_STD[:, None, None]
+    return torch.from_numpy(out)
 
 
 def preprocess(image, size: int = SIZE) -> torch.Tensor:

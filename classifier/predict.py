@@ -1,7 +1,10 @@
 """The one inference API (server, index builder, evaluators): load once, predict batches."""
 from __future__ import annotations
 
+import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -17,6 +20,12 @@ from .model import GarmentNet
 
 log = logging.getLogger(__name__)
 KINDS = ("photo", "sketch")
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for preprocessing a batch: PIL's resize and numpy release the GIL."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="preprocess")
 
 
 def _as_image(x):
@@ -71,11 +80,15 @@ class Classifier:
         return D.preprocess(_as_image(image), self.size)
 
     @torch.no_grad()
-    def _forward(self, images: list, batch: int = 32) -> tuple[list, dict]:
+    def _forward(self, images: list, batch: int = 8) -> tuple[list, dict]:
+        """Preprocess on a thread pool while the network runs on earlier chunks; small chunks
+        because batch 8 ran fastest per image on this 2-core CPU (32: +10 %)."""
         ims = [_as_image(im) for im in images]
+        prep = functools.partial(D.preprocess, size=self.size)
+        xs = _pool().map(prep, ims) if len(ims) > 2 else map(prep, ims)
         outs: dict[str, list] = {}
         for i in range(0, len(ims), batch):
-            x = torch.stack([D.preprocess(im, self.size) for im in ims[i:i + batch]])
+            x = torch.stack([next(xs) for _ in range(min(batch, len(ims) - i))])
             out = self.fast(x) if self.fast else self.model(x.contiguous(memory_format=torch.channels_last))
             for k, v in out.items():
                 outs.setdefault(k, []).append(v)
