@@ -85,23 +85,30 @@ def bench_obvious(searcher, photos, repeats: int) -> dict:
     vectors = searcher.index._vectors_all()
     ims = [load_image(p) for p in photos]
 
-    def run(im):
+    def run(im, ms):
+        t = [time.perf_counter()]
         res = yolo.predict(im, verbose=False, imgsz=searcher.detector.imgsz)[0]
         crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
+        t.append(time.perf_counter())
+        embs = []
         with torch.no_grad():
             for c in crops:
-                e = model(searcher.classifier.preprocess(c)[None])["embedding"][0].numpy()
-                np.argsort(-(vectors @ e))[:10]
+                embs.append(model(searcher.classifier.preprocess(c)[None])["embedding"][0].numpy())
+        t.append(time.perf_counter())
+        for e in embs:
+            np.argsort(-(vectors @ e))[:10]
+        t.append(time.perf_counter())
+        for k, a, b in zip(("detect", "classify", "search"), t, t[1:]):
+            ms.setdefault(k, []).append((b - a) * 1000)
+        ms.setdefault("total", []).append((t[-1] - t[0]) * 1000)
     for im in ims[:2]:
-        run(im)
-    times = []
+        run(im, {})
+    ms: dict[str, list] = {}
     for _ in range(repeats):
         for im in ims:
-            t = time.perf_counter()
-            run(im)
-            times.append((time.perf_counter() - t) * 1000)
+            run(im, ms)
     searcher.classifier.model.to(memory_format=torch.channels_last)
-    return {"photo_total": stats_ms(times)}
+    return {"photo_total": stats_ms(ms.pop("total")), "photo_stages": {k: stats_ms(v) for k, v in ms.items()}}
 
 
 # ---------------------------------------------------------------- HTTP
@@ -290,6 +297,8 @@ def markdown(res: dict) -> str:
     ob = res.get("obvious", {}).get("photo_total")
     if ob and s.get("photo"):
         rows.append(f"| obvious photo pipeline | p50 {ob['p50']} ms; ours is {res['speedup_photo']}x faster |")
+        for stage, v in res["obvious"].get("photo_stages", {}).items():
+            rows.append(f"| obvious photo pipeline, {stage} | p50 {v['p50']} ms, p95 {v['p95']} ms |")
     for k, v in res.get("http", {}).items():
         if k.startswith("c"):
             rows.append(f"| HTTP photo search, concurrency {k[1:]} | {v['rps']} req/s, p50 {v['p50_ms']} ms, "

@@ -155,8 +155,12 @@ def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
     from crawler.crawl import crawl
     from crawler.spec import load_spec
     srv = shop(stock, layout="a", fail_rate=0.15, broken_images=0.25, truncate_rate=0.15, slow_ms=5, seed=1)
+    # about 28 % of page loads fail or come back truncated: with the spec's 4 retries one page in
+    # ~600 exhausts them (seen once under CPU load, 36/40 stored and the page reported failed), so
+    # this test, about surviving faults rather than about the retry budget, allows 8
+    polite = {**yaml.safe_load(SPEC_A.read_text())["politeness"], "retries": 8}
     with srv as url:
-        res = crawl(load_spec(by_category_spec(tmp_path), base_url=url), browsers=2, progress=False)
+        res = crawl(load_spec(by_category_spec(tmp_path, politeness=polite), base_url=url), browsers=2, progress=False)
     assert res["status"] == "done" and res["products"] == N and res["failed"] == 0
     check_against_truth(open_catalog(), stock, "demo-shop", colour_source="field:colour_name")
     hits = srv.hits
