@@ -70,6 +70,9 @@ def _checked(ort, path, module, example, input_names, output_names, threads, as_
     so.intra_op_num_threads = threads or torch.get_num_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # no busy-waiting after a run: the server runs several models in a row on the same cores, and
+    # one session's spinning threads slowed the next model's run 2-3x
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     fast = OrtModule(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]),
                      input_names, output_names, as_dict)
     with torch.no_grad():
