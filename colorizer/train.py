@@ -212,9 +212,9 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
         nb = 0
         bar = tqdm(dl, desc=f"epoch {epoch + 1}/{epochs}{' (full)' if full else ''}", unit="batch")
         for x, y, c in bar:
-            for o in (opt_g, opt_d):
-                for grp in o.param_groups:
-                    grp["lr"] = lr * lr_factor(minutes() / max_minutes if max_minutes else (epoch + nb / len(dl)) / epochs)
+            lr_now = lr * lr_factor(minutes() / max_minutes if max_minutes else (epoch + nb / len(dl)) / epochs)
+            for grp in (*opt_g.param_groups, *opt_d.param_groups):
+                grp["lr"] = lr_now
             fake = gen(x, c)
             # discriminator (LSGAN)
             opt_d.zero_grad(set_to_none=True)

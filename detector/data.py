@@ -115,9 +115,8 @@ def build_products(folder, out_dir, n: int = 600, seed: int = VAL_SEED) -> Path:
     """
     from tqdm import tqdm
 
-    from sketchshop.images import load_image
-
     from sketchshop.datasets import IMAGE_EXTS
+    from sketchshop.images import load_image
 
     from .evaluate import foreground_box_grabcut
     folder, out_dir = Path(folder), Path(out_dir)

@@ -218,12 +218,10 @@ class Detector:
     @classmethod
     def _open(cls, p: Path, threads: int) -> "Detector":
         import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see sketchshop.accel
+
+        from sketchshop.accel import session_options
         try:
-            sess = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(str(p), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise UserError(f"{p}: not a usable ONNX detector ({str(e).splitlines()[0][:200]})") from None
         meta = sess.get_modelmeta().custom_metadata_map

@@ -242,8 +242,8 @@ class ClassifierTarget(Target):
         stem = [c for c in convs if "conv_stem" in c]
         dw = [c for c in convs if "conv_dw" in c]
         early_dw = [c for c in dw if any(f"/blocks.{i}/" in c for i in range(5))]
-        ops = self.quant_ops
         late_dw = [c for c in dw if c not in early_dw]
+        ops = self.quant_ops
         return [{"name": "U8U8; stem and depthwise convs with float activations, depthwise weights of stages 5-6 int8",
                  "op_types": ops, "weight_type": "uint8", "exclude": stem + dw, "weight_only": late_dw},
                 {"name": "U8U8; stem and depthwise convs of stages 0-4 in float", "op_types": ops,

@@ -186,12 +186,12 @@ def quantize_weights_only(path: Path, nodes) -> int:
     m = onnx.load(str(path))
     g = m.graph
     inits = {t.name: t for t in g.initializer}
-    wanted, done = set(nodes), 0
-    for i, n in enumerate(list(g.node)):
-        if n.op_type != "Conv" or n.name not in wanted or len(n.input) < 2 or n.input[1] not in inits:
-            continue
-        w = numpy_helper.to_array(inits[n.input[1]])
-        if w.dtype != np.float32:
+    wanted, out = set(nodes), []
+    for n in g.node:
+        w = numpy_helper.to_array(inits[n.input[1]]) if (
+            n.op_type == "Conv" and n.name in wanted and len(n.input) > 1 and n.input[1] in inits) else None
+        if w is None or w.dtype != np.float32:
+            out.append(n)
             continue
         scale = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-12) / 127.0
         q = np.clip(np.round(w / scale.reshape(-1, *[1] * (w.ndim - 1))), -127, 127).astype(np.int8)
@@ -200,11 +200,13 @@ def quantize_weights_only(path: Path, nodes) -> int:
         g.initializer.extend([numpy_helper.from_array(q, f"{name}_w8"),
                               numpy_helper.from_array(scale.astype(np.float32), f"{name}_w8_scale"),
                               numpy_helper.from_array(np.zeros(len(w), np.int8), f"{name}_w8_zero")])
-        g.node.insert(list(g.node).index(n), helper.make_node(
-            "DequantizeLinear", [f"{name}_w8", f"{name}_w8_scale", f"{name}_w8_zero"], [f"{name}_w8_dq"],
-            name=f"{n.name}_weight_dq", axis=0))
+        out.append(helper.make_node("DequantizeLinear", [f"{name}_w8", f"{name}_w8_scale", f"{name}_w8_zero"],
+                                    [f"{name}_w8_dq"], name=f"{n.name}_weight_dq", axis=0))
         n.input[1] = f"{name}_w8_dq"
-        done += 1
+        out.append(n)
+    done = len(out) - len(g.node)
+    g.ClearField("node")
+    g.node.extend(out)
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
     return done

@@ -63,16 +63,22 @@ def onnx_module(module, example: tuple, input_names: tuple, output_names: tuple,
     return fast
 
 
+def session_options(threads: int):
+    """Options of every served ONNX Runtime session. No busy-waiting after a run: the server runs
+    several models in a row on the same cores, and one session's spinning threads slowed the next
+    model's run 2-3x."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
 def _checked(ort, path, module, example, input_names, output_names, threads, as_dict, rtol, atol) -> OrtModule:
     """A session on `path` whose outputs match `module` on `example` (ValueError otherwise)."""
     import torch
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or torch.get_num_threads()
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    # no busy-waiting after a run: the server runs several models in a row on the same cores, and
-    # one session's spinning threads slowed the next model's run 2-3x
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so = session_options(threads or torch.get_num_threads())
     fast = OrtModule(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]),
                      input_names, output_names, as_dict)
     with torch.no_grad():
