@@ -6,19 +6,21 @@ filterable fields of each row) and `build.json`; the file `CURRENT` names the li
 A new build is written beside the live one and `CURRENT` is swapped atomically, so a server
 that checks `CURRENT` (`SearchIndex.reload_if_changed`) never sees a half-built index.
 
-Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]):
+Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]; weights in
+`WEIGHTS`):
 
-    score = 0.45 * cosine(query, product)
-          + 0.35 * category + 0.12 * agree(colour) + 0.08 * mean agree(attribute)
+    score = 0.15 * cosine(query, product)
+          + 0.5 * category + 0.3 * agree(colour) + 0.05 * mean agree(attribute)
 
 `category` is the query's probability that the product's category is right: P(fine) plus half
 of the rest of P(coarse), from the query's top-k category probabilities (so an unsure
 shirt-or-longsleeve query still ranks every top above trousers). `agree(x) = p * match +
 (1 - p) * 0.5`, where `p` is the query's confidence in its predicted value and `match` is 1 for
 the same value, 0 otherwise: a confident prediction pulls matching products up, an unsure one
-leaves the ranking to the embedding. Hard filters (category, colour, price
-range, shop, currency) are applied before ranking, and products sharing a de-duplication key
-(the same image hash, or the same brand and title across shops) are returned once.
+leaves the ranking to the embedding. Attributes count only where both sides have them (0.5
+otherwise). Hard filters (category, colour, price range, shop, currency) are applied before
+ranking, and products sharing a de-duplication key (the same image hash, or the same brand and
+title across shops) are returned once.
 """
 from __future__ import annotations
 
@@ -130,6 +132,7 @@ class SearchIndex:
         self._price = np.array([np.nan if it.price is None else it.price for it in items], dtype=np.float64)
         self._shop = np.array([it.shop or "" for it in items])
         self._currency = np.array([(it.currency or "").upper() for it in items])
+        self._attr = {a: np.array([it.attributes.get(a, "") for it in items]) for a in vocab.ATTRIBUTES}
         self._vectors = None  # reconstructed lazily for filtered exact search
         self._by_id = {it.product_id: it for it in items}
 
@@ -272,44 +275,49 @@ class SearchIndex:
             raise UserError(f"query embedding has {q.shape[0]} dimensions, the index {self.dim}")
         ids, sims = self._candidates(q, max(top_k * 10, 100), filters)
         ids, sims = self._with_likely_categories(q, ids, sims, query, max(top_k * 10, 100), filters)
-        qcoarse = vocab.FINE_TO_COARSE.get(query.category, query.category) if query.category else None
-        hits = []
-        for i, sim in zip(ids.tolist(), sims.tolist()):
-            it = self.items[i]
-            matched, score = [], WEIGHTS["similarity"] * sim
-            if query.category and it.category and (
-                    it.category == query.category or vocab.FINE_TO_COARSE.get(it.category) == qcoarse):
-                matched.append("category")
-            score += WEIGHTS["category"] * (query.category_score(it.category) if it.category else 0.5)
-            col_match = float(bool(query.colour and it.colour == query.colour))
-            if col_match:
-                matched.append("colour")
-            score += WEIGHTS["colour"] * _agree(query.colour_p if query.colour else 0.0, col_match)
-            shared = [a for a in query.attributes if a in it.attributes]
-            if shared:
-                agrees = []
-                for a in shared:
-                    v, p = query.attributes[a]
-                    m = float(it.attributes[a] == v)
-                    if m:
-                        matched.append(a)
-                    agrees.append(_agree(p, m))
-                score += WEIGHTS["attributes"] * float(np.mean(agrees))
-            else:
-                score += WEIGHTS["attributes"] * 0.5
-            hits.append(Hit(it.product_id, float(score), float(sim), matched))
-        hits.sort(key=lambda h: -h.score)
+        score = WEIGHTS["similarity"] * sims.astype(np.float64) + WEIGHTS["category"] * self._category_term(query, ids) \
+            + WEIGHTS["colour"] * _agree(query.colour_p if query.colour else 0.0, self._colour[ids] == query.colour) \
+            + WEIGHTS["attributes"] * self._attribute_term(query, ids)
         out, seen = [], set()
-        for h in hits:
-            key = self.items_by_id(h.product_id).dedup_key
-            if key and key in seen:
+        for j in np.argsort(-score, kind="stable").tolist():
+            it = self.items[ids[j]]
+            if it.dedup_key and it.dedup_key in seen:
                 continue
-            seen.add(key)
-            out.append(h)
+            seen.add(it.dedup_key)
+            out.append(Hit(it.product_id, float(score[j]), float(sims[j]), self._matched(query, it)))
             if len(out) == top_k:
                 break
         return out
 
+    def _category_term(self, query: Query, ids: np.ndarray) -> np.ndarray:
+        cats = self._cat[ids]
+        term = np.full(len(ids), 0.5)
+        for c in np.unique(cats):
+            if c:
+                term[cats == c] = query.category_score(c)
+        return term
+
+    def _attribute_term(self, query: Query, ids: np.ndarray) -> np.ndarray:
+        total, count = np.zeros(len(ids)), np.zeros(len(ids))
+        for a, (v, p) in query.attributes.items():
+            col = self._attr.get(a)
+            if col is None:
+                continue
+            have = col[ids] != ""
+            total += have * _agree(p, col[ids] == v)
+            count += have
+        return np.where(count > 0, total / np.maximum(count, 1), 0.5)
+
+    @staticmethod
+    def _matched(query: Query, it: Item) -> list[str]:
+        qcoarse = vocab.FINE_TO_COARSE.get(query.category, query.category) if query.category else None
+        matched = []
+        if query.category and it.category and (
+                it.category == query.category or vocab.FINE_TO_COARSE.get(it.category) == qcoarse):
+            matched.append("category")
+        if query.colour and it.colour == query.colour:
+            matched.append("colour")
+        return matched + [a for a, (v, _) in query.attributes.items() if it.attributes.get(a) == v]
     def _with_likely_categories(self, q, ids, sims, query: Query, k: int, filters: Filters):
         """Add the nearest items of each likely coarse category (p >= 0.2) to the candidates.
 

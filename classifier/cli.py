@@ -18,7 +18,7 @@ def default_data() -> str:
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
-                      views=args.views, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
+                      views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
                       workdir=args.workdir, out=args.out)
     print(train(cfg))
     return 0
@@ -49,6 +49,8 @@ def register(cli) -> None:
     p.add_argument("--frozen", type=int, default=3, help="early backbone stages kept at ImageNet weights (cached)")
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--views", type=int, default=4, help="cached augmented views per real photo")
+    p.add_argument("--patience", type=int, default=4,
+                   help="stop after this many epochs without a better validation top-1 (>= --epochs: never)")
     p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
     p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")

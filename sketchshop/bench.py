@@ -71,7 +71,10 @@ def bench_search(searcher, photos, sketches, repeats: int) -> dict:
 
 
 def bench_obvious(searcher, photos, repeats: int) -> dict:
-    """Detect with Ultralytics, classify with eager PyTorch, search with numpy brute force."""
+    """Detect with Ultralytics, classify with eager PyTorch, search with numpy brute force.
+
+    Torch runs on one thread here, as it does for any user of this pipeline: Ultralytics' `predict`
+    sets torch to cpu_count - 1 threads (1 on 2 cores) when it selects the CPU."""
     import torch
     from ultralytics import YOLO
 
