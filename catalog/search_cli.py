@@ -46,13 +46,13 @@ def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True
     from sketchshop.registry import sha256, weights_path
 
     from .index import Item, SearchIndex
-    from .search import Searcher
+    from .search import DESCRIBE_VERSION, Searcher
 
     catalog = catalog or open_catalog()
     searcher = searcher or Searcher.load(with_index=False, with_colorizer=False)
     root = Path(root or settings().data_dir / "index")
     root.mkdir(parents=True, exist_ok=True)
-    model_sha = sha256(weights_path("classifier"))[:16] + sha256(weights_path("detector"))[:16]
+    model_sha = f"v{DESCRIBE_VERSION}-" + sha256(weights_path("classifier"))[:16] + sha256(weights_path("detector"))[:16]
     cache_file = _cache_path(root, model_sha)
     cache = pickle.loads(cache_file.read_bytes()) if cache_file.is_file() else {}
     items, vectors, skipped, described = [], [], 0, 0

@@ -17,6 +17,10 @@ def default_data() -> str:
 
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
+    if args.calibrate:
+        from .report import recalibrate
+        print(recalibrate(TrainConfig(data=args.data, out=args.out)))
+        return 0
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
                       views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
                       workdir=args.workdir, out=args.out)
@@ -57,6 +61,9 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")
+    p.add_argument("--calibrate", action="store_true",
+                   help="only fit the category temperature of the weights in --out on the validation photos "
+                        "(training does this itself)")
 
     p = cli.command("classifier", cmd_eval, group="eval",
                     help="accuracy of category and colour on labelled images; writes JSON",

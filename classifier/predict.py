@@ -48,6 +48,9 @@ class Classifier:
         self.size = size
         self.colour_mode = colour_mode  # "head", "measured" or "combined" (chosen on studio data, see card)
         self.meta = meta or {}
+        # Label smoothing leaves the category head underconfident; dividing its logits by a temperature
+        # fitted on validation photos makes category_p a calibrated probability (card: "Calibration").
+        self.temperature = float(self.meta.get("category_temperature", 1.0))
         self.embed_dim = model.embed[-1].out_features
 
     @classmethod
@@ -101,15 +104,26 @@ class Classifier:
             return np.zeros((0, self.embed_dim), np.float32)
         return self._forward(images)[1]["embedding"].numpy().astype(np.float32)
 
-    def predict(self, images: list, kind: str = "photo", hints: list | None = None, topk: int = 3) -> list[dict]:
-        """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding."""
+    def predict(self, images: list, kind: str = "photo", hints: list | None = None, topk: int = 3,
+                priors: list | None = None) -> list[dict]:
+        """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
+
+        `priors`: per image None or {coarse category: p} from another model (the detector); the
+        category distribution is multiplied by it and renormalised (a product of experts).
+        """
         self._check_kind(kind)
-        if hints is not None and len(hints) != len(images):
-            raise UserError(f"{len(hints)} hint layers for {len(images)} images")
+        for name, extra in (("hint layers", hints), ("priors", priors)):
+            if extra is not None and len(extra) != len(images):
+                raise UserError(f"{len(extra)} {name} for {len(images)} images")
         if not images:
             return []
         ims, out = self._forward(images)
-        pc = out["category"].softmax(1)
+        pc = (out["category"] / self.temperature).softmax(1)
+        for i, prior in enumerate(priors or []):
+            if prior:
+                w = torch.tensor([prior.get(vocab.FINE_TO_COARSE[c], 0.0) for c in vocab.FINE_CATEGORIES])
+                if float((pc[i] * w).sum()) > 0:
+                    pc[i] = pc[i] * w / (pc[i] * w).sum()
         pcol = out["colour"].softmax(1)
         pat = {a: out[f"attr_{a}"].softmax(1) for a in vocab.ATTRIBUTES}
         emb = out["embedding"].numpy().astype(np.float32)

@@ -203,12 +203,14 @@ class Detector:
     def load(cls, path=None, *, threads: int | None = None) -> "Detector":
         """Open the ONNX model (default: the shipped models/detector/detector.onnx), cached per process.
 
-        `threads`: ONNX Runtime intra-op threads (default SKETCHSHOP_DETECTOR_THREADS or 1;
-        several single-threaded workers give a better tail latency than one two-threaded one).
+        `threads`: ONNX Runtime intra-op threads (default SKETCHSHOP_DETECTOR_THREADS, else
+        OMP_NUM_THREADS, else every core). `sketchshop serve` sets OMP_NUM_THREADS=1: several
+        single-threaded workers give a better tail latency than one two-threaded one.
         """
         from sketchshop.registry import weights_path
         p = weights_path("detector", path).resolve()
-        threads = int(threads or os.environ.get("SKETCHSHOP_DETECTOR_THREADS", 1))
+        threads = int(threads or os.environ.get("SKETCHSHOP_DETECTOR_THREADS") or os.environ.get("OMP_NUM_THREADS")
+                      or os.cpu_count() or 1)
         key = (str(p), p.stat().st_mtime_ns, threads)
         with cls._lock:
             if key not in cls._cache:

@@ -129,6 +129,7 @@ class ClassifierTarget(Target):
         from classifier.model import GarmentNet
         if self.fresh:
             self.net, self.size, self.colour_mode = GarmentNet(pretrained=False).eval(), 224, "head"
+            self.temperature = 1.0
             self.source = {"weights": None, "version": "untrained", "note": "freshly constructed architecture"}
         else:
             from classifier import Classifier
@@ -138,6 +139,7 @@ class ClassifierTarget(Target):
             with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
                 clf = Classifier.load(path)
             self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
+            self.temperature = clf.temperature
             self.source = self._source(path, {"backbone": self.net.backbone_name,
                                               "trained": {k: clf.meta[k] for k in ("trained", "train_seconds", "val_category_top1")
                                                           if k in clf.meta}})
@@ -177,13 +179,15 @@ class ClassifierTarget(Target):
                  "resize": (f"letterbox to {self.size}x{self.size}: scale so the longer side is {self.size} "
                             "(bilinear), keep the aspect ratio, centre on a square canvas filled with the median "
                             "RGB of the image's outer 4% border (classifier.data.letterbox); apply EXIF rotation "
-                            "first; for a detected garment, letterbox the crop"),
+                            "first; for a detected garment, letterbox its box widened by 20% of its size on each side "
+                            "(catalog.search.CLASSIFY_MARGIN)"),
                  "normalisation": ("pixel / 255 only; the model subtracts mean and divides by std itself "
                                    f"(mean {list(self.mean)}, std {list(self.std)}, ImageNet)")}]
 
     def outputs_spec(self):
         spec = [{"name": "category", "shape": [1, len(vocab.FINE_CATEGORIES)], "dtype": "float32",
-                 "meaning": "logits over labels.category (softmax for probabilities)"},
+                 "meaning": (f"logits over labels.category; softmax(logits / {self.temperature}) gives calibrated "
+                             "probabilities (the server's category_p)")},
                 {"name": "colour", "shape": [1, len(vocab.COLOURS)], "dtype": "float32",
                  "meaning": ("logits over labels.colour (the garment's main colour). The server reports "
                              f"colour_mode={self.colour_mode!r}: 'combined' = 0.5 softmax(head) + 0.5 on the "

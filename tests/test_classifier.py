@@ -236,3 +236,45 @@ def test_shipped_weights_load_safely():
         pytest.skip(f"no shipped weights at {p}")
     clf = Classifier.load()
     assert clf.colour_mode in ("head", "measured", "combined") and clf.embed_dim == 256
+
+
+def test_detector_prior_moves_the_category_into_its_coarse_class(clf):
+    """A product of experts: the prior's coarse class wins unless the classifier is far surer."""
+    from catalog.search import detector_prior
+    im = garment()
+    (free,) = clf.predict([im], topk=11)
+    other = next(c for c in vocab.COARSE_CATEGORIES
+                 if c != vocab.FINE_TO_COARSE[free["category"]] and c in vocab.FINE_TO_COARSE.values())
+    (pushed,) = clf.predict([im], topk=11, priors=[detector_prior(other, trust=0.999999)])
+    assert vocab.FINE_TO_COARSE[pushed["category"]] == other
+    assert abs(sum(p for _, p in pushed["topk"]) - 1) < 1e-3
+    assert set(pushed["attributes"]) == set(vocab.attributes_for(pushed["category"]))
+    (same,) = clf.predict([im], topk=11, priors=[None])
+    assert same["topk"] == free["topk"]
+    assert np.allclose(pushed["embedding"], free["embedding"])  # the embedding is the image's own
+    with pytest.raises(UserError, match="priors"):
+        clf.predict([im, im], priors=[None])
+
+
+def test_category_temperature_sharpens_without_changing_the_answer(weights, clf):
+    from classifier import Classifier
+    ck = torch.load(weights, weights_only=True)
+    ck["meta"]["category_temperature"] = 0.5
+    p = weights.parent / "calibrated.pt"
+    torch.save(ck, p)
+    hot = Classifier.load(p)
+    assert hot.temperature == 0.5 and clf.temperature == 1.0
+    (a,), (b,) = clf.predict([garment()]), hot.predict([garment()])
+    assert a["category"] == b["category"] and b["category_p"] > a["category_p"]
+
+
+def test_fit_temperature_recovers_the_temperature_of_sampled_labels():
+    """Labels drawn from softmax(z / 2) are fitted best by T = 2, and calibration error falls."""
+    from classifier.report import fit_temperature
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 11, generator=g) * 4
+    y = torch.multinomial((z / 2).softmax(1), 1, generator=g)[:, 0]
+    cal = fit_temperature(z, y)
+    assert 1.8 < cal["temperature"] < 2.2
+    assert cal["ece_after"] < cal["ece_before"] / 3
+    assert all(1.7 < t < 2.3 for t in cal["fold_temperatures"])

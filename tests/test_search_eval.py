@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 
 
 def _write(tmp_path, rows):
@@ -55,3 +57,20 @@ def test_describe_cache_is_keyed_by_both_models(tmp_path):
     from catalog.search_cli import _cache_path
     cls, det_a, det_b = "c" * 16, "a" * 16, "b" * 16
     assert _cache_path(tmp_path, cls + det_a) != _cache_path(tmp_path, cls + det_b)
+
+
+def test_describe_cache_is_keyed_by_the_describe_version(tmp_path, monkeypatch):
+    """Changing how photos are cropped or described must not reuse descriptions made the old way."""
+    import catalog.search as search
+    from catalog.search_cli import build_index
+    seen = []
+    monkeypatch.setattr("catalog.search_cli._cache_path", lambda root, key: seen.append(key) or tmp_path / "x.pkl")
+
+    class Empty:
+        def iter_products(self):
+            return iter(())
+    for v in (search.DESCRIBE_VERSION, search.DESCRIBE_VERSION + 1):
+        monkeypatch.setattr(search, "DESCRIBE_VERSION", v)
+        with pytest.raises(Exception, match="no product"):
+            build_index(Empty(), searcher=object(), root=tmp_path, progress=False)
+    assert len(seen) == 2 and seen[0] != seen[1]
