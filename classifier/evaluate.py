@@ -130,7 +130,7 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
         return None
     import torch
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one request, one thread: what a serving worker does (see field notes)
+    torch.set_num_threads(1)  # for eager PyTorch; the ONNX Runtime session keeps the threads it was loaded with
     clf.predict(ims[:1], kind=domain)  # warm-up
     ts = []
     for im in ims:

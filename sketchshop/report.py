@@ -35,7 +35,7 @@ SECTIONS = ("classifier", "sbir", "detector", "colorizer", "search")
 HEADLINES = (
     ("classifier", "category_top1", "classifier: category top-1 (photos)", 0.93, "ge"),
     ("classifier", "colour_top1", "classifier: colour top-1 (photos)", None, None),
-    ("classifier", "ms_per_image_batch1", "classifier: ms per image, batch 1, 1 thread", 10.0, "le"),
+    ("classifier", "ms_per_image_batch1", "classifier: ms per image, batch 1 (ONNX Runtime, 2 threads)", 10.0, "le"),
     ("sbir", "acc@1", "sketch -> photo retrieval acc@1", None, None),
     ("sbir", "acc@10", "sketch -> photo retrieval acc@10", None, None),
     ("detector", "map50", "detector: mAP50", 0.70, "ge"),
