@@ -117,6 +117,15 @@ def _faiss():
     return faiss
 
 
+def add_vectors(index, vectors: np.ndarray, chunk: int = 20_000) -> None:
+    """`index.add` in chunks behind a progress bar: an HNSW build of 1M vectors takes minutes."""
+    from tqdm import tqdm
+    with tqdm(total=len(vectors), desc="adding vectors", unit="vec", disable=len(vectors) <= chunk) as bar:
+        for i in range(0, len(vectors), chunk):
+            index.add(vectors[i:i + chunk])
+            bar.update(min(chunk, len(vectors) - i))
+
+
 def _agree(p: float, match: float) -> float:
     return p * match + (1.0 - p) * 0.5
 
@@ -159,7 +168,7 @@ class SearchIndex:
             index = faiss.IndexFlatIP(d)
             kind = "flat"
         if len(vectors):
-            index.add(vectors)
+            add_vectors(index, vectors)
         faiss.write_index(index, str(tmp / "vectors.faiss"))
         (tmp / "items.json").write_text(json.dumps([vars(it) for it in items]))
         meta = {"build_id": build_id, "n": len(items), "dim": d, "kind": kind, "created": time.time(),

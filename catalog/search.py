@@ -23,24 +23,7 @@ from .index import Filters, Query, SearchIndex
 
 log = logging.getLogger(__name__)
 
-# The classifier learnt whole product photos, where the garment fills most of the frame; a detector
-# box with 20 % context each way frames a garment alike (coarse top-1 through the pipeline on the
-# 341 clothing-small validation photos: margin 0.05 0.924, 0.15-0.3 0.944).
-CLASSIFY_MARGIN = 0.2
-# In a photo of a person or an outfit (three or more garments found: median five on street photos, 2
-# of 341 single-garment photos) the coarse category comes from the detector, trained on such photos,
-# unless the classifier is 100x surer of another; the classifier still picks the fine category. On 247
-# detected garments of 70 held-out street photos, coarse top-1: classifier 0.52, detector 0.84, both 0.82.
-DETECTOR_TRUST = 0.99
-SCENE_ITEMS = 3
 DESCRIBE_VERSION = 2  # part of the index builder's cache key: bump when describe_photo changes
-
-
-def detector_prior(category: str | None, trust: float = DETECTOR_TRUST) -> dict[str, float] | None:
-    if category not in vocab.COARSE_CATEGORIES:
-        return None
-    rest = (1.0 - trust) / (len(vocab.COARSE_CATEGORIES) - 1)
-    return {c: trust if c == category else rest for c in vocab.COARSE_CATEGORIES}
 
 
 @dataclass
@@ -121,10 +104,8 @@ class Searcher:
         with timer.stage("detect"):
             found = self.detector.predict(image)
         with timer.stage("classify"):
-            from detector.infer import crop
-            scene = len(found) >= SCENE_ITEMS
-            crops = [f["crop"] if f["whole_image"] else crop(image, f["box"], CLASSIFY_MARGIN) for f in found]
-            priors = [detector_prior(f["category"]) if scene else None for f in found]
+            from detector.infer import classifier_inputs
+            crops, priors = classifier_inputs(image, found)
             preds = self.classifier.predict(crops, kind="photo", priors=priors) if found else []
         return [Described([float(v) for v in f["box"]], bool(f.get("whole_image")), f.get("category"),
                           f.get("confidence"), p, f["crop"]) for f, p in zip(found, preds)]
@@ -137,9 +118,11 @@ class Searcher:
             with timer.stage("colorize"):
                 coloured = self.colorizer.colorize(image, hints=hints, category=category)
         with timer.stage("classify"):
-            (pred,) = self.classifier.predict([image], kind="sketch", hints=[hint_layer(hints, image.size)])
-            if coloured is not None:
-                (photo,) = self.classifier.predict([coloured], kind="photo")
+            if coloured is None:
+                (pred,) = self.classifier.predict([image], kind="sketch", hints=[hint_layer(hints, image.size)])
+            else:  # one batch of two: cheaper than two runs
+                pred, photo = self.classifier.predict([image, coloured], kind=["sketch", "photo"],
+                                                      hints=[hint_layer(hints, image.size), None])
                 pred = merge_predictions(pred, photo)
         return Described(None, True, None, None, pred, image), coloured
 

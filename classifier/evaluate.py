@@ -71,6 +71,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
     if detect:
         try:
             from detector import Detector
+            from detector.infer import classifier_inputs
         except ImportError:
             raise UserError("--detect needs the detector package, which is not installed") from None
         detector = Detector.load()
@@ -100,7 +101,8 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
         else:
             for j, im, h in zip(idx, ims, hints):
                 found = detector.predict(im)
-                ps = clf.predict([f["crop"] for f in found], kind=domain, hints=[h] * len(found))
+                crops, priors = classifier_inputs(im, found)
+                ps = clf.predict(crops, kind=domain, hints=[h] * len(found), priors=priors)
                 main = ps[found.index(_prominent(found))]
                 preds[j] = main
                 want = samples[j].category and vocab.coarse(samples[j].category)
@@ -116,7 +118,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
 
 
 def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
-    """Median wall time of one image at batch 1 on one thread (decode excluded; preprocessing, model, colour)."""
+    """Median wall time of one image at batch 1 (decode excluded; preprocessing, model, colour)."""
     from sketchshop.images import load_image
     ims = []
     for s in samples[:n * 2]:
@@ -136,8 +138,9 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
     for im in ims:
         t0 = time.perf_counter()
         if detector is not None:
-            found = detector.predict(im)
-            clf.predict([f["crop"] for f in found], kind=domain)
+            from detector.infer import classifier_inputs
+            crops, priors = classifier_inputs(im, detector.predict(im))
+            clf.predict(crops, kind=domain, priors=priors)
         else:
             clf.predict([im], kind=domain)
         ts.append(time.perf_counter() - t0)

@@ -104,17 +104,20 @@ class Classifier:
             return np.zeros((0, self.embed_dim), np.float32)
         return self._forward(images)[1]["embedding"].numpy().astype(np.float32)
 
-    def predict(self, images: list, kind: str = "photo", hints: list | None = None, topk: int = 3,
+    def predict(self, images: list, kind: str | list[str] = "photo", hints: list | None = None, topk: int = 3,
                 priors: list | None = None) -> list[dict]:
         """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
 
+        `kind`: one for all images, or one per image (a sketch and its colourised image in one batch).
         `priors`: per image None or {coarse category: p} from another model (the detector); the
         category distribution is multiplied by it and renormalised (a product of experts).
         """
-        self._check_kind(kind)
-        for name, extra in (("hint layers", hints), ("priors", priors)):
+        kinds = list(kind) if isinstance(kind, (list, tuple)) else [kind] * len(images)
+        for name, extra in (("kinds", kinds), ("hint layers", hints), ("priors", priors)):
             if extra is not None and len(extra) != len(images):
                 raise UserError(f"{len(extra)} {name} for {len(images)} images")
+        for k in kinds:
+            self._check_kind(k)
         if not images:
             return []
         ims, out = self._forward(images)
@@ -131,7 +134,7 @@ class Classifier:
         for i, im in enumerate(ims):
             v, j = pc[i].topk(min(topk, pc.shape[1]))
             cat = vocab.FINE_CATEGORIES[int(j[0])]
-            colour, colour_p = self._colour(im, pcol[i], kind, hints[i] if hints else None)
+            colour, colour_p = self._colour(im, pcol[i], kinds[i], hints[i] if hints else None)
             attrs = {}
             for a in vocab.attributes_for(cat):
                 q = pat[a][i]

@@ -26,6 +26,16 @@ PAD_VALUE = 114
 NMS_IOU = 0.7          # Ultralytics' default for heads that need NMS
 MAX_DET = 300
 CROP_MARGIN = 0.05     # of the box side, each way
+# The classifier learnt whole product photos, where the garment fills most of the frame; a detector
+# box with 20 % context each way frames a garment alike (coarse top-1 through the pipeline on the
+# 341 clothing-small validation photos: margin 0.05 0.924, 0.15-0.3 0.944).
+CLASSIFY_MARGIN = 0.2
+# In a photo of a person or an outfit (three or more garments found: median five on street photos, 2
+# of 341 single-garment photos) the coarse category comes from the detector, trained on such photos,
+# unless the classifier is 100x surer of another; the classifier still picks the fine category. On 247
+# detected garments of 70 held-out street photos, coarse top-1: classifier 0.52, detector 0.84, both 0.82.
+DETECTOR_TRUST = 0.99
+SCENE_ITEMS = 3
 DUP_IOU = 0.6          # same garment found twice: same class, or exclusive classes (dress vs skirt)
 DUP_CONTAIN = 0.85     # ...or the smaller box lies this much inside the larger one (same class only)
 MAX_ITEMS = 20         # garments returned per photo at most
@@ -186,6 +196,20 @@ def crop(image: Image.Image, box, margin: float = CROP_MARGIN) -> Image.Image:
     if c[2] <= c[0] or c[3] <= c[1]:
         return image.copy()
     return image.crop(c)
+
+
+def detector_prior(category: str | None, trust: float = DETECTOR_TRUST) -> dict[str, float] | None:
+    if category not in vocab.COARSE_CATEGORIES:
+        return None
+    rest = (1.0 - trust) / (len(vocab.COARSE_CATEGORIES) - 1)
+    return {c: trust if c == category else rest for c in vocab.COARSE_CATEGORIES}
+
+
+def classifier_inputs(image: Image.Image, found: list[dict]) -> tuple[list[Image.Image], list]:
+    """What the classifier sees of each found garment, and the detector's coarse prior for it."""
+    scene = len(found) >= SCENE_ITEMS
+    crops = [it["crop"] if it["whole_image"] else crop(image, it["box"], CLASSIFY_MARGIN) for it in found]
+    return crops, [detector_prior(it["category"]) if scene else None for it in found]
 
 
 class Detector:

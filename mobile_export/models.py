@@ -180,7 +180,7 @@ class ClassifierTarget(Target):
                             "(bilinear), keep the aspect ratio, centre on a square canvas filled with the median "
                             "RGB of the image's outer 4% border (classifier.data.letterbox); apply EXIF rotation "
                             "first; for a detected garment, letterbox its box widened by 20% of its size on each side "
-                            "(catalog.search.CLASSIFY_MARGIN)"),
+                            "(detector.infer.CLASSIFY_MARGIN)"),
                  "normalisation": ("pixel / 255 only; the model subtracts mean and divides by std itself "
                                    f"(mean {list(self.mean)}, std {list(self.std)}, ImageNet)")}]
 

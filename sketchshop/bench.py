@@ -1,8 +1,8 @@
 """`sketchshop bench`: speed of every stage, measured in one run on this machine.
 
 - search in process, per stage and end to end, for photos and for sketches with hints;
-- the obvious pipeline on the same inputs (Ultralytics `predict` + an eager PyTorch classifier
-  + brute-force numpy search), and the ratio;
+- the obvious pipeline on the same inputs (Ultralytics `predict`, the colouriser and classifier in
+  eager PyTorch, brute-force numpy search), and the ratio, for photos and for sketches;
 - HTTP load against `sketchshop serve` from a separate process at concurrency 1, 4 and 16;
 - the vector index at 10k / 100k / 1M synthetic vectors (recall@10 against exact search);
 - crawl and synth throughput.
@@ -70,48 +70,73 @@ def bench_search(searcher, photos, sketches, repeats: int) -> dict:
     return out
 
 
-def bench_obvious(searcher, photos, repeats: int) -> dict:
-    """Detect with Ultralytics, classify with eager PyTorch, search with numpy brute force.
+def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
+    """The same searches done the obvious way: detect with Ultralytics, colourise and classify with
+    eager PyTorch, search with numpy brute force.
 
     Torch runs on one thread here, as it does for any user of this pipeline: Ultralytics' `predict`
     sets torch to cpu_count - 1 threads (1 on 2 cores) when it selects the CPU."""
     import torch
-    from ultralytics import YOLO
+
+    from detector.ultra import ultralytics_offline
 
     from .images import load_image
     from .registry import weights_path
+    YOLO = ultralytics_offline().YOLO  # offline, and without its PIL.Image.open patch (field notes)
     pt = weights_path("detector").with_suffix(".pt")
     if not pt.is_file():
         raise UserError(f"{pt} missing: the obvious pipeline needs the Ultralytics checkpoint")
     yolo = YOLO(str(pt))
-    model = searcher.classifier.model.to(memory_format=torch.contiguous_format)
+    clf, col = searcher.classifier, searcher.colorizer
+    model = clf.model.to(memory_format=torch.contiguous_format)
     vectors = searcher.index._vectors_all()
     ims = [load_image(p) for p in photos]
 
-    def run(im, ms):
-        t = [time.perf_counter()]
-        res = yolo.predict(im, verbose=False, imgsz=searcher.detector.imgsz)[0]
-        crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
-        t.append(time.perf_counter())
-        embs = []
+    def classify_and_search(crops):
         with torch.no_grad():
-            for c in crops:
-                embs.append(model(searcher.classifier.preprocess(c)[None])["embedding"][0].numpy())
-        t.append(time.perf_counter())
+            embs = [model(clf.preprocess(c)[None])["embedding"][0].numpy() for c in crops]
+        t = time.perf_counter()
         for e in embs:
             np.argsort(-(vectors @ e))[:10]
-        t.append(time.perf_counter())
-        for k, a, b in zip(("detect", "classify", "search"), t, t[1:]):
-            ms.setdefault(k, []).append((b - a) * 1000)
-        ms.setdefault("total", []).append((t[-1] - t[0]) * 1000)
-    for im in ims[:2]:
-        run(im, {})
-    ms: dict[str, list] = {}
-    for _ in range(repeats):
-        for im in ims:
-            run(im, ms)
-    searcher.classifier.model.to(memory_format=torch.channels_last)
-    return {"photo_total": stats_ms(ms.pop("total")), "photo_stages": {k: stats_ms(v) for k, v in ms.items()}}
+        return t
+
+    def photo(im):
+        t0 = time.perf_counter()
+        res = yolo.predict(im, verbose=False, imgsz=searcher.detector.imgsz)[0]
+        crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
+        t1 = time.perf_counter()
+        t2 = classify_and_search(crops)
+        return {"detect": t1 - t0, "classify": t2 - t1, "search": time.perf_counter() - t2}
+
+    def sketch(pair):
+        drawing, hints = pair
+        t0 = time.perf_counter()
+        coloured = col.colorize(drawing, hints=hints)
+        t1 = time.perf_counter()
+        t2 = classify_and_search([drawing, coloured])
+        return {"colorize": t1 - t0, "classify": t2 - t1, "search": time.perf_counter() - t2}
+
+    out = {}
+    fast, col.fast = col.fast, None  # the generator in eager PyTorch
+    try:
+        for kind, run, inputs in (("photo", photo, ims), ("sketch", sketch, sketches if col else [])):
+            if not inputs:
+                continue
+            for x in inputs[:2]:
+                run(x)
+            ms: dict[str, list] = {}
+            for _ in range(repeats):
+                for x in inputs:
+                    st = run(x)
+                    for k, v in st.items():
+                        ms.setdefault(k, []).append(v * 1000)
+                    ms.setdefault("total", []).append(sum(st.values()) * 1000)
+            out[f"{kind}_total"] = stats_ms(ms.pop("total"))
+            out[f"{kind}_stages"] = {k: stats_ms(v) for k, v in ms.items()}
+    finally:
+        col.fast = fast
+        clf.model.to(memory_format=torch.channels_last)
+    return out
 
 
 # ---------------------------------------------------------------- HTTP
@@ -244,12 +269,12 @@ def bench_index(sizes, dim: int, n_queries: int = 200) -> dict:
         exact = faiss.IndexFlatIP(dim)
         exact.add(x)
         _, truth = exact.search(q, 10)
-        from catalog.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, HNSW_THRESHOLD
+        from catalog.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, HNSW_THRESHOLD, add_vectors
         rss0, t = _rss_mb(), time.perf_counter()
         if n >= HNSW_THRESHOLD:  # the served index's parameters (catalog.index)
             idx = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             idx.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            idx.add(x)
+            add_vectors(idx, x)
             idx.hnsw.efSearch = HNSW_EF_SEARCH
             kind = "hnsw"
         else:
@@ -297,11 +322,12 @@ def markdown(res: dict) -> str:
     for kind in ("photo", "sketch"):
         for stage, v in s.get(kind, {}).items():
             rows.append(f"| {kind} search, {stage} | p50 {v['p50']} ms, p95 {v['p95']} ms |")
-    ob = res.get("obvious", {}).get("photo_total")
-    if ob and s.get("photo"):
-        rows.append(f"| obvious photo pipeline | p50 {ob['p50']} ms; ours is {res['speedup_photo']}x faster |")
-        for stage, v in res["obvious"].get("photo_stages", {}).items():
-            rows.append(f"| obvious photo pipeline, {stage} | p50 {v['p50']} ms, p95 {v['p95']} ms |")
+    for kind in ("photo", "sketch"):
+        ob = res.get("obvious", {}).get(f"{kind}_total")
+        if ob:
+            rows.append(f"| obvious {kind} pipeline | p50 {ob['p50']} ms; ours is {res[f'speedup_{kind}']}x faster |")
+            for stage, v in res["obvious"].get(f"{kind}_stages", {}).items():
+                rows.append(f"| obvious {kind} pipeline, {stage} | p50 {v['p50']} ms, p95 {v['p95']} ms |")
     for k, v in res.get("http", {}).items():
         if k.startswith("c"):
             rows.append(f"| HTTP photo search, concurrency {k[1:]} | {v['rps']} req/s, p50 {v['p50_ms']} ms, "
@@ -345,8 +371,11 @@ def bench(args) -> int:
         sketches = _sketches(4 if quick else 20)
         res["search"] = bench_search(searcher, photos, sketches, 1 if quick else 3)
         try:
-            res["obvious"] = bench_obvious(searcher, photos, 1 if quick else 3)
-            res["speedup_photo"] = round(res["obvious"]["photo_total"]["p50"] / res["search"]["photo"]["total"]["p50"], 2)
+            res["obvious"] = bench_obvious(searcher, photos, sketches, 1 if quick else 3)
+            for kind in ("photo", "sketch"):
+                if f"{kind}_total" in res["obvious"]:
+                    res[f"speedup_{kind}"] = round(res["obvious"][f"{kind}_total"]["p50"]
+                                                   / res["search"][kind]["total"]["p50"], 2)
         except UserError as e:
             res["obvious_error"] = str(e)
         del searcher

@@ -240,7 +240,7 @@ def test_shipped_weights_load_safely():
 
 def test_detector_prior_moves_the_category_into_its_coarse_class(clf):
     """A product of experts: the prior's coarse class wins unless the classifier is far surer."""
-    from catalog.search import detector_prior
+    from detector.infer import detector_prior
     im = garment()
     (free,) = clf.predict([im], topk=11)
     other = next(c for c in vocab.COARSE_CATEGORIES
@@ -278,3 +278,23 @@ def test_fit_temperature_recovers_the_temperature_of_sampled_labels():
     assert 1.8 < cal["temperature"] < 2.2
     assert cal["ece_after"] < cal["ece_before"] / 3
     assert all(1.7 < t < 2.3 for t in cal["fold_temperatures"])
+
+
+def test_kinds_per_image_match_separate_calls(clf):
+    """A sketch and a photo in one batch give what two separate calls give (colour from hints for the sketch)."""
+    sketch = Image.new("RGB", (120, 160), "white")
+    ImageDraw.Draw(sketch).rectangle((30, 20, 90, 140), outline="black", width=3)
+    hints = Image.new("RGBA", sketch.size, (0, 0, 0, 0))
+    ImageDraw.Draw(hints).ellipse((50, 60, 70, 80), fill=(30, 60, 200, 255))
+    photo = garment()
+    both = clf.predict([sketch, photo], kind=["sketch", "photo"], hints=[hints, None])
+    (s,), (p,) = clf.predict([sketch], kind="sketch", hints=[hints]), clf.predict([photo], kind="photo")
+    for a, b in ((both[0], s), (both[1], p)):
+        assert a["category"] == b["category"] and a["colour"] == b["colour"]
+        assert np.allclose(a["embedding"], b["embedding"], atol=1e-4)
+    with pytest.raises(UserError, match="kind"):
+        clf.predict([photo], kind=["drawing"])
+    with pytest.raises(UserError, match="kinds"):
+        clf.predict([photo, photo], kind=["photo"])
+    with pytest.raises(UserError, match="kind"):
+        clf.predict([photo], kind=None)

@@ -74,3 +74,27 @@ def test_describe_cache_is_keyed_by_the_describe_version(tmp_path, monkeypatch):
         with pytest.raises(Exception, match="no product"):
             build_index(Empty(), searcher=object(), root=tmp_path, progress=False)
     assert len(seen) == 2 and seen[0] != seen[1]
+
+
+def test_bench_times_ours_and_the_obvious_pipeline_on_the_same_inputs(live_catalog):
+    """`sketchshop bench`'s in-process part: every stage of both pipelines, photos and sketches."""
+    import torch
+
+    from sketchshop.bench import bench_obvious, bench_search
+    photos = [live_catalog.data_dir / "p.png"]
+    live_catalog.products[0].image.save(photos[0])
+    sketches = [(p.sketch, p.hints) for p in live_catalog.products[:2]]
+    s = live_catalog.searcher
+    threads = torch.get_num_threads()
+    try:
+        ours = bench_search(s, photos, sketches, repeats=1)
+        obvious = bench_obvious(s, photos, sketches, repeats=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert {"detect", "classify", "search", "total"} <= set(ours["photo"])
+    assert {"colorize", "classify", "search", "total"} <= set(ours["sketch"])
+    assert set(obvious["photo_stages"]) == {"detect", "classify", "search"}
+    assert set(obvious["sketch_stages"]) == {"colorize", "classify", "search"}
+    for kind in ("photo", "sketch"):
+        assert obvious[f"{kind}_total"]["p50"] > 0 and ours[kind]["total"]["p50"] > 0
+    assert s.colorizer.fast is not None  # the served ONNX Runtime generator is back after the eager run
