@@ -117,7 +117,9 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         return {"colorize": t1 - t0, "classify": t2 - t1, "search": time.perf_counter() - t2}
 
     out = {}
-    fast, col.fast = col.fast, None  # the generator in eager PyTorch
+    fast = col.fast if col else None
+    if col:
+        col.fast = None  # the generator in eager PyTorch
     try:
         for kind, run, inputs in (("photo", photo, ims), ("sketch", sketch, sketches if col else [])):
             if not inputs:
@@ -134,7 +136,8 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
             out[f"{kind}_total"] = stats_ms(ms.pop("total"))
             out[f"{kind}_stages"] = {k: stats_ms(v) for k, v in ms.items()}
     finally:
-        col.fast = fast
+        if col:
+            col.fast = fast
         clf.model.to(memory_format=torch.channels_last)
     return out
 
