@@ -6,11 +6,11 @@ filterable fields of each row) and `build.json`; the file `CURRENT` names the li
 A new build is written beside the live one and `CURRENT` is swapped atomically, so a server
 that checks `CURRENT` (`SearchIndex.reload_if_changed`) never sees a half-built index.
 
-Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]; weights in
-`WEIGHTS`):
+Ranking (each term in [0, 1] except the similarity, which is a cosine in [-1, 1]; the weights w
+are `WEIGHTS` below):
 
-    score = 0.15 * cosine(query, product)
-          + 0.5 * category + 0.3 * agree(colour) + 0.05 * mean agree(attribute)
+    score = w.similarity * cosine(query, product) + w.category * category
+          + w.colour * agree(colour) + w.attributes * mean agree(attribute)
 
 `category` is the query's probability that the product's category is right: P(fine) plus half
 of the rest of P(coarse), from the query's top-k category probabilities (so an unsure
@@ -312,8 +312,9 @@ class SearchIndex:
             col = self._attr.get(a)
             if col is None:
                 continue
-            have = col[ids] != ""
-            total += have * _agree(p, col[ids] == v)
+            vals = col[ids]
+            have = vals != ""
+            total += have * _agree(p, vals == v)
             count += have
         return np.where(count > 0, total / np.maximum(count, 1), 0.5)
 

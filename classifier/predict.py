@@ -124,9 +124,9 @@ class Classifier:
         pc = (out["category"] / self.temperature).softmax(1)
         for i, prior in enumerate(priors or []):
             if prior:
-                w = torch.tensor([prior.get(vocab.FINE_TO_COARSE[c], 0.0) for c in vocab.FINE_CATEGORIES])
-                if float((pc[i] * w).sum()) > 0:
-                    pc[i] = pc[i] * w / (pc[i] * w).sum()
+                q = pc[i] * torch.tensor([prior.get(vocab.FINE_TO_COARSE[c], 0.0) for c in vocab.FINE_CATEGORIES])
+                if float(q.sum()) > 0:
+                    pc[i] = q / q.sum()
         pcol = out["colour"].softmax(1)
         pat = {a: out[f"attr_{a}"].softmax(1) for a in vocab.ATTRIBUTES}
         emb = out["embedding"].numpy().astype(np.float32)

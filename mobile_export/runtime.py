@@ -123,12 +123,11 @@ def to_ort(onnx_paths: list[Path], out_dir: Path, ops_config: Path | None = None
 
 
 def session(path: Path, threads: int = 1):
-    """An ONNX Runtime CPU session (ONNX or ORT format), single-threaded by default."""
+    """An ONNX Runtime CPU session (ONNX or ORT format), single-threaded by default, set up as served."""
     import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    from sketchshop.accel import session_options
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=("Conv", "Gemm", "MatMul"),

@@ -53,21 +53,24 @@ def _sketches(n: int):
 
 
 # ---------------------------------------------------------------- in process
+def time_stages(run, inputs, repeats: int) -> dict:
+    """Warm up on two inputs, then {stage: stats_ms} over `repeats` passes; `run(x)` returns ms per stage."""
+    for x in inputs[:2]:
+        run(x)
+    stages: dict[str, list] = {}
+    for _ in range(repeats):
+        for x in inputs:
+            for k, v in run(x).items():
+                stages.setdefault(k, []).append(v)
+    return {k: stats_ms(v) for k, v in stages.items()}
+
+
 def bench_search(searcher, photos, sketches, repeats: int) -> dict:
     from .images import load_image
     ims = [load_image(p) for p in photos]
-    out = {}
-    for kind, inputs in (("photo", [(im, None) for im in ims]), ("sketch", sketches)):
-        for im, h in inputs[:2]:  # warm-up
-            searcher.search(im, kind=kind, hints=h)
-        stages: dict[str, list] = {}
-        for _ in range(repeats):
-            for im, h in inputs:
-                t = searcher.search(im, kind=kind, hints=h)["timing_ms"]
-                for k, v in t.items():
-                    stages.setdefault(k, []).append(v)
-        out[kind] = {k: stats_ms(v) for k, v in stages.items()}
-    return out
+    return {kind: time_stages(lambda x, kind=kind: searcher.search(x[0], kind=kind, hints=x[1])["timing_ms"],
+                              inputs, repeats)
+            for kind, inputs in (("photo", [(im, None) for im in ims]), ("sketch", sketches))}
 
 
 def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
@@ -106,7 +109,7 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
         t1 = time.perf_counter()
         t2 = classify_and_search(crops)
-        return {"detect": t1 - t0, "classify": t2 - t1, "search": time.perf_counter() - t2}
+        return _ms(detect=t1 - t0, classify=t2 - t1, search=time.perf_counter() - t2)
 
     def sketch(pair):
         drawing, hints = pair
@@ -114,7 +117,7 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         coloured = col.colorize(drawing, hints=hints)
         t1 = time.perf_counter()
         t2 = classify_and_search([drawing, coloured])
-        return {"colorize": t1 - t0, "classify": t2 - t1, "search": time.perf_counter() - t2}
+        return _ms(colorize=t1 - t0, classify=t2 - t1, search=time.perf_counter() - t2)
 
     out = {}
     fast = col.fast if col else None
@@ -122,24 +125,19 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         col.fast = None  # the generator in eager PyTorch
     try:
         for kind, run, inputs in (("photo", photo, ims), ("sketch", sketch, sketches if col else [])):
-            if not inputs:
-                continue
-            for x in inputs[:2]:
-                run(x)
-            ms: dict[str, list] = {}
-            for _ in range(repeats):
-                for x in inputs:
-                    st = run(x)
-                    for k, v in st.items():
-                        ms.setdefault(k, []).append(v * 1000)
-                    ms.setdefault("total", []).append(sum(st.values()) * 1000)
-            out[f"{kind}_total"] = stats_ms(ms.pop("total"))
-            out[f"{kind}_stages"] = {k: stats_ms(v) for k, v in ms.items()}
+            if inputs:
+                stages = time_stages(run, inputs, repeats)
+                out[f"{kind}_total"] = stages.pop("total")
+                out[f"{kind}_stages"] = stages
     finally:
         if col:
             col.fast = fast
         clf.model.to(memory_format=torch.channels_last)
     return out
+
+
+def _ms(**seconds) -> dict:
+    return {**{k: v * 1000 for k, v in seconds.items()}, "total": sum(seconds.values()) * 1000}
 
 
 # ---------------------------------------------------------------- HTTP
