@@ -10,9 +10,9 @@ from pathlib import Path
 from sketchshop.config import PROJECT_ROOT
 
 
-def default_data() -> str:
+def default_data(name: str = "clothing-small") -> str:
     root = Path(os.environ.get("SKETCHSHOP_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-    return str(root / "clothing-small")
+    return str(root / name)
 
 
 def cmd_train(args) -> int:
@@ -23,6 +23,7 @@ def cmd_train(args) -> int:
         return 0
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
                       views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
+                      street=args.street, street_batch=args.street_batch,
                       workdir=args.workdir, out=args.out)
     print(train(cfg))
     return 0
@@ -57,6 +58,9 @@ def register(cli) -> None:
                    help="stop after this many epochs without a better validation top-1 (>= --epochs: never)")
     p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
+    p.add_argument("--street", default=default_data("ccp-train/annotations_coco.json"),
+                   help="COCO json of street photos whose boxes are cut out as extra training garments ('' for none)")
+    p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
     p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")

@@ -148,6 +148,7 @@ class Item:
     attributes: dict[str, int] = field(default_factory=dict)
     sketch: np.ndarray | None = None       # a paired drawing of the same item (studio)
     source: str = "photo"
+    coarse: int = -1                       # vocab.COARSE_CATEGORIES index, for items with no fine label
 
 
 def _cache_load(path: Path) -> np.ndarray:

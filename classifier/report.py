@@ -131,11 +131,11 @@ def recalibrate(cfg) -> Path:
     return weights
 
 
-def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_sketches=(),
+def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_sketches=(), street_val=(),
                     train_seconds: float | None = None) -> Path:
     """Evaluate the final model through the inference path and write everything into cfg.out."""
     from .studio_data import sbir_metrics, studio_metrics
-    from .train import checkpoint_dict, predict_items
+    from .train import checkpoint_dict, predict_items, street_metrics
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
@@ -159,6 +159,10 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
         metrics["validation_xdog_drawings"] = {
             "n": len(y), "category_top1": round(float((sk["category"].argmax(1) == ys).float().mean()), 4),
             **{k: round(v, 4) for k, v in sbir_metrics(sk["embedding"], ph["embedding"], "sbir").items()}}
+    if street_val:
+        sp = predict_items(model, street_val, cfg.infer_size)["category"]
+        metrics["validation_street_crops"] = {"n": len(street_val), **{k: round(v, 4) for k, v in
+                                                                       street_metrics(sp, street_val).items()}}
     colour_mode = "combined"
     if studio_val:
         st = studio_metrics(model, studio_val, cfg)
@@ -194,6 +198,7 @@ def write_card(path: Path, m: dict, cfg) -> None:
     v = m["validation_photos"]
     sv = m.get("studio_validation", {})
     xd = m.get("validation_xdog_drawings", {})
+    sc = m.get("validation_street_crops")
     rows = "\n".join(f"| {k} | {val} |" for k, val in sorted(sv.items()))
     hist = m["history"].get("train", [])
     cal = v.get("calibration")
@@ -205,6 +210,12 @@ on the validation photos (one parameter; argmax and top-1 unchanged). Expected c
 on them: {cal['ece_before']} -> {cal['ece_after']}. Fitted on either half of a random 2-fold split instead:
 temperatures {cal.get('fold_temperatures')}, ECE on the other half {cal.get('fold_heldout_ece')}.
 """
+    street = ("- Street garments: every box of the detector's training photos of `ccp-train` (Apache-2.0), cropped\n"
+              "  the way the search crops a detected garment; a fine label where the vocabulary maps the dataset's,\n"
+              "  else only the coarse one (`classifier/street.py`). Validation: the crops of the detector's 70\n"
+              "  held-out photos.\n") if cfg.street else ""
+    street_metrics = (f"- Street crops of the 70 held-out photos (n={sc['n']}): coarse top-1 {sc['street_coarse_top1']}, "
+                      f"fine\n  top-1 {sc['street_fine_top1']} where the fine label is known.\n") if sc else ""
     card = f"""# Classifier model card (`models/classifier/classifier.pt`)
 
 Multi-head garment model: fine category (11), colour (13), attributes (sleeve, length, pattern,
@@ -219,7 +230,7 @@ by photos and sketches. Backbone `{cfg.backbone}` (ImageNet weights from the
   jitter and thickness changes): the sketch domain, paired with their photos for InfoNCE.
 - {cfg.studio_n} studio products (`sketchshop.studio`, seed {cfg.seed + 4242}): bags, colour and attribute labels,
   studio sketch/photo pairs; 85 % train, 15 % validation.
-
+{street}
 ## Recipe
 The stem and the first {cfg.frozen} stages stay at ImageNet weights; their outputs for
 {cfg.views} augmented views per photo (RandomResizedCrop 0.5-1, flip, rotation +-12 deg, letterbox
@@ -237,7 +248,7 @@ training than whole letterboxed photos do at inference, so the served size is sc
 - Validation photos (n={v['n']}): category top-1 **{v['category_top1']}**; per class {json.dumps(v['per_class'])}
 - XDoG drawings of the validation photos: category top-1 {xd.get('category_top1')}, drawing->photo
   retrieval among {v['n']}: acc@1 {xd.get('sbir_acc@1')}, acc@10 {xd.get('sbir_acc@10')}
-- Colour decision: `{m['colour_mode']}` (best of head / measured dominant foreground colour / combined
+{street_metrics}- Colour decision: `{m['colour_mode']}` (best of head / measured dominant foreground colour / combined
   on studio validation).
 
 | studio validation metric | value |

@@ -43,6 +43,8 @@ class TrainConfig:
     sketch_views: int = 1                            # cached drawings (and studio photo views) per item
     batch: int = 32                                  # real photos per step (+ half as many drawings, + studio)
     studio_batch: int = 8                            # studio product pairs per step
+    street: str = "../shared/data/ccp-train/annotations_coco.json"  # garments cut from street photos ("": none)
+    street_batch: int = 8                            # street crops per step
     lr: float = 5e-4                                 # late backbone stages; heads get 5x
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
@@ -79,9 +81,18 @@ class EMA:
                 e.copy_(m)
 
 
+# (coarse, fine) membership: a coarse-only label trains the fine head through its group's summed probability
+_GROUPS = torch.tensor([[float(vocab.FINE_TO_COARSE[f] == c) for f in vocab.FINE_CATEGORIES]
+                        for c in vocab.COARSE_CATEGORIES])
+
+
 def multitask_loss(out: dict, batch: dict, smoothing: float) -> tuple[torch.Tensor, dict]:
     """Sum of the heads' losses; a label of -1 (missing, or not applicable to the category) is masked."""
     parts = {}
+    coarse = batch.get("coarse")
+    if coarse is not None and (m := coarse >= 0).any():
+        p_group = out["category"][m].softmax(1) @ _GROUPS.T
+        parts["coarse"] = F.nll_loss(p_group.clamp_min(1e-8).log(), coarse[m])
     for key, target in (("category", batch["category"]), ("colour", batch["colour"]),
                         *((f"attr_{a}", batch["attributes"][a]) for a in vocab.ATTRIBUTES)):
         m = target >= 0
@@ -106,7 +117,8 @@ def label_arrays(items: list[D.Item], colour: bool = True) -> dict:
         attrs[a] = torch.tensor([it.attributes.get(a, -1) if it.category >= 0 and
                                  vocab.FINE_CATEGORIES[it.category] in spec.applies_to else -1 for it in items])
     col = torch.tensor([it.colour if colour else -1 for it in items])
-    return {"category": cat, "colour": col, "attributes": attrs}
+    coarse = torch.tensor([it.coarse if it.category < 0 else -1 for it in items])
+    return {"category": cat, "colour": col, "attributes": attrs, "coarse": coarse}
 
 
 @torch.no_grad()
@@ -175,7 +187,7 @@ def _views(cfg):
         return D.letterbox(Image.fromarray(it.sketch), cfg.size, (255, 255, 255))
 
     def photo(it, v, rng):
-        return D.augment(it.image, rng, cfg.size, colour_jitter=it.source == "photo")
+        return D.augment(it.image, rng, cfg.size, colour_jitter=it.source in ("photo", "street"))
 
     def drawing(it, v, rng):
         return D.augment(sketch_of(it, rng), rng, cfg.size, fill=(255, 255, 255))
@@ -197,6 +209,10 @@ def train(cfg: TrainConfig) -> Path:
     val_items = _real_items(cfg, "validation")
     studio_train, studio_val, _ = load_studio(cfg)
     val_sk = real_sketch_items(val_items)
+    street_train, street_val = [], []
+    if cfg.street:
+        from .street import load_street
+        street_train, street_val = load_street(cfg.street, "train"), load_street(cfg.street, "val")
 
     model = GarmentNet(cfg.backbone, pretrained=True, drop_path_rate=cfg.drop_path).to(memory_format=torch.channels_last)
     early, late = split_backbone(model, cfg.frozen)
@@ -211,7 +227,11 @@ def train(cfg: TrainConfig) -> Path:
          "val_sk": cached_features("val_sketch", early, val_sk, 1, plain_sketch, cfg),
          "stv": cached_features("studio_val_photo", early, studio_val, 1, plain, cfg),
          "stv_sk": cached_features("studio_val_sketch", early, studio_val, 1, plain_sketch, cfg)}
-    L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False)}
+    if street_train:
+        C["street"] = cached_features("street_photo", early, street_train, cfg.views, photo, cfg)
+        C["street_val"] = cached_features("street_val_photo", early, street_val, 1, plain, cfg)
+    L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False),
+         "street": label_arrays(street_train, colour=False)}
 
     trainable = [p for n, p in model.named_parameters() if p.requires_grad]
     late_ids = {id(p) for p in late.parameters()}
@@ -256,11 +276,11 @@ def train(cfg: TrainConfig) -> Path:
         return x
 
     def pick(lbl, idx):
-        return {"category": lbl["category"][idx], "colour": lbl["colour"][idx],
+        return {"category": lbl["category"][idx], "colour": lbl["colour"][idx], "coarse": lbl["coarse"][idx],
                 "attributes": {a: t[idx] for a, t in lbl["attributes"].items()}}
 
     def cat_labels(*ls):
-        return {"category": torch.cat([x["category"] for x in ls]), "colour": torch.cat([x["colour"] for x in ls]),
+        return {**{k: torch.cat([x[k] for x in ls]) for k in ("category", "colour", "coarse")},
                 "attributes": {a: torch.cat([x["attributes"][a] for x in ls]) for a in vocab.ATTRIBUTES}}
 
     @torch.no_grad()
@@ -280,6 +300,8 @@ def train(cfg: TrainConfig) -> Path:
             rec[f"studio_attr_{a}_top1"] = float((o["stv"][f"attr_{a}"][mk].argmax(1) == t[mk]).float().mean())
         rec.update(sbir_metrics(o["val_sk"]["embedding"], o["val"]["embedding"], "val_xdog_sbir"))
         rec.update(sbir_metrics(o["stv_sk"]["embedding"], o["stv"]["embedding"], "studio_sbir"))
+        if street_val:
+            rec.update(street_metrics(run(m, C["street_val"][:, 0])["category"], street_val))
         return {k: round(v, 4) for k, v in rec.items()}
 
     n_sk = cfg.batch // 2
@@ -295,15 +317,18 @@ def train(cfg: TrainConfig) -> Path:
         for s in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", mininterval=20):
             ri = order[s * cfg.batch:(s + 1) * cfg.batch]
             si = torch.randint(len(studio_train), (cfg.studio_batch,), generator=g)
+            wi = torch.randint(len(street_train), (cfg.street_batch if street_train else 0,), generator=g)
             x = torch.cat([sample(C["real"], ri, g), sample(C["st"], si, g),
-                           sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g)])
-            lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si))
+                           sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g),
+                           *([sample(C["street"], wi, g)] if len(wi) else [])])
+            lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si),
+                             pick(L["street"], wi))
             out = run(model, x)
             loss, parts = multitask_loss(out, lbl, cfg.label_smoothing)
             e = out["embedding"]
             nb, ns = len(ri), len(si)
             photos = torch.cat([e[:n_sk], e[nb:nb + ns]])
-            drawings = e[nb + ns:]
+            drawings = e[nb + ns:nb + ns + n_sk + ns]
             parts["infonce"] = float((nce := info_nce(drawings, photos)).detach())
             loss = loss + cfg.infonce_weight * nce
             opt.zero_grad(set_to_none=True)
@@ -326,7 +351,17 @@ def train(cfg: TrainConfig) -> Path:
     from .report import write_artifacts
     final = ema.model.eval()
     return write_artifacts(cfg, final, {"train": history}, val_items, studio_val=studio_val,
-                           val_sketches=val_sk, train_seconds=round(time.time() - t_start, 1))
+                           val_sketches=val_sk, street_val=street_val, train_seconds=round(time.time() - t_start, 1))
+
+
+def street_metrics(logits: torch.Tensor, items: list[D.Item]) -> dict:
+    """Coarse top-1 on street crops (every item), fine top-1 where the fine label is known."""
+    coarse_true = torch.tensor([it.coarse for it in items])
+    coarse_pred = (logits.softmax(1) @ _GROUPS.T).argmax(1)
+    fine = torch.tensor([it.category for it in items])
+    known = fine >= 0
+    return {"street_coarse_top1": float((coarse_pred == coarse_true).float().mean()),
+            "street_fine_top1": float((logits[known].argmax(1) == fine[known]).float().mean())}
 
 
 def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:

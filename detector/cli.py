@@ -35,6 +35,11 @@ def register(cli):
                    help="class folders of single-product photos added to training, one GrabCut box each")
     p.add_argument("--product-shots-n", type=int, default=600, help="how many of them (0: street photos only)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start a fresh run from these Ultralytics weights (e.g. models/detector/detector.pt)")
+    p.add_argument("--train-trunk", action="store_true",
+                   help="lite0-yolo26: fine-tune the ImageNet trunk too (batch-norm statistics stay frozen)")
+    p.add_argument("--lr0", type=float, default=None, help="initial learning rate (default: the recipe's)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
@@ -103,7 +108,9 @@ def _train(args) -> int:
             raise UserError(f"{best}: no trained checkpoint for run {args.name!r}")
     else:
         best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
-                     batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh)
+                     batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh,
+                     init=args.init, train_trunk=args.train_trunk,
+                     **({"lr0": args.lr0} if args.lr0 is not None else {}))
     print(f"best checkpoint: {best}")
     if args.install or args.export_only:
         from .export import install

@@ -19,6 +19,7 @@ from sketchshop.config import settings
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
+from .train import AUGMENT
 from .ultra import ultralytics_offline
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
     m = evaluate_coco(val_dir / "val_coco.json", Path(split["source"]).parent, weights=onnx_path, threads=1)
     plot_per_class(m, dest / "per_class_ap50.png")
     m.update(sha256=sha256(onnx_path), onnx_bytes=size, opset=OPSET, onnx_vs_pytorch=parity,
-             train_seconds=_train_seconds(Path(checkpoint)), val_ids=split["val_ids"], split_seed=split["seed"])
+             train_seconds=_train_seconds(Path(checkpoint)), val_ids=split["val_ids"], split_seed=split["seed"],
+             run_args=_run_args(Path(checkpoint)))
     m["model"] = "models/detector/detector.onnx"
     if products_dir:
         m["products"] = evaluate_products(products_dir, weights=onnx_path)
@@ -147,8 +149,20 @@ def _train_seconds(checkpoint: Path) -> float | None:
     return round(float(rows[-1][key])) if key else None
 
 
+RUN_KEYS = ("model", "epochs", "imgsz", "batch", "optimizer", "lr0", "lrf", "freeze", "time")
+
+
+def _run_args(checkpoint: Path) -> dict:
+    """The recipe as Ultralytics recorded it for the run (args.yaml): what the card states."""
+    import yaml
+    f = checkpoint.parent.parent / "args.yaml"
+    if not f.is_file():
+        return {}
+    args = yaml.safe_load(f.read_text()) or {}
+    return {k: args.get(k) for k in RUN_KEYS + tuple(AUGMENT)}
+
+
 def write_card(path: Path, m: dict) -> None:
-    from .train import AUGMENT, DEFAULTS, OPTIM
     per = "\n".join(f"| {k} | {'n/a' if v is None else f'{v:.3f}'} |" for k, v in m["per_class_ap50"].items())
     prod = m.get("products")
     prod_txt = (f"- Single-product photos ({prod['n_images']} photos, clothing-small/validation): top box IoU >= 0.8 "
@@ -163,10 +177,16 @@ def write_card(path: Path, m: dict) -> None:
                  "folders), one box each: the GrabCut foreground box, labelled with the folder's coarse category "
                  "(`detector.data.build_products`). They teach the shop-photo case the street photos lack.\n"
                  if shots else "")
+    run = m.get("run_args") or {}
+    trunk = "frozen" if run.get("freeze") else "fine-tuned"
+    init = run.get("model", "")
+    trunk += "" if str(init).endswith(".yaml") else f"; started from `{init}`"
+    recipe = {k: run.get(k) for k in RUN_KEYS if k not in ("model", "freeze")}
+    augment = {k: run.get(k) for k in AUGMENT}
     text = f"""# Garment detector (models/detector)
 
 YOLO26 neck and head (Ultralytics {_ultralytics_version()}; exported head: {m["head"]}) on an ImageNet-pretrained
-EfficientNet-Lite0 trunk (stages to stride 16, frozen, batch-norm statistics frozen), 9 coarse classes
+EfficientNet-Lite0 trunk (stages to stride 16, {trunk}, batch-norm statistics frozen), 9 coarse classes
 ({", ".join(m["per_class_ap50"])}). Architecture: `detector/lite0-yolo26.yaml` + `detector/backbone.py`.
 
 ## Files
@@ -183,7 +203,7 @@ EfficientNet-Lite0 trunk (stages to stride 16, frozen, batch-norm statistics fro
 - Not used yet: composited scenes and studio products.
 
 ## Recipe: `{m["train_command"]}`
-- {DEFAULTS}; optimiser {OPTIM}; augmentation {AUGMENT}; trunk frozen (`freeze=1`).
+- {recipe}; augmentation {augment}; trunk {trunk}.
 - Ultralytics offline (YOLO_OFFLINE, no auto-install, settings and runs under the data directory, plots and AMP off).
 - Training wall time: {f"{t / 60:.0f} min" if t else "n/a"} on the 2-core CPU.
 
@@ -201,7 +221,7 @@ Command: `sketchshop eval detector --coco var/detector/ccp/val_coco.json --image
 {per}
 
 ## Limits
-Trained for well under an hour of CPU, on 632 street photos of one fashion style plus product shots:
+Trained for {f"{t / 3600:.1f} h" if t else "a few hours"} of CPU or less, on 632 street photos of one fashion style plus product shots:
 expect misses on flat-lays, mirror selfies and small items (hats, shoes, bags); with no box the server
 falls back to the whole image, trimmed.
 """

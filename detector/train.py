@@ -36,7 +36,8 @@ def run_dir(name: str) -> Path:
 def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], imgsz: int = DEFAULTS["imgsz"],
           epochs: int = DEFAULTS["epochs"], batch: int = DEFAULTS["batch"], seed: int = DEFAULTS["seed"],
           warmup_epochs: float = DEFAULTS["warmup_epochs"], hours: float | None = None, threads: int = 2,
-          workers: int = 0, resume: bool = True, **overrides) -> Path:
+          workers: int = 0, resume: bool = True, init: Path | None = None, train_trunk: bool = False,
+          **overrides) -> Path:
     """Train (or resume) run `name`; returns the path of its best.pt.
 
     `hours`: a wall-time budget (Ultralytics `time`): training stops mid-epoch when it runs out,
@@ -46,6 +47,8 @@ def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], i
         raise UserError(f"unknown detector model {model!r} (choose from {', '.join(MODELS)})")
     if not Path(data_yaml).is_file():
         raise UserError(f"{data_yaml}: dataset yaml not found")
+    if init is not None and not Path(init).is_file():
+        raise UserError(f"{init}: initial weights not found")
     ultralytics_offline(threads)
     from ultralytics import YOLO
 
@@ -62,11 +65,11 @@ def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], i
             log.info("nothing to resume: %s", e)
         return out / "weights" / "best.pt"
     args = dict(AUGMENT, **OPTIM, nbs=batch)
-    if model == "lite0-yolo26":
+    if model == "lite0-yolo26" and not train_trunk:
         args["freeze"] = 1  # the pretrained trunk (layer 0) stays as it is
     args.update(overrides)
     cfg = str(HERE / f"{model}.yaml") if (HERE / f"{model}.yaml").is_file() else f"{model}.yaml"
-    YOLO(cfg).train(
+    YOLO(str(init) if init else cfg).train(
         data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed, deterministic=False,
         device="cpu", workers=workers, project=str(out.parent), name=out.name, exist_ok=True,
         plots=False, amp=False, cache="ram", patience=100, val=True, verbose=True,

@@ -298,3 +298,59 @@ def test_kinds_per_image_match_separate_calls(clf):
         clf.predict([photo, photo], kind=["photo"])
     with pytest.raises(UserError, match="kind"):
         clf.predict([photo], kind=None)
+
+
+# ---------------------------------------------------------------- street crops (training data)
+
+def test_street_labels_follow_the_vocabulary_or_keep_only_the_coarse_class():
+    from classifier.street import labels_of
+    top = vocab.COARSE_CATEGORIES.index("top")
+    fine = vocab.FINE_CATEGORIES.index
+    assert labels_of("sweater", "top") == (fine("longsleeve"), top)
+    assert labels_of("jeans", "pants") == (fine("pants"), vocab.COARSE_CATEGORIES.index("pants"))
+    assert labels_of("clogs", "shoes") == (fine("shoes"), vocab.COARSE_CATEGORIES.index("shoes"))
+    assert labels_of("top", "top") == (-1, top)       # no fine category named
+    assert labels_of("vest", "top") == (-1, top)      # the vocabulary says outerwear, the dataset says top
+
+
+def test_coarse_only_label_trains_the_group_probability():
+    from classifier.train import multitask_loss
+    logits = torch.zeros(2, len(vocab.FINE_CATEGORIES), requires_grad=True)
+    out = {"category": logits, "colour": torch.zeros(2, len(vocab.COLOURS)),
+           **{f"attr_{a}": torch.zeros(2, len(s.values)) for a, s in vocab.ATTRIBUTES.items()}}
+    batch = {"category": torch.tensor([-1, -1]), "colour": torch.tensor([-1, -1]),
+             "coarse": torch.tensor([vocab.COARSE_CATEGORIES.index("top"), -1]),
+             "attributes": {a: torch.tensor([-1, -1]) for a in vocab.ATTRIBUTES}}
+    loss, parts = multitask_loss(out, batch, 0.1)
+    assert set(parts) == {"coarse"}
+    assert abs(parts["coarse"] - float(-np.log(3 / len(vocab.FINE_CATEGORIES)))) < 1e-5  # 3 tops of 11, uniform
+    loss.backward()
+    tops = [vocab.FINE_CATEGORIES.index(c) for c in ("t-shirt", "longsleeve", "shirt")]
+    g = logits.grad[0]
+    assert all(g[i] < 0 for i in tops) and all(g[i] > 0 for i in range(len(g)) if i not in tops)
+    assert float(logits.grad[1].abs().sum()) == 0  # the unlabelled row adds nothing
+
+
+def test_load_street_crops_holds_out_the_detector_split(tmp_path):
+    from classifier.street import MIN_SIDE, load_street
+    from detector.data import split_ids
+    (tmp_path / "photos").mkdir()
+    images, anns = [], []
+    for i in range(1, 81):
+        Image.new("RGB", (120, 200), (i, 90, 40)).save(tmp_path / "photos" / f"{i:04d}.jpg")
+        images.append({"id": i, "file_name": f"photos/{i:04d}.jpg", "width": 120, "height": 200})
+        anns += [{"id": 2 * i, "image_id": i, "category_id": 1, "fine_label": "t-shirt", "bbox": [20, 20, 60, 70]},
+                 {"id": 2 * i + 1, "image_id": i, "category_id": 2, "fine_label": "boots",
+                  "bbox": [5, 180, MIN_SIDE - 1, 12]}]
+    (tmp_path / "photos" / "0001.jpg").write_bytes(b"not a jpeg")
+    coco = tmp_path / "ann.json"
+    coco.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "shoes"}]}))
+    train_ids, val_ids = split_ids(list(range(1, 81)))
+    val = load_street(coco, "val")
+    assert len(val) == len(val_ids) - (1 in val_ids)  # tiny shoe boxes skipped, the corrupt photo too
+    assert all(it.category == vocab.FINE_CATEGORIES.index("t-shirt") and it.source == "street" for it in val)
+    assert val[0].image.shape[:2] == (98, 84)  # the box widened by the search's classifier margin on each side
+    assert len(load_street(coco, "train")) == len(train_ids) - (1 in train_ids)
+    with pytest.raises(UserError, match="not found"):
+        load_street(tmp_path / "missing.json")

@@ -256,3 +256,26 @@ def test_letterbox_matches_ultralytics(size):
     np.testing.assert_array_equal((ours[0].transpose(1, 2, 0) * 255).round().astype(np.uint8), theirs[:, :, ::-1])
     box = lb.to_original(np.asarray([[lb.pad_x, lb.pad_y, ours.shape[3] - lb.pad_x, ours.shape[2] - lb.pad_y]]))
     np.testing.assert_allclose(box[0], [0, 0, size[0], size[1]], atol=size[0] / 256 + 1)
+
+
+def test_train_refuses_missing_initial_weights(tmp_path):
+    from detector.train import train
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\n")
+    with pytest.raises(UserError, match="initial weights not found"):
+        train(data, init=tmp_path / "nope.pt")
+
+
+def test_card_states_the_recipe_the_run_recorded(tmp_path):
+    """The card is written from the run's args.yaml: a fine-tuned trunk is never called frozen."""
+    from detector.export import _run_args, write_card
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (run / "args.yaml").write_text("model: models/detector/detector.pt\nepochs: 30\nimgsz: 256\nfreeze: null\n"
+                                   "lr0: 0.001\nmosaic: 1.0\n")
+    m = json.loads((Path(__file__).parent.parent / "models" / "detector" / "metrics.json").read_text())
+    m["run_args"] = _run_args(run / "weights" / "best.pt")
+    write_card(tmp_path / "card.md", m)
+    card = (tmp_path / "card.md").read_text()
+    assert "fine-tuned; started from `models/detector/detector.pt`" in card
+    assert "'lr0': 0.001" in card and "frozen, batch-norm" not in card
