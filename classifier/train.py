@@ -227,11 +227,11 @@ def train(cfg: TrainConfig) -> Path:
          "val_sk": cached_features("val_sketch", early, val_sk, 1, plain_sketch, cfg),
          "stv": cached_features("studio_val_photo", early, studio_val, 1, plain, cfg),
          "stv_sk": cached_features("studio_val_sketch", early, studio_val, 1, plain_sketch, cfg)}
+    L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False)}
     if street_train:
         C["street"] = cached_features("street_photo", early, street_train, cfg.views, photo, cfg)
         C["street_val"] = cached_features("street_val_photo", early, street_val, 1, plain, cfg)
-    L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False),
-         "street": label_arrays(street_train, colour=False)}
+        L["street"] = label_arrays(street_train, colour=False)
 
     trainable = [p for n, p in model.named_parameters() if p.requires_grad]
     late_ids = {id(p) for p in late.parameters()}
@@ -317,12 +317,13 @@ def train(cfg: TrainConfig) -> Path:
         for s in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", mininterval=20):
             ri = order[s * cfg.batch:(s + 1) * cfg.batch]
             si = torch.randint(len(studio_train), (cfg.studio_batch,), generator=g)
-            wi = torch.randint(len(street_train), (cfg.street_batch if street_train else 0,), generator=g)
+            wi = (torch.randint(len(street_train), (cfg.street_batch,), generator=g) if street_train
+                  else torch.zeros(0, dtype=torch.long))
             x = torch.cat([sample(C["real"], ri, g), sample(C["st"], si, g),
                            sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g),
                            *([sample(C["street"], wi, g)] if len(wi) else [])])
             lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si),
-                             pick(L["street"], wi))
+                             *([pick(L["street"], wi)] if len(wi) else []))
             out = run(model, x)
             loss, parts = multitask_loss(out, lbl, cfg.label_smoothing)
             e = out["embedding"]
