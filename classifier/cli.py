@@ -58,8 +58,9 @@ def register(cli) -> None:
                    help="stop after this many epochs without a better validation top-1 (>= --epochs: never)")
     p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
-    p.add_argument("--street", default=default_data("ccp-train/annotations_coco.json"),
-                   help="COCO json of street photos whose boxes are cut out as extra training garments ('' for none)")
+    p.add_argument("--street", default="",
+                   help="COCO json of street photos whose boxes are cut out as extra training garments, e.g. "
+                        f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card)")
     p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
     p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
     p.add_argument("--seed", type=int, default=0)

@@ -214,7 +214,7 @@ temperatures {cal.get('fold_temperatures')}, ECE on the other half {cal.get('fol
               "  the way the search crops a detected garment; a fine label where the vocabulary maps the dataset's,\n"
               "  else only the coarse one (`classifier/street.py`). Validation: the crops of the detector's 70\n"
               "  held-out photos.\n") if cfg.street else ""
-    street_metrics = (f"- Street crops of the 70 held-out photos (n={sc['n']}): coarse top-1 {sc['street_coarse_top1']}, "
+    street_figures = (f"- Street crops of the 70 held-out photos (n={sc['n']}): coarse top-1 {sc['street_coarse_top1']}, "
                       f"fine\n  top-1 {sc['street_fine_top1']} where the fine label is known.\n") if sc else ""
     card = f"""# Classifier model card (`models/classifier/classifier.pt`)
 
@@ -248,7 +248,7 @@ training than whole letterboxed photos do at inference, so the served size is sc
 - Validation photos (n={v['n']}): category top-1 **{v['category_top1']}**; per class {json.dumps(v['per_class'])}
 - XDoG drawings of the validation photos: category top-1 {xd.get('category_top1')}, drawing->photo
   retrieval among {v['n']}: acc@1 {xd.get('sbir_acc@1')}, acc@10 {xd.get('sbir_acc@10')}
-{street_metrics}- Colour decision: `{m['colour_mode']}` (best of head / measured dominant foreground colour / combined
+{street_figures}- Colour decision: `{m['colour_mode']}` (best of head / measured dominant foreground colour / combined
   on studio validation).
 
 | studio validation metric | value |

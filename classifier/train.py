@@ -43,7 +43,7 @@ class TrainConfig:
     sketch_views: int = 1                            # cached drawings (and studio photo views) per item
     batch: int = 32                                  # real photos per step (+ half as many drawings, + studio)
     studio_batch: int = 8                            # studio product pairs per step
-    street: str = "../shared/data/ccp-train/annotations_coco.json"  # garments cut from street photos ("": none)
+    street: str = ""                                 # COCO json of street photos to cut garments from ("": none)
     street_batch: int = 8                            # street crops per step
     lr: float = 5e-4                                 # late backbone stages; heads get 5x
     weight_decay: float = 0.02
