@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from detector.infer import classifier_inputs
 from sketchshop import vocab
 from sketchshop.config import settings
 
@@ -104,7 +105,6 @@ class Searcher:
         with timer.stage("detect"):
             found = self.detector.predict(image)
         with timer.stage("classify"):
-            from detector.infer import classifier_inputs
             crops, priors = classifier_inputs(image, found)
             preds = self.classifier.predict(crops, kind="photo", priors=priors) if found else []
         return [Described([float(v) for v in f["box"]], bool(f.get("whole_image")), f.get("category"),

@@ -131,6 +131,8 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
     if not ims:
         return None
     import torch
+    if detector is not None:
+        from detector.infer import classifier_inputs
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # for eager PyTorch; the ONNX Runtime session keeps the threads it was loaded with
     clf.predict(ims[:1], kind=domain)  # warm-up
@@ -138,7 +140,6 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
     for im in ims:
         t0 = time.perf_counter()
         if detector is not None:
-            from detector.infer import classifier_inputs
             crops, priors = classifier_inputs(im, detector.predict(im))
             clf.predict(crops, kind=domain, priors=priors)
         else:
