@@ -55,7 +55,8 @@ def register(cli) -> None:
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--views", type=int, default=4, help="cached augmented views per real photo")
     p.add_argument("--patience", type=int, default=4,
-                   help="stop after this many epochs without a better validation top-1 (>= --epochs: never)")
+                   help="stop after this many epochs without a better validation top-1 (>= --epochs: never); may "
+                        "change on resume, e.g. to finish an early-stopped run's schedule")
     p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
     p.add_argument("--street", default="",

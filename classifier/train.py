@@ -247,7 +247,7 @@ def train(cfg: TrainConfig) -> Path:
     history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size")}
+        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size", "patience")}
         theirs = {k: v for k, v in st.get("config", {}).items() if k in mine}
         if theirs != mine:
             diff = sorted(k for k in mine if theirs.get(k) != mine[k])
