@@ -71,7 +71,6 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
     if detect:
         try:
             from detector import Detector
-            from detector.infer import classifier_inputs
         except ImportError:
             raise UserError("--detect needs the detector package, which is not installed") from None
         detector = Detector.load()
@@ -100,9 +99,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
                 preds[j], colour_preds[j] = p, p["colour"]
         else:
             for j, im, h in zip(idx, ims, hints):
-                found = detector.predict(im)
-                crops, priors = classifier_inputs(im, found)
-                ps = clf.predict(crops, kind=domain, hints=[h] * len(found), priors=priors)
+                found, ps = _detect_and_classify(clf, detector, im, domain, h)
                 main = ps[found.index(_prominent(found))]
                 preds[j] = main
                 want = samples[j].category and vocab.coarse(samples[j].category)
@@ -115,6 +112,14 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
            "ms_per_image_batch1": _latency(clf, samples, domain, detector),
            "domain": domain, "detect": detect, "skipped": skipped}
     return res
+
+
+def _detect_and_classify(clf, detector, im, domain, hint=None) -> tuple[list[dict], list[dict]]:
+    """The search's photo path: every garment found, cropped and given the detector's prior as the search does."""
+    from detector.infer import classifier_inputs
+    found = detector.predict(im)
+    crops, priors = classifier_inputs(im, found)
+    return found, clf.predict(crops, kind=domain, hints=[hint] * len(found), priors=priors)
 
 
 def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
@@ -131,8 +136,6 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
     if not ims:
         return None
     import torch
-    if detector is not None:
-        from detector.infer import classifier_inputs
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # for eager PyTorch; the ONNX Runtime session keeps the threads it was loaded with
     clf.predict(ims[:1], kind=domain)  # warm-up
@@ -140,8 +143,7 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
     for im in ims:
         t0 = time.perf_counter()
         if detector is not None:
-            crops, priors = classifier_inputs(im, detector.predict(im))
-            clf.predict(crops, kind=domain, priors=priors)
+            _detect_and_classify(clf, detector, im, domain)
         else:
             clf.predict([im], kind=domain)
         ts.append(time.perf_counter() - t0)
