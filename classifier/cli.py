@@ -24,7 +24,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
                       views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
                       street=args.street, street_batch=args.street_batch, size=args.size, infer_size=args.infer_size,
-                      workdir=args.workdir, out=args.out)
+                      teacher=args.teacher, distill=args.distill, workdir=args.workdir, out=args.out)
     print(train(cfg))
     return 0
 
@@ -64,6 +64,10 @@ def register(cli) -> None:
                    help="COCO json of street photos whose boxes are cut out as extra training garments, e.g. "
                         f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card)")
     p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
+    p.add_argument("--teacher", default="",
+                   help="trained classifier weights to distil from (e.g. an efficientnet_lite2 model into lite0): "
+                        "its calibrated category probabilities on the cached views become a second target")
+    p.add_argument("--distill", type=float, default=1.0, help="weight of the distillation loss (with --teacher)")
     p.add_argument("--size", type=int, default=224, help="training crop size in px (the early-stage cache is built at it)")
     p.add_argument("--infer-size", type=int, default=256,
                    help="served letterbox size in px (FixRes: about 1.15x --size, as random crops enlarge garments)")

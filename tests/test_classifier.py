@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import random
 from pathlib import Path
@@ -174,6 +173,47 @@ def test_lite_wheel_missing_or_unknown_variant_is_a_clear_error(monkeypatch):
         lite_state_dict("efficientnet_lite2")
     with pytest.raises(UserError, match="no offline ImageNet weights"):
         lite_state_dict("efficientnet_lite4")
+
+
+def test_teacher_logits_are_cached_for_the_very_views_of_the_features(tmp_path):
+    """Distillation targets must belong to the augmented view the student's cached features came from."""
+    from classifier import data as D
+    from classifier.train import TrainConfig, cached_features
+    rng_np = np.random.default_rng(0)
+    items = [D.Item(rng_np.integers(0, 255, (40, 30, 3), dtype=np.uint8)) for _ in range(5)]
+    cfg = TrainConfig(workdir=str(tmp_path), size=32)
+    teacher = ("t1", lambda x: x.float().mean((2, 3)))  # "logits" that identify the view
+
+    def view(it, v, rng):
+        return D.augment(it.image, rng, cfg.size)
+    feats, logits = cached_features("x", torch.nn.Identity(), items, 3, view, cfg, teacher)
+    assert feats.shape[:2] == (5, 3) and logits.shape == (5, 3, 3)
+    assert torch.allclose(feats.float().mean((3, 4)), logits, atol=1e-2)
+    assert len({tuple(r.tolist()) for r in logits.reshape(-1, 3)}) == 15  # the views differ
+    again, logits_again = cached_features("x", torch.nn.Identity(), items, 3, view, cfg, teacher)
+    assert torch.equal(again, feats) and torch.equal(logits_again, logits)
+
+
+def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it():
+    from classifier.train import distill_loss
+    t = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    assert float(distill_loss(t.clone(), t)) == pytest.approx(0.0, abs=1e-6)
+    s = torch.zeros_like(t, requires_grad=True)
+    distill_loss(s, t).backward()
+    assert float(distill_loss(s.detach() - 0.5 * s.grad, t)) < float(distill_loss(s.detach(), t))
+
+
+def test_resume_accepts_a_checkpoint_older_than_new_options():
+    """Options added later (e.g. --teacher) default in an older checkpoint's config; others must match."""
+    from dataclasses import asdict
+    from classifier.train import TrainConfig, check_resumable
+    cfg = TrainConfig(epochs=3)
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("teacher", "distill")}
+    check_resumable(cfg, {**old, "patience": 9, "workdir": "elsewhere"}, Path("last.pt"))
+    with pytest.raises(UserError, match=r"\(lr differ\)"):
+        check_resumable(cfg, {**old, "lr": 1.0}, Path("last.pt"))
+    with pytest.raises(UserError, match=r"\(teacher differ\)"):
+        check_resumable(TrainConfig(epochs=3, teacher="t.pt"), old, Path("last.pt"))
 
 
 def _write_csv(path, rows):
