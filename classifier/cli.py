@@ -65,8 +65,8 @@ def register(cli) -> None:
                         f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card)")
     p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
     p.add_argument("--teacher", default="",
-                   help="trained classifier weights to distil from (e.g. an efficientnet_lite2 model into lite0): "
-                        "its calibrated category probabilities on the cached views become a second target")
+                   help="trained classifier weights to distil from, comma-separated for an ensemble: their mean "
+                        "calibrated category probabilities on the cached views become a second target")
     p.add_argument("--distill", type=float, default=1.0, help="weight of the distillation loss (with --teacher)")
     p.add_argument("--size", type=int, default=224, help="training crop size in px (the early-stage cache is built at it)")
     p.add_argument("--infer-size", type=int, default=256,

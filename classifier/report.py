@@ -223,9 +223,9 @@ temperatures {cal.get('fold_temperatures')}, ECE on the other half {cal.get('fol
               "  held-out photos.\n") if cfg.street else ""
     street_figures = (f"- Street crops of the 70 held-out photos (n={sc['n']}): coarse top-1 {sc['street_coarse_top1']}, "
                       f"fine\n  top-1 {sc['street_fine_top1']} where the fine label is known.\n") if sc else ""
-    distilled = (f"; distilled from `{cfg.teacher}` (sha256 {sha256(Path(cfg.teacher))[:12]}): KL to its calibrated "
-                 f"category probabilities on the same cached views of real photos and drawings, weight {cfg.distill}"
-                 if cfg.teacher else "")
+    teachers = ", ".join(f"`{t}` (sha256 {sha256(Path(t))[:12]})" for t in cfg.teacher.split(",") if t)
+    distilled = (f"; distilled from {teachers}: KL to the mean of their calibrated category probabilities on the "
+                 f"same cached views of real photos and drawings, weight {cfg.distill}" if teachers else "")
     card = f"""# Classifier model card (`models/classifier/classifier.pt`)
 
 Multi-head garment model: fine category (11), colour (13), attributes (sleeve, length, pattern,

@@ -11,6 +11,7 @@ embedding (InfoNCE between each drawing and its photo). Checkpoints every epoch;
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -52,7 +53,7 @@ class TrainConfig:
     drop_path: float = 0.1
     infonce_weight: float = 1.0
     patience: int = 4                                # early stop: epochs without val improvement
-    teacher: str = ""                                # trained classifier weights to distil from ("": none)
+    teacher: str = ""                                # trained classifier weights to distil from, comma-separated ("": none)
     distill: float = 1.0                             # weight of the KL to the teacher's calibrated category probabilities
     size: int = D.SIZE                               # training crops
     # Inference size (FixRes): RandomResizedCrop(0.5-1) shows a garment about 1/sqrt(0.75) ~ 1.17x
@@ -191,17 +192,20 @@ def cached_features(name: str, early, items: list[D.Item], views: int, make_view
     return feats
 
 
-def load_teacher(path: str):
-    """(tag, fn): a trained classifier's calibrated category logits, for distillation."""
+def load_teacher(paths: str):
+    """(tag, fn): the calibrated category log-probabilities of one trained classifier, or the mean
+    probabilities of several (comma-separated weights files), for distillation."""
     from sketchshop.registry import sha256
     from .predict import Classifier
-    clf = Classifier.load(path)
-    model, temperature = clf.model.eval(), clf.temperature
+    clfs = [Classifier.load(p) for p in paths.split(",")]
+    tag = sha256(Path(paths.split(",")[0]))[:12] if len(clfs) == 1 else \
+        hashlib.sha256("".join(sha256(Path(p)) for p in paths.split(",")).encode()).hexdigest()[:12]
 
     @torch.no_grad()
-    def logits(x: torch.Tensor) -> torch.Tensor:
-        return model(x)["category"].float() / temperature
-    return sha256(Path(path))[:12], logits
+    def log_probs(x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([(c.model.eval()(x)["category"].float() / c.temperature).softmax(1) for c in clfs]).mean(0)
+        return p.clamp_min(1e-8).log()
+    return tag, log_probs
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

@@ -194,6 +194,21 @@ def test_teacher_logits_are_cached_for_the_very_views_of_the_features(tmp_path):
     assert torch.equal(again, feats) and torch.equal(logits_again, logits)
 
 
+def test_ensemble_teacher_averages_calibrated_probabilities(weights, tmp_path):
+    from classifier.train import load_teacher
+    other = tmp_path / "other.pt"
+    ck = torch.load(weights, weights_only=True)
+    ck["meta"] = {**ck.get("meta", {}), "category_temperature": 0.5}
+    torch.save(ck, other)
+    x = torch.randn(3, 3, 64, 64)
+    (ta, a), (tb, b), (tab, ab) = (load_teacher(str(weights)), load_teacher(str(other)),
+                                   load_teacher(f"{weights},{other}"))
+    assert len({ta, tb, tab}) == 3
+    mean = (a(x).exp() + b(x).exp()) / 2
+    assert torch.allclose(ab(x).exp(), mean, atol=1e-5) and torch.allclose(mean.sum(1), torch.ones(3), atol=1e-5)
+    assert not torch.allclose(a(x), b(x))  # the temperature is applied
+
+
 def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it():
     from classifier.train import distill_loss
     t = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
