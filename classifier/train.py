@@ -158,8 +158,8 @@ def _real_items(cfg, split: str):
 def cached_features(name: str, early, items: list[D.Item], views: int, make_view, cfg, teacher=None):
     """(N, views, C, H, W) float16 early-stage features, computed once per (config, source).
 
-    With `teacher` (tag, fn: images -> category logits), also the teacher's logits on the very same
-    views, (N, views, K) float32: the pair (features, logits) is returned.
+    With `teacher` (tag, fn: images -> category log-probabilities), also the teacher's outputs on the
+    very same views, (N, views, K) float32: the pair (features, teacher outputs) is returned.
     """
     from tqdm import tqdm
     key = f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
@@ -197,9 +197,9 @@ def load_teacher(paths: str):
     probabilities of several (comma-separated weights files), for distillation."""
     from sketchshop.registry import sha256
     from .predict import Classifier
-    clfs = [Classifier.load(p) for p in paths.split(",")]
-    tag = sha256(Path(paths.split(",")[0]))[:12] if len(clfs) == 1 else \
-        hashlib.sha256("".join(sha256(Path(p)) for p in paths.split(",")).encode()).hexdigest()[:12]
+    files = paths.split(",")
+    clfs = [Classifier.load(p) for p in files]
+    tag = hashlib.sha256("".join(sha256(Path(p)) for p in files).encode()).hexdigest()[:12]
 
     @torch.no_grad()
     def log_probs(x: torch.Tensor) -> torch.Tensor:
