@@ -203,7 +203,7 @@ def load_teacher(paths: str):
 
     @torch.no_grad()
     def log_probs(x: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([(c.model.eval()(x)["category"].float() / c.temperature).softmax(1) for c in clfs]).mean(0)
+        p = torch.stack([(c.model(x)["category"].float() / c.temperature).softmax(1) for c in clfs]).mean(0)
         return p.clamp_min(1e-8).log()
     return tag, log_probs
 
@@ -278,8 +278,9 @@ def train(cfg: TrainConfig) -> Path:
          "val_sk": cached_features("val_sketch", early, val_sk, 1, plain_sketch, cfg),
          "stv": cached_features("studio_val_photo", early, studio_val, 1, plain, cfg),
          "stv_sk": cached_features("studio_val_sketch", early, studio_val, 1, plain_sketch, cfg)}
-    if teacher:
-        (C["real"], T["real"]), (C["real_sk"], T["real_sk"]) = C["real"], C["real_sk"]
+    if teacher:  # for these two, cached_features returned (features, the teacher's outputs)
+        for k in ("real", "real_sk"):
+            C[k], T[k] = C[k]
     L = {"real": label_arrays(train_items), "st": label_arrays(studio_train), "st_sk": label_arrays(studio_train, colour=False)}
     if street_train:
         C["street"] = cached_features("street_photo", early, street_train, cfg.views, photo, cfg)
@@ -316,14 +317,13 @@ def train(cfg: TrainConfig) -> Path:
     def m_late(m):
         return split_backbone(m, cfg.frozen)[1]
 
-    def sample(feats, idx, rng_t, picked=None):
+    def sample(feats, idx, rng_t):
+        """A random cached view of each item, randomly flipped; also which view (for the teacher's outputs)."""
         v = torch.randint(feats.shape[1], (len(idx),), generator=rng_t)
-        if picked is not None:
-            picked.append((idx, v))
         x = feats[idx, v]
         flip = torch.rand(len(idx), generator=rng_t) < 0.5
         x[flip] = x[flip].flip(-1)  # feature-map flip: cheap extra augmentation
-        return x
+        return x, v
 
     def pick(lbl, idx):
         return {"category": lbl["category"][idx], "colour": lbl["colour"][idx], "coarse": lbl["coarse"][idx],
@@ -369,10 +369,9 @@ def train(cfg: TrainConfig) -> Path:
             si = torch.randint(len(studio_train), (cfg.studio_batch,), generator=g)
             wi = (torch.randint(len(street_train), (cfg.street_batch,), generator=g) if street_train
                   else torch.zeros(0, dtype=torch.long))
-            views_r, views_sk = [], []
-            x = torch.cat([sample(C["real"], ri, g, views_r), sample(C["st"], si, g),
-                           sample(C["real_sk"], ri[:n_sk], g, views_sk), sample(C["st_sk"], si, g),
-                           *([sample(C["street"], wi, g)] if len(wi) else [])])
+            (xr, vr), (xs, _), (xk, vk), (xks, _) = (sample(C["real"], ri, g), sample(C["st"], si, g),
+                                                     sample(C["real_sk"], ri[:n_sk], g), sample(C["st_sk"], si, g))
+            x = torch.cat([xr, xs, xk, xks, *([sample(C["street"], wi, g)[0]] if len(wi) else [])])
             lbl = cat_labels(pick(L["real"], ri), pick(L["st"], si), pick(L["real"], ri[:n_sk]), pick(L["st_sk"], si),
                              *([pick(L["street"], wi)] if len(wi) else []))
             out = run(model, x)
@@ -384,9 +383,8 @@ def train(cfg: TrainConfig) -> Path:
             parts["infonce"] = float((nce := info_nce(drawings, photos)).detach())
             loss = loss + cfg.infonce_weight * nce
             if teacher:
-                (ir, vr), (isk, vsk) = views_r[0], views_sk[0]
                 student = torch.cat([out["category"][:nb], out["category"][nb + ns:nb + ns + n_sk]])
-                kd = distill_loss(student, torch.cat([T["real"][ir, vr], T["real_sk"][isk, vsk]]))
+                kd = distill_loss(student, torch.cat([T["real"][ri, vr], T["real_sk"][ri[:n_sk], vk]]))
                 parts["distill"] = float(kd.detach())
                 loss = loss + cfg.distill * kd
             opt.zero_grad(set_to_none=True)
