@@ -34,6 +34,9 @@ def register(cli):
     p.add_argument("--product-shots", type=Path, default=SHOTS,
                    help="class folders of single-product photos added to training, one GrabCut box each")
     p.add_argument("--product-shots-n", type=int, default=600, help="how many of them (0: street photos only)")
+    p.add_argument("--copy-paste", type=int, default=0, metavar="N",
+                   help="add N copy-paste scenes: training photos with garments cut (by their pixel masks) "
+                        "from other training photos pasted in, rare classes more often")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
     p.add_argument("--init", type=Path, default=None,
                    help="start a fresh run from these Ultralytics weights (e.g. models/detector/detector.pt)")
@@ -100,6 +103,14 @@ def _train(args) -> int:
         if not args.product_shots.is_dir():
             raise UserError(f"{args.product_shots}: product photo folder not found (or --product-shots-n 0)")
         extra.append(build_products(args.product_shots, settings().path("detector", "products"), args.product_shots_n))
+    if args.copy_paste > 0:
+        import json
+
+        from .copypaste import build_copy_paste
+        from .data import split_ids
+        ids = [im["id"] for im in json.loads(args.data.read_text())["images"]]
+        extra.append(build_copy_paste(args.data, args.images or args.data.parent, split_ids(ids)[0],
+                                      settings().path("detector", "copypaste"), args.copy_paste))
     yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"), extra_train=extra)
     if args.export_only:
         from .train import run_dir
@@ -117,5 +128,6 @@ def _train(args) -> int:
         import sys
         install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products,
                 command="sketchshop " + " ".join(sys.argv[1:]), nms_free=args.head == "one2one",
-                product_shots={"folder": str(args.product_shots), "n": args.product_shots_n} if extra else None)
+                product_shots={"folder": str(args.product_shots), "n": args.product_shots_n}
+                if args.product_shots_n > 0 else None, copy_paste=args.copy_paste)
     return 0

@@ -99,7 +99,7 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
 
 
 def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: str | None = None,
-            nms_free: bool = True, product_shots: dict | None = None) -> Path:
+            nms_free: bool = True, product_shots: dict | None = None, copy_paste: int = 0) -> Path:
     """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
     per_class_ap50.png and card.md (metrics measured here, on the held-out split)."""
     from sketchshop.registry import sha256
@@ -128,6 +128,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
         m["products"]["model"] = m["model"]
     m["train_command"] = command or "sketchshop train detector --install"
     m["product_shots"] = product_shots  # {"folder", "n"} of the single-product photos added to training
+    m["copy_paste"] = copy_paste  # copy-paste scenes added to training
     m["head"] = "one-to-one (NMS-free), output (1, 300, 6)" if nms_free else \
         "one-to-many, output (1, 4 + nc, anchors), class-aware NMS at IoU 0.7 in detector.infer"
     write_json(m, dest / "metrics.json")
@@ -177,6 +178,10 @@ def write_card(path: Path, m: dict) -> None:
                  "folders), one box each: the GrabCut foreground box, labelled with the folder's coarse category "
                  "(`detector.data.build_products`). They teach the shop-photo case the street photos lack.\n"
                  if shots else "")
+    cp = m.get("copy_paste")
+    cp_txt = (f"- Plus {cp} copy-paste scenes: training photos with 1-3 garments cut along their pixel masks from "
+              "other training photos pasted in, rare classes drawn more often; every box recomputed from what "
+              "stays visible (`detector.copypaste`).\n" if cp else "")
     run = m.get("run_args") or {}
     trunk = "frozen" if run.get("freeze") else "fine-tuned"
     init = run.get("model", "")
@@ -198,9 +203,9 @@ EfficientNet-Lite0 trunk (stages to stride 16, {trunk}, batch-norm statistics fr
 
 ## Data
 - Train: 632 street photos of `../shared/data/ccp-train` (Clothing Co-Parsing, Apache-2.0), boxes from its COCO json.
-{shots_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
+{shots_txt}{cp_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
   (`detector/data.py`; ids: {m["val_ids"]}).
-- Not used yet: composited scenes and studio products.
+- Not used yet: studio products.
 
 ## Recipe: `{m["train_command"]}`
 - {recipe}; augmentation {augment}; trunk {trunk}.

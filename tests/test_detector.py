@@ -279,3 +279,65 @@ def test_card_states_the_recipe_the_run_recorded(tmp_path):
     card = (tmp_path / "card.md").read_text()
     assert "fine-tuned; started from `models/detector/detector.pt`" in card
     assert "'lr0': 0.001" in card and "frozen, batch-norm" not in card
+
+
+def _inst(cls, box, mask=None):
+    from detector.copypaste import Instance
+    x1, y1, x2, y2 = box
+    return Instance(0, cls, box, np.ones((y2 - y1, x2 - x1), bool) if mask is None else mask)
+
+
+def test_copy_paste_recomputes_boxes_and_drops_hidden_garments():
+    """A pasted garment gets its own box; one it hides loses its box; one it partly hides shrinks."""
+    import random
+
+    from detector.copypaste import compose
+    from detector.data import NAMES
+    base = np.zeros((300, 200, 3), np.uint8)
+    top, skirt, shorts = NAMES.index("top"), NAMES.index("skirt"), NAMES.index("shorts")
+    small = _inst(top, (90, 100, 110, 120))   # any placement of the paste below covers it
+    tall = _inst(skirt, (10, 0, 40, 300))
+    src = np.full((300, 200, 3), 255, np.uint8)
+    pasted = _inst(shorts, (0, 0, 150, 200))  # scaled 0.8-1.2, moved sideways, up or down by < 10 %
+    for seed in range(5):
+        out, boxes = compose(base, [small, tall], [(pasted, src)], random.Random(seed))
+        by_cls = {c: b for c, b in boxes}
+        assert top not in by_cls, "a garment hidden under a pasted one must lose its box"
+        x1, y1, x2, y2 = by_cls[shorts]
+        assert out[y1:y2, x1:x2].min() == 255 and out.sum() == 255 * 3 * (x2 - x1) * (y2 - y1)
+        visible = np.zeros((300, 200), bool)
+        visible[0:300, 10:40] = True
+        visible[y1:y2, x1:x2] = False
+        if visible.sum() < 0.35 * 30 * 300:
+            assert skirt not in by_cls
+        else:
+            ys, xs = np.nonzero(visible)
+            assert by_cls[skirt] == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_copy_paste_scenes_from_real_masks(shared_data, tmp_path):
+    """Built from the training split only, in YOLO layout, each label line inside the frame."""
+    from detector.copypaste import build_copy_paste
+    from detector.data import NAMES, split_ids
+    coco = shared_data / "ccp-train" / "annotations_coco.json"
+    ids = [im["id"] for im in json.loads(coco.read_text())["images"]]
+    train_ids, val_ids = split_ids(ids)
+    images = build_copy_paste(coco, coco.parent, train_ids[:40], tmp_path / "cp", n=6)
+    files = sorted(images.glob("*.jpg"))
+    assert len(files) == 6
+    for f in files:
+        lines = (images.parent / "labels" / f"{f.stem}.txt").read_text().split("\n")[:-1]
+        assert lines, f"{f.name}: no boxes"
+        for line in lines:
+            c, *xywh = line.split()
+            assert 0 <= int(c) < len(NAMES) and all(0 <= float(v) <= 1 for v in xywh)
+    assert build_copy_paste(coco, coco.parent, train_ids[:40], tmp_path / "cp", n=6) == images  # cached
+
+
+def test_copy_paste_needs_masks(tmp_path):
+    from detector.copypaste import build_copy_paste
+    coco = tmp_path / "boxes_only.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [],
+                                "categories": [{"id": 1, "name": "top"}]}))
+    with pytest.raises(UserError, match="pixel masks"):
+        build_copy_paste(coco, tmp_path, [1], tmp_path / "cp", n=1)
