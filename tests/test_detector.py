@@ -341,3 +341,45 @@ def test_copy_paste_needs_masks(tmp_path):
                                 "categories": [{"id": 1, "name": "top"}]}))
     with pytest.raises(UserError, match="pixel masks"):
         build_copy_paste(coco, tmp_path, [1], tmp_path / "cp", n=1)
+
+
+def _shop_shot(shapes, size=(400, 400), background=(245, 245, 245)) -> Image.Image:
+    """A plain-background product shot: filled rectangles [(x1, y1, x2, y2, rgb)]."""
+    im = Image.new("RGB", size, background)
+    d = ImageDraw.Draw(im)
+    for *box, rgb in shapes:
+        d.rectangle(box, fill=rgb)
+    return im
+
+
+def _item(box, category, confidence=0.8):
+    return {"box": [float(v) for v in box], "category": category, "confidence": confidence, "whole_image": False}
+
+
+def test_plain_background_product_takes_its_whole_silhouette():
+    from detector.infer import snap_to_product
+    pair = _shop_shot([(60, 150, 180, 260, (200, 40, 40)), (220, 150, 340, 260, (200, 40, 40))])
+    found = snap_to_product(pair, [_item((220, 150, 340, 260), "shoes"), _item((60, 150, 180, 260), "shoes", 0.5)])
+    assert len(found) == 1 and found[0]["category"] == "shoes"
+    assert np.allclose(found[0]["box"], (60, 150, 341, 261), atol=4), found[0]["box"]  # both shoes, one product
+    cap = _shop_shot([(100, 100, 300, 220, (30, 60, 160)), (100, 220, 360, 240, (30, 60, 160))])  # crown + brim
+    (only,) = snap_to_product(cap, [_item((100, 100, 300, 222), "hat")])
+    assert np.allclose(only["box"], (100, 100, 361, 241), atol=4)
+
+
+def test_flat_lay_and_busy_backgrounds_stay_as_found():
+    from detector.infer import snap_to_product
+    outfit = _shop_shot([(40, 40, 180, 200, (20, 120, 40)), (220, 60, 360, 380, (20, 20, 120))])
+    items = [_item((220, 60, 360, 380), "pants"), _item((40, 40, 180, 200), "top", 0.6)]
+    assert snap_to_product(outfit, items) == items  # two garments beside each other: two products
+    rng = np.random.default_rng(0)
+    busy = Image.fromarray(rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))
+    items = [_item((100, 100, 200, 200), "top")]
+    assert snap_to_product(busy, items) == items
+    whole = [{"box": [0.0, 0.0, 400.0, 400.0], "category": None, "confidence": 0.0, "whole_image": True}]
+    assert snap_to_product(_shop_shot([(50, 50, 300, 300, (0, 0, 0))]), whole) == whole
+
+
+def test_street_photos_are_not_shop_shots(photos):
+    from detector.infer import plain_background_box
+    assert all(plain_background_box(Image.open(p)) is None for p in photos)
