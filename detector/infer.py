@@ -40,8 +40,8 @@ DUP_IOU = 0.6          # same garment found twice: same class, or exclusive clas
 DUP_CONTAIN = 0.85     # ...or the smaller box lies this much inside the larger one (same class only)
 MAX_ITEMS = 20         # garments returned per photo at most
 # A shop shot: the photo's border is one plain colour (this share of its pixels within PLAIN_TOL of the
-# border's median, RGB). Fires on 116 of 120 studio product renders, on 1 of the 3,409 clothing-small
-# photos (beds, floors) and on none of 20 street photos.
+# border's median, RGB). Fires on 115 of 120 studio product renders, on 1 of the 3,409 clothing-small
+# photos (beds, floors) and on none of the 702 street photos of ccp-train.
 PLAIN_SHARE, PLAIN_TOL, PRODUCT_TOL = 0.97, 18.0, 30.0
 # Classes that legitimately overlap on one person: a jacket over a top or a dress.
 LAYERED = {frozenset(("outerwear", "top")), frozenset(("outerwear", "dress")),
