@@ -33,10 +33,10 @@ def register(cli):
     p.add_argument("--name", default="default", help="run name under <data_dir>/detector/runs/")
     p.add_argument("--product-shots", type=Path, default=SHOTS,
                    help="class folders of single-product photos added to training, one GrabCut box each")
-    p.add_argument("--product-shots-n", type=int, default=600, help="how many of them (0: street photos only)")
-    p.add_argument("--copy-paste", type=int, default=0, metavar="N",
+    p.add_argument("--product-shots-n", type=int, default=1000, help="how many of them (0: street photos only)")
+    p.add_argument("--copy-paste", type=int, default=632, metavar="N",
                    help="add N copy-paste scenes: training photos with garments cut (by their pixel masks) "
-                        "from other training photos pasted in, rare classes more often")
+                        "from other training photos pasted in, rare classes more often (0: none)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
     p.add_argument("--init", type=Path, default=None,
                    help="start a fresh run from these Ultralytics weights (e.g. models/detector/detector.pt)")

@@ -122,7 +122,8 @@ def build_copy_paste(coco_json, images_dir, train_ids, out_dir, n: int = 600, pe
     coco_json, images_dir, out_dir = Path(coco_json), Path(images_dir), Path(out_dir)
     data = json.loads(coco_json.read_text())
     if "fine_label_names" not in data or not all("mask_file" in im for im in data["images"]):
-        raise UserError(f"{coco_json}: copy-paste needs pixel masks (mask_file per image, fine_label_names)")
+        raise UserError(f"{coco_json}: copy-paste needs pixel masks (mask_file per image, fine_label_names); "
+                        "train without it with --copy-paste 0")
     stamp = {"source": str(coco_json.resolve()), "n": n, "per_scene": list(per_scene), "seed": seed,
              "train_ids": sorted(train_ids)}
     if (out_dir / "stamp.json").is_file() and json.loads((out_dir / "stamp.json").read_text()) == stamp:

@@ -22,7 +22,7 @@ MODELS = ("lite0-yolo26", "yolo26n", "yolo11n", "yolov8n")
 # The CPU share a shared 2-core machine gives a nice-10 job is small, so the recipe buys as many
 # optimizer steps per CPU-second as it can: 256 px, batch 8 with an optimizer step every batch
 # (nbs=batch; Ultralytics otherwise accumulates to 64 images), no 100-iteration warm-up, AdamW.
-DEFAULTS = dict(model="lite0-yolo26", imgsz=256, epochs=30, batch=8, seed=0, warmup_epochs=0.0)
+DEFAULTS = dict(model="lite0-yolo26", imgsz=256, epochs=18, batch=8, seed=0, warmup_epochs=0.0)
 OPTIM = dict(optimizer="AdamW", lr0=0.002, lrf=0.1, weight_decay=0.0005)
 # Augmentation: Ultralytics' mosaic + HSV + flips + scale; no vertical flip (garments have an up).
 AUGMENT = dict(mosaic=1.0, close_mosaic=1, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, fliplr=0.5, flipud=0.0,
