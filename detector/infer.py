@@ -205,7 +205,7 @@ def plain_background_box(image: Image.Image) -> tuple[float, float, float, float
         return None
     fg = (((a - bg) ** 2).sum(2) > PRODUCT_TOL ** 2).astype(np.uint8)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # specks and the odd shadow edge
-    n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    stats = cv2.connectedComponentsWithStats(fg, connectivity=8)[2]
     big = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= 0.005 * h * w]
     if not len(big):
         return None
