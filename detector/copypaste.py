@@ -21,7 +21,7 @@ from sketchshop import vocab
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_dir
 
-from .data import NAMES
+from .data import NAMES, yolo_line
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Instance:
     mask: np.ndarray                # bool, the box's size
 
 
-def instances(ann: dict, labels: np.ndarray, coarse_of: dict[int, str], fine_ids: dict[str, int]) -> Instance | None:
+def instance(ann: dict, labels: np.ndarray, coarse_of: dict[int, str], fine_ids: dict[str, int]) -> Instance | None:
     """The annotation's pixels: its fine label inside its box (how the dataset drew the box)."""
     x, y, w, h = (int(round(v)) for v in ann["bbox"])
     x1, y1 = max(0, x), max(0, y)
@@ -65,7 +65,7 @@ def _load(data: dict, images_dir: Path, ids: set[int]):
             continue
         labels = np.asarray(Image.open(images_dir / im["mask_file"]))
         photos[im["id"]] = images_dir / im["file_name"]
-        insts[im["id"]] = [i for a in by_image.get(im["id"], []) if (i := instances(a, labels, coarse_of, fine_ids))]
+        insts[im["id"]] = [i for a in by_image.get(im["id"], []) if (i := instance(a, labels, coarse_of, fine_ids))]
     return photos, insts
 
 
@@ -145,9 +145,7 @@ def build_copy_paste(coco_json, images_dir, train_ids, out_dir, n: int = 600, pe
             img, boxes = compose(base, insts[base_id], pasted, rng)
             h, w = img.shape[:2]
             Image.fromarray(img).save(tmp / "images" / f"cp{j:05d}.jpg", quality=92)
-            (tmp / "labels" / f"cp{j:05d}.txt").write_text("".join(
-                f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n"
-                for c, (x1, y1, x2, y2) in boxes))
+            (tmp / "labels" / f"cp{j:05d}.txt").write_text("".join(yolo_line(c, b, w, h) + "\n" for c, b in boxes))
         (tmp / "stamp.json").write_text(json.dumps(stamp))
     log.info("%d copy-paste scenes in %s", n, out_dir)
     return out_dir / "images"

@@ -33,16 +33,22 @@ def split_ids(ids, val_n: int = VAL_N, seed: int = VAL_SEED) -> tuple[list[int],
     return [i for i in ids if i not in val], sorted(val)
 
 
+def yolo_line(cls: int, box, width: float, height: float) -> str:
+    """One YOLO label line `cls cx cy w h` (normalised) for an xyxy pixel box."""
+    x1, y1, x2, y2 = box
+    return (f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+
+
 def yolo_lines(im) -> list[str]:
-    """Label lines `cls cx cy w h` (normalised) for one CocoImage; boxes clipped to the image."""
+    """Label lines for one CocoImage; boxes clipped to the image."""
     out = []
     for (x, y, w, h), lab in zip(im.boxes, im.labels):
         x1, y1 = max(0.0, x), max(0.0, y)
         x2, y2 = min(float(im.width), x + w), min(float(im.height), y + h)
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
-        out.append(f"{NAMES.index(lab)} {(x1 + x2) / 2 / im.width:.6f} {(y1 + y2) / 2 / im.height:.6f} "
-                   f"{(x2 - x1) / im.width:.6f} {(y2 - y1) / im.height:.6f}")
+        out.append(yolo_line(NAMES.index(lab), (x1, y1, x2, y2), im.width, im.height))
     return out
 
 
@@ -141,8 +147,7 @@ def build_products(folder, out_dir, n: int = 600, seed: int = VAL_SEED) -> Path:
             x1, y1, x2, y2 = foreground_box_grabcut(im)
             w, h = im.size
             os.symlink(p.resolve(), tmp / "images" / f"p{i:05d}{p.suffix.lower()}")
-            (tmp / "labels" / f"p{i:05d}.txt").write_text(
-                f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}\n")
+            (tmp / "labels" / f"p{i:05d}.txt").write_text(yolo_line(cls, (x1, y1, x2, y2), w, h) + "\n")
         (tmp / "stamp.json").write_text(json.dumps(stamp))
     log.info("%d product photos with boxes in %s", len(photos), out_dir)
     return out_dir / "images"

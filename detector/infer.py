@@ -236,11 +236,13 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     top = items[0]
     if area is None or _share_inside(top["box"], area) < 0.7:
         return items
-    inside = [it for it in items[1:] if _share_inside(it["box"], area) >= 0.7]
+    inside, outside = [], []
+    for it in items[1:]:
+        (inside if _share_inside(it["box"], area) >= 0.7 else outside).append(it)
     if any(it["category"] != top["category"] and float(box_iou(np.asarray([it["box"]]), np.asarray([top["box"]]))[0, 0]) < 0.3
            for it in inside):
         return items
-    return [dict(top, box=list(area))] + [it for it in items[1:] if it not in inside]
+    return [dict(top, box=list(area))] + outside
 
 
 def crop(image: Image.Image, box, margin: float = CROP_MARGIN) -> Image.Image:
