@@ -160,18 +160,15 @@ class Colorizer:
             # strokes on white: every clearly non-white pixel is a hint
             far = np.abs(rgba[..., :3].astype(np.int16) - 255).max(axis=2) > 40
             rgba[..., 3] = np.where(far, 255, 0)
-        a = rgba[..., 3].astype(np.float32) / 255.0
-        pre = rgba[..., :3].astype(np.float32) * a[..., None]
-        sq_a, _ = pad_square(a, 0.0)
-        sq_p, _ = pad_square(pre, 0.0)
-        k = int(math.ceil(sq_a.shape[0] / S))
+        *rgb, alpha = cv2.split(rgba)  # planes: per-plane maths is several times faster than on HxWx3
+        a = alpha.astype(np.float32) / 255.0
+        pre, _ = pad_square(cv2.merge([c.astype(np.float32) * a for c in rgb] + [a]), 0.0)  # premultiplied
+        k = int(math.ceil(pre.shape[0] / S))
         if k >= 2:  # small dots must survive the downscale
-            sq_a = cv2.dilate(sq_a, np.ones((k, k), np.uint8))
-            sq_p = cv2.dilate(sq_p, np.ones((k, k), np.uint8))
-        a_s = cv2.resize(sq_a, (S, S), interpolation=cv2.INTER_AREA)
-        p_s = cv2.resize(sq_p, (S, S), interpolation=cv2.INTER_AREA)
-        m = a_s >= 0.5
-        out[m, :3] = np.clip(p_s[m] / a_s[m, None], 0, 255).astype(np.uint8)
+            pre = cv2.dilate(pre, np.ones((k, k), np.uint8))
+        pre = cv2.resize(pre, (S, S), interpolation=cv2.INTER_AREA)
+        m = pre[..., 3] >= 0.5
+        out[m, :3] = np.clip(pre[m, :3] / pre[m, 3:], 0, 255).astype(np.uint8)
         out[m, 3] = 255
         return out
 
