@@ -222,6 +222,22 @@ def test_decode_nms_layout():
     np.testing.assert_allclose(d[0, :4], [40, 40, 60, 60])
 
 
+def test_nms_is_greedy_per_class():
+    """The OpenCV NMS keeps exactly what textbook greedy NMS keeps within each class, best first."""
+    from detector.infer import box_iou, nms
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 200, (600, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 60, (600, 2))], 1)
+    scores, classes = rng.uniform(0, 1, 600), rng.integers(0, 3, 600)
+    expected, order = [], list(np.argsort(-scores))
+    while order:
+        i = order.pop(0)
+        expected.append(i)
+        order = [j for j in order if classes[j] != classes[i] or box_iou(boxes[[i]], boxes[[j]])[0, 0] <= 0.7]
+    assert nms(boxes, scores, classes, 0.7).tolist() == expected
+    assert nms(boxes[:0], scores[:0], classes[:0], 0.7).tolist() == []
+
+
 def test_eval_cli_writes_metrics(model_files, shared_data, tmp_path):
     from sketchshop.cli import main
     src = shared_data / "ccp-train" / "annotations_coco.json"
