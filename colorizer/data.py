@@ -276,19 +276,17 @@ def inside_mask(sketch: np.ndarray) -> np.ndarray:
     return inside.astype(np.float32)
 
 
-def hint_prior(hints: np.ndarray, coarse: int = 64, sigmas=(1.0, 3.0, 8.0)) -> np.ndarray:
+def hint_prior(colours: np.ndarray, a: np.ndarray, coarse: int = 64, sigmas=(1.0, 3.0, 8.0)) -> np.ndarray:
     """(3, H, W) float32 in [-1, 1]: hint colours spread over the canvas (0 = grey where there is none).
 
+    `colours`: (3, H, W) hint colours in [-1, 1], 0 where no hint; `a`: 1 where a hint is, else 0.
     Multi-scale normalised convolution on a coarse grid: each pixel takes the weighted mean of
     nearby hints, the finest scale that has enough hint mass wins. Gives the network a colour
     layout to refine instead of learning long-range propagation from scratch.
     """
-    h, w = hints.shape[:2]
-    *rgb, alpha = cv2.split(hints)  # contiguous planes: per-plane maths is several times faster here
-    a = (alpha >= 64).astype(np.float32)
-    pre = [c.astype(np.float32) / 127.5 - 1.0 for c in rgb]
+    h, w = a.shape
     a_c = cv2.resize(a, (coarse, coarse), interpolation=cv2.INTER_AREA)
-    p_c = cv2.resize(cv2.merge([c * a for c in pre]), (coarse, coarse), interpolation=cv2.INTER_AREA)
+    p_c = cv2.resize(cv2.merge(list(colours)), (coarse, coarse), interpolation=cv2.INTER_AREA)
     out = np.zeros((coarse, coarse, 3), np.float32)
     done = np.zeros((coarse, coarse), bool)
     for s in sigmas:
@@ -299,7 +297,7 @@ def hint_prior(hints: np.ndarray, coarse: int = 64, sigmas=(1.0, 3.0, 8.0)) -> n
         done |= ok
     on = a > 0
     if on.any() and not done.all():  # far from every hint: the mean hint colour
-        out[~done] = [c[on].mean() for c in pre]
+        out[~done] = [c[on].mean() for c in colours]
     return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in cv2.split(out)])
 
 
@@ -310,13 +308,12 @@ def encode(sketch: np.ndarray, hints: np.ndarray) -> np.ndarray:
     downscaled from a big drawing keeps its thin lines); 1-3 hint colour in [-1, 1], 0 where no
     hint; 4 hint mask; 5-7 `hint_prior`; 8 `inside_mask`.
     """
-    hints = np.ascontiguousarray(hints)
+    *rgb, alpha = cv2.split(np.ascontiguousarray(hints))  # planes: per-plane maths is several times faster
     out = np.empty((9,) + sketch.shape, np.float32)
     out[0] = np.clip((255.0 - sketch.astype(np.float32)) / 127.5, 0.0, 1.0)
-    *rgb, alpha = cv2.split(hints)
     out[4] = alpha >= 64
     for i, c in enumerate(rgb):
         out[1 + i] = (c.astype(np.float32) / 127.5 - 1.0) * out[4]
-    out[5:8] = hint_prior(hints)
+    out[5:8] = hint_prior(out[1:4], out[4])
     out[8] = inside_mask(sketch)
     return out
