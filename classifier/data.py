@@ -50,26 +50,41 @@ def border_colour(a: np.ndarray) -> tuple[int, int, int]:
 
 
 def letterbox(im: Image.Image, size: int = SIZE, fill=None) -> Image.Image:
-    """Fit `im` into size x size keeping its aspect ratio; pad with `fill` (default: border median)."""
-    im = convert(im, "RGB")
+    """Fit `im` into size x size keeping its aspect ratio; pad with `fill` (default: border median).
+
+    OpenCV resizes: exact 2x area halvings while the scale is below 1/2, then bilinear. It takes
+    a sixth of PIL's antialiased bilinear (the largest part of a query's preprocessing) and gave
+    the same validation top-1.
+    """
+    import cv2
+    a = np.asarray(convert(im, "RGB"))
     if fill is None:
-        fill = border_colour(np.asarray(im))
-    w, h = im.size
+        fill = border_colour(a)
+    h, w = a.shape[:2]
     s = size / max(w, h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=2.0 if s < 0.5 else None)
+    while s < 0.5 and min(a.shape[:2]) >= 2:
+        a = a[:a.shape[0] // 2 * 2, :a.shape[1] // 2 * 2]  # even sides: OpenCV's fast 2x path
+        a = cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        s *= 2
+    if (a.shape[1], a.shape[0]) != (nw, nh):
+        a = cv2.resize(a, (nw, nh), interpolation=cv2.INTER_LINEAR)
     if (nw, nh) == (size, size):
-        return im
-    canvas = Image.new("RGB", (size, size), tuple(fill))
-    canvas.paste(im, ((size - nw) // 2, (size - nh) // 2))
-    return canvas
+        return Image.fromarray(a)
+    out = np.empty((size, size, 3), np.uint8)
+    out[:] = fill
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = a
+    return Image.fromarray(out)
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
-    a = np.asarray(im, dtype=np.float32).transpose(2, 0, 1)
-    out = np.empty(a.shape, np.float32)
-    np.subtract(a, _MEAN[:, None, None], out=out)
-    out *= _INV_STD[:, None, None]
+    import cv2
+    a = np.asarray(im)
+    out = np.empty((3, *a.shape[:2]), np.float32)
+    for c, plane in enumerate(cv2.split(a)):  # contiguous planes: 3x faster than strided channels
+        np.multiply(plane, _INV_STD[c], out=out[c], casting="unsafe")
+        out[c] -= _MEAN[c] * _INV_STD[c]
     return torch.from_numpy(out)
 
 
