@@ -24,7 +24,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
                       views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
                       street=args.street, street_batch=args.street_batch, size=args.size, infer_size=args.infer_size,
-                      teacher=args.teacher, distill=args.distill, workdir=args.workdir, out=args.out)
+                      teacher=args.teacher, distill=args.distill, doodle=args.doodle, workdir=args.workdir, out=args.out)
     print(train(cfg))
     return 0
 
@@ -72,6 +72,8 @@ def register(cli) -> None:
     p.add_argument("--infer-size", type=int, default=256,
                    help="served letterbox size in px (FixRes: about 1.15x --size, as random crops enlarge garments)")
     p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
+    p.add_argument("--doodle", type=float, default=0.0,
+                   help="share of training drawings that are outline doodles (classifier/doodle.py); 0: none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")
@@ -103,3 +105,25 @@ def register(cli) -> None:
     p.add_argument("--gallery-domain", choices=("photo", "sketch"), default="photo")
     p.add_argument("--weights", help="classifier weights (default: the shipped model)")
     p.add_argument("--json", required=True, help="output JSON path")
+
+    p = cli.command("doodles", cmd_doodles, group="dataset",
+                    help="outline doodles of labelled garments (a sketch-domain validation set for `eval classifier`)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--imagefolder", help="ImageFolder of single-garment photos (outlines cut out with GrabCut)")
+    src.add_argument("--coco", help="COCO json with mask_file label maps and fine_label_names (Clothing Co-Parsing)")
+    p.add_argument("--held-out", action="store_true", help="with --coco: only the detector's held-out photos")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder: PNG doodles and labels.csv")
+
+
+def cmd_doodles(args) -> int:
+    import json
+    from .doodle import doodle_dataset
+    ids = None
+    if args.held_out:
+        from detector.data import split_ids
+        from sketchshop.datasets import read_coco
+        ids = set(split_ids(sorted(im.id for im in read_coco(args.coco)))[1])
+    print(json.dumps(doodle_dataset(args.out, imagefolder=args.imagefolder, coco=args.coco, ids=ids, seed=args.seed)))
+    return 0
+

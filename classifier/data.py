@@ -164,6 +164,7 @@ class Item:
     sketch: np.ndarray | None = None       # a paired drawing of the same item (studio)
     source: str = "photo"
     coarse: int = -1                       # vocab.COARSE_CATEGORIES index, for items with no fine label
+    mask: np.ndarray | None = None         # the garment's pixels (studio renders), for doodles
 
 
 def _cache_load(path: Path) -> np.ndarray:

@@ -63,14 +63,20 @@ def load_studio(cfg) -> tuple[list[D.Item], list[D.Item], dict]:
     def items(ids):
         return [D.Item(z["image"][i].copy(), int(z["category"][i]), int(z["colour"][i]),
                        {a: int(v) for a, v in zip(names, z["attributes"][i]) if v >= 0},
-                       sketch=z["sketch"][i].copy(), source="studio") for i in ids]
+                       sketch=z["sketch"][i].copy(), source="studio", mask=z["mask"][i].copy()) for i in ids]
     val_ids = idx[cut:]
     raw = {"hints": z["hints"][val_ids], "mask": z["mask"][val_ids]}
     return items(idx[:cut]), items(val_ids), raw
 
 
-def sketch_of(it: D.Item, rng: random.Random) -> np.ndarray:
-    """A drawing of a training item: the studio's own sketch, or XDoG of the photo."""
+def sketch_of(it: D.Item, rng: random.Random, doodle_p: float = 0.0) -> np.ndarray:
+    """A drawing of a training item: a doodle of its outline (share `doodle_p`), else the studio's
+    own sketch or XDoG of the photo."""
+    if rng.random() < doodle_p:
+        from .doodle import doodle, garment_doodle
+        d = doodle(it.mask, rng) if it.mask is not None else garment_doodle(it.image, rng)
+        if d is not None:
+            return d
     if it.sketch is not None and rng.random() < 0.7:
         return it.sketch
     return D.photo_to_sketch(it.image, rng)
@@ -116,3 +122,15 @@ def real_sketch_items(items: list[D.Item], seed: int = 123) -> list[D.Item]:
     """Fixed XDoG drawings of real validation photos (same seed every epoch: comparable numbers)."""
     rng = random.Random(seed)
     return [D.Item(it.image, it.category, sketch=D.photo_to_sketch(it.image, rng)) for it in items]
+
+
+def real_doodle_items(items: list[D.Item], seed: int = 321) -> list[D.Item]:
+    """Fixed doodles of real validation photos (photos whose garment cannot be cut out are left out)."""
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        from .doodle import garment_doodle
+        d = garment_doodle(it.image, rng)
+        if d is not None:
+            out.append(D.Item(it.image, it.category, sketch=d))
+    return out

@@ -428,3 +428,41 @@ def test_load_street_crops_holds_out_the_detector_split(tmp_path):
     assert len(load_street(coco, "train")) == len(train_ids) - (1 in train_ids)
     with pytest.raises(UserError, match="not found"):
         load_street(tmp_path / "missing.json")
+
+
+def test_doodle_is_an_outline_of_the_mask():
+    from classifier.doodle import doodle
+    assert doodle(np.zeros((100, 80), np.uint8)) is None
+    mask = np.zeros((200, 300), np.uint8)
+    mask[50:150, 60:240] = 255
+    for seed in range(5):
+        d = doodle(mask, random.Random(seed))
+        ink = d[..., 0] < 128
+        assert d.shape == (256, 256, 3) and 0.005 < ink.mean() < 0.12
+        assert not ink[118:138, 118:138].any()  # inside the garment: empty, a doodle is its outline
+        ys, xs = np.nonzero(ink)
+        assert np.ptp(xs) > 1.5 * np.ptp(ys)  # the wide rectangle stays wide
+    pair = np.zeros((120, 240), np.uint8)
+    pair[40:90, 20:100] = pair[40:90, 140:220] = 255  # a pair of shoes: both are drawn
+    ink = doodle(pair, random.Random(0))[..., 0] < 128
+    assert ink[:, :110].any() and ink[:, 146:].any()
+
+
+def test_doodle_dataset_command(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    for cls in ("t-shirt", "pants"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(2):
+            garment(bg=(235, 235, 230)).save(folder / cls / f"{i}.jpg")
+    (folder / "pants" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    out = tmp_path / "doodles"
+    assert main(["dataset", "doodles", "--imagefolder", str(folder), "--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["doodles"] == 4 and res["skipped"] == 1
+    rows = list(csv.DictReader((out / "labels.csv").open()))
+    assert {r["category"] for r in rows} == {"t-shirt", "pants"}
+    assert all(Image.open(out / r["file"]).size == (256, 256) for r in rows)
+    bad = tmp_path / "plain.json"
+    bad.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    assert main(["dataset", "doodles", "--coco", str(bad), "--out", str(tmp_path / "x")]) != 0
+    assert "fine_label_names" in capsys.readouterr().err
