@@ -21,6 +21,11 @@ def cmd_train(args) -> int:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
         return 0
+    if args.average:
+        from .train import average
+        print(average(TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir,
+                                  out=args.out, doodle=args.doodle), args.average.split(",")))
+        return 0
     cfg = TrainConfig(data=args.data, backbone=args.backbone, frozen=args.frozen, epochs=args.epochs,
                       views=args.views, patience=args.patience, batch=args.batch, lr=args.lr, studio_n=args.studio_n, seed=args.seed,
                       street=args.street, street_batch=args.street_batch, size=args.size, infer_size=args.infer_size,
@@ -74,6 +79,9 @@ def register(cli) -> None:
     p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
     p.add_argument("--doodle", type=float, default=0.0,
                    help="share of training drawings that are outline doodles (classifier/doodle.py); 0: none")
+    p.add_argument("--average", metavar="W1,W2",
+                   help="no training: write the uniform weight average of these classifiers (same backbone) into "
+                        "--out, evaluated like a trained model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")

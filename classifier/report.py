@@ -184,7 +184,8 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
     metrics["train_seconds"] = train_seconds
     with atomic_write(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=1)
-    plot_curves(histories, out / "curves.png")
+    if histories:
+        plot_curves(histories, out / "curves.png")
     keep = sorted(set(present) | {i for i in range(len(cats)) if conf[:, i].any()})
     plot_confusion(conf[np.ix_(keep, keep)], [cats[i] for i in keep], out / "confusion.png",
                    f"validation photos: top-1 {top1:.3f} (n={len(y)})")

@@ -126,11 +126,7 @@ def real_sketch_items(items: list[D.Item], seed: int = 123) -> list[D.Item]:
 
 def real_doodle_items(items: list[D.Item], seed: int = 321) -> list[D.Item]:
     """Fixed doodles of real validation photos (photos whose garment cannot be cut out are left out)."""
+    from .doodle import garment_doodle
     rng = random.Random(seed)
-    out = []
-    for it in items:
-        from .doodle import garment_doodle
-        d = garment_doodle(it.image, rng)
-        if d is not None:
-            out.append(D.Item(it.image, it.category, sketch=d))
-    return out
+    doodles = [(it, garment_doodle(it.image, rng)) for it in items]
+    return [D.Item(it.image, it.category, sketch=d) for it, d in doodles if d is not None]

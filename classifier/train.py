@@ -17,7 +17,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -439,3 +439,21 @@ def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:
             "categories": list(vocab.FINE_CATEGORIES), "colours": list(vocab.COLOURS),
             "attributes": {a.name: list(a.values) for a in vocab.ATTRIBUTES.values()},
             "state_dict": sd, "meta": meta}
+
+
+def average(cfg: TrainConfig, paths: list[str]) -> Path:
+    """A uniform weight average ("model soup") of classifiers trained from the same ImageNet start
+    (e.g. with and without doodles), evaluated and written into cfg.out like a trained model."""
+    from .report import write_artifacts
+    from .studio_data import load_studio, real_sketch_items
+    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
+    if len({(ck.get("format"), ck.get("backbone"), ck.get("embed_dim")) for ck in cks}) != 1 or cks[0].get("format") != FORMAT:
+        raise UserError(f"--average needs classifier weights of one backbone and embedding size: {', '.join(paths)}")
+    model = GarmentNet(cks[0]["backbone"], pretrained=False, embed_dim=cks[0]["embed_dim"])
+    model.load_state_dict({k: (sum(ck["state_dict"][k].float() for ck in cks) / len(cks)).to(v.dtype)
+                           if v.is_floating_point() else v for k, v in cks[0]["state_dict"].items()})
+    cfg = replace(cfg, backbone=cks[0]["backbone"], size=cks[0]["train_size"], infer_size=cks[0]["size"])
+    val_items = _real_items(cfg, "validation")
+    _, studio_val, _ = load_studio(cfg)
+    return write_artifacts(cfg, model.eval(), {}, val_items, studio_val=studio_val,
+                           val_sketches=real_sketch_items(val_items))
