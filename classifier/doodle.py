@@ -2,9 +2,9 @@
 
 XDoG drawings of photos keep folds, seams and prints; studio sketches are clean but stylised. A
 quick human doodle has neither: a wobbly, simplified silhouette, sometimes not closed, sometimes
-with a line or two inside (a waistband, a collar). The shipped model, trained without these,
-called most contour-only drawings "top" (card: "Doodles"). This turns any garment mask into such
-a drawing so that training (and a doodle validation set) can have them.
+with a line or two inside (a waistband, a collar). A model trained without these called most
+contour-only drawings "top" (models/classifier/card.md). This turns any garment mask into such a
+drawing so that training (and a doodle validation set) can have them.
 """
 from __future__ import annotations
 

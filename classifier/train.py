@@ -446,8 +446,14 @@ def average(cfg: TrainConfig, paths: list[str]) -> Path:
     (e.g. with and without doodles), evaluated and written into cfg.out like a trained model."""
     from .report import write_artifacts
     from .studio_data import load_studio, real_sketch_items
-    cks = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    if len({(ck.get("format"), ck.get("backbone"), ck.get("embed_dim")) for ck in cks}) != 1 or cks[0].get("format") != FORMAT:
+    cks = []
+    for p in paths:
+        try:
+            cks.append(torch.load(p, map_location="cpu", weights_only=True))
+        except Exception as e:
+            raise UserError(f"{p}: not readable classifier weights ({type(e).__name__})") from None
+    keys = {(ck.get("format"), ck.get("backbone"), ck.get("embed_dim")) if isinstance(ck, dict) else None for ck in cks}
+    if len(keys) != 1 or not isinstance(cks[0], dict) or cks[0].get("format") != FORMAT:
         raise UserError(f"--average needs classifier weights of one backbone and embedding size: {', '.join(paths)}")
     model = GarmentNet(cks[0]["backbone"], pretrained=False, embed_dim=cks[0]["embed_dim"])
     model.load_state_dict({k: (sum(ck["state_dict"][k].float() for ck in cks) / len(cks)).to(v.dtype)

@@ -466,3 +466,16 @@ def test_doodle_dataset_command(tmp_path, capsys):
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
     assert main(["dataset", "doodles", "--coco", str(bad), "--out", str(tmp_path / "x")]) != 0
     assert "fine_label_names" in capsys.readouterr().err
+
+
+def test_average_refuses_foreign_or_mismatched_weights(weights, tmp_path, capsys):
+    from classifier.model import GarmentNet
+    from classifier.train import TrainConfig, checkpoint_dict
+    other = tmp_path / "other.pt"
+    torch.save(checkpoint_dict(GarmentNet(pretrained=False, embed_dim=128), TrainConfig(), {}), other)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    for pair in (f"{weights},{other}", f"{weights},{junk}"):
+        code = main(["train", "classifier", "--average", pair, "--out", str(tmp_path / "out")])
+        assert code != 0 and "classifier weights" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
