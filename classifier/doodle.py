@@ -160,13 +160,16 @@ def doodle_dataset(out_dir, *, imagefolder=None, coco=None, ids=None, seed: int 
         except (OSError, ValueError, KeyError) as e:
             raise UserError(f"{coco}: not a COCO json with fine_label_names and mask_file ({e})") from None
         images = {im["id"]: im for im in data["images"] if ids is None or im["id"] in ids}
-        for a in tqdm([a for a in data["annotations"] if a["image_id"] in images], desc="doodles", unit="box"):
+        boxes = sorted((a for a in data["annotations"] if a["image_id"] in images), key=lambda a: a["image_id"])
+        labels, labels_of = None, None
+        for a in tqdm(boxes, desc="doodles", unit="box"):
             im = images[a["image_id"]]
             x, y, w, h = (int(round(v)) for v in a["bbox"])
             if max(w, h) < min_side or a.get("fine_label") not in names:
                 skipped += 1
                 continue
-            labels = np.asarray(Image.open(coco.parent / im["mask_file"]))
+            if labels_of != im["id"]:  # one label map per photo, however many garments it has
+                labels, labels_of = np.asarray(Image.open(coco.parent / im["mask_file"])), im["id"]
             mask = (labels[y:y + h, x:x + w] == names.index(a["fine_label"])).astype(np.uint8) * 255
             d = doodle(np.pad(mask, max(w, h) // 8), rng)
             if d is None:

@@ -415,20 +415,23 @@ def train(cfg: TrainConfig) -> Path:
                            val_sketches=val_sk, street_val=street_val, train_seconds=round(time.time() - t_start, 1))
 
 
+def coarse_pred(logits: torch.Tensor) -> torch.Tensor:
+    """The coarse class with the most summed fine probability."""
+    return (logits.softmax(1) @ _GROUPS.T).argmax(1)
+
+
 def coarse_top1(logits: torch.Tensor, items: list[D.Item]) -> float:
     """Top-1 at the coarse level (a doodle of a shirt called a t-shirt is right: both are tops)."""
-    pred = (logits.softmax(1) @ _GROUPS.T).argmax(1)
     true = _GROUPS.argmax(0)[torch.tensor([it.category for it in items])]
-    return float((pred == true).float().mean())
+    return float((coarse_pred(logits) == true).float().mean())
 
 
 def street_metrics(logits: torch.Tensor, items: list[D.Item]) -> dict:
     """Coarse top-1 on street crops (every item), fine top-1 where the fine label is known."""
     coarse_true = torch.tensor([it.coarse for it in items])
-    coarse_pred = (logits.softmax(1) @ _GROUPS.T).argmax(1)
     fine = torch.tensor([it.category for it in items])
     known = fine >= 0
-    return {"street_coarse_top1": float((coarse_pred == coarse_true).float().mean()),
+    return {"street_coarse_top1": float((coarse_pred(logits) == coarse_true).float().mean()),
             "street_fine_top1": float((logits[known].argmax(1) == fine[known]).float().mean())}
 
 
