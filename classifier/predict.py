@@ -15,7 +15,7 @@ from sketchshop.images import convert, load_image
 from sketchshop.registry import weights_path
 
 from . import data as D
-from .colour import dominant_colour, hint_colour
+from .colour import combine_colour, dominant_colour, hint_colour, measured_colour
 from .model import GarmentNet
 
 log = logging.getLogger(__name__)
@@ -155,12 +155,10 @@ class Classifier:
         head = (vocab.COLOURS[k], float(p_head[k]))
         if self.colour_mode == "head":
             return head[0], round(head[1], 4)
-        measured, share = dominant_colour(im)
         if self.colour_mode == "measured":
+            measured, share = dominant_colour(im)
             return measured, round(share, 4)
-        # combined: the measured colour votes with the head's distribution
-        q = p_head.clone() * 0.5
-        q[vocab.COLOURS.index(measured)] += 0.5
+        q = combine_colour(p_head.numpy(), measured_colour(im)[0])
         k = int(q.argmax())
         return vocab.COLOURS[k], round(float(q[k]), 4)
 

@@ -85,7 +85,7 @@ def sketch_of(it: D.Item, rng: random.Random, doodle_p: float = 0.0) -> np.ndarr
 @torch.no_grad()
 def studio_metrics(model, val_studio, cfg, prefix="studio") -> dict:
     """Colour (head vs measured vs combined), attributes, sketch category and SBIR on studio validation."""
-    from .colour import dominant_colour
+    from .colour import combine_colour, measured_colour
     from .train import predict_items
     model.eval()
     ph = predict_items(model, val_studio, cfg.infer_size)
@@ -95,11 +95,11 @@ def studio_metrics(model, val_studio, cfg, prefix="studio") -> dict:
     res = {f"{prefix}_category_top1": float((ph["category"].argmax(1) == y_cat).float().mean()),
            f"{prefix}_sketch_category_top1": float((sk["category"].argmax(1) == y_cat).float().mean()),
            f"{prefix}_colour_head_top1": float((ph["colour"].argmax(1) == y_col).float().mean())}
-    measured = [D.COLOUR_INDEX[dominant_colour(it.image)[0]] for it in val_studio]
+    rgbs = [measured_colour(it.image)[0] for it in val_studio]
+    measured = [D.COLOUR_INDEX[vocab.name_colour(rgb)] for rgb in rgbs]
     res[f"{prefix}_colour_measured_top1"] = float(np.mean([m == int(y) for m, y in zip(measured, y_col)]))
-    comb = ph["colour"].softmax(1) * 0.5
-    comb[torch.arange(len(measured)), torch.tensor(measured)] += 0.5
-    res[f"{prefix}_colour_combined_top1"] = float((comb.argmax(1) == y_col).float().mean())
+    comb = [int(np.argmax(combine_colour(p.numpy(), rgb))) for p, rgb in zip(ph["colour"].softmax(1), rgbs)]
+    res[f"{prefix}_colour_combined_top1"] = float(np.mean([c == int(y) for c, y in zip(comb, y_col)]))
     for a in vocab.ATTRIBUTES:
         y = torch.tensor([it.attributes.get(a, -1) if vocab.FINE_CATEGORIES[it.category] in vocab.ATTRIBUTES[a].applies_to
                           else -1 for it in val_studio])

@@ -184,7 +184,16 @@ def ciede2000(lab1, lab2) -> float:
 _PROTO_LAB = [(name, srgb_to_lab(p)) for name, protos in COLOUR_PROTOTYPES.items() for p in protos]
 
 
+def colour_distances(rgb) -> dict[str, float]:
+    """CIEDE2000 from `rgb` to each vocabulary colour's nearest prototype."""
+    lab = srgb_to_lab(rgb)
+    out: dict[str, float] = {}
+    for name, proto in _PROTO_LAB:
+        out[name] = min(out.get(name, math.inf), ciede2000(lab, proto))
+    return out
+
+
 def name_colour(rgb) -> str:
     """The vocabulary colour whose nearest prototype is closest to `rgb` in CIEDE2000."""
-    lab = srgb_to_lab(rgb)
-    return min(_PROTO_LAB, key=lambda np_: ciede2000(lab, np_[1]))[0]
+    d = colour_distances(rgb)
+    return min(d, key=d.get)

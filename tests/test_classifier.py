@@ -112,6 +112,35 @@ def test_measured_colour_of_garment_not_background():
     assert hint_colour(Image.new("RGBA", (32, 32), (0, 0, 0, 0))) is None
 
 
+def test_measured_colour_corrects_a_dim_photo_but_not_a_product_shot():
+    """Phone photos are often underexposed: a navy shirt reads as black, a white one as gray."""
+    from classifier.colour import dominant_colour, exposure_gain
+
+    def dim(im, f=0.5):
+        return Image.fromarray((np.asarray(im, np.float32) * f).astype(np.uint8))
+    assert dominant_colour(dim(garment((30, 40, 90), (225, 225, 220))))[0] == "navy"
+    assert dominant_colour(dim(garment((245, 245, 245), (110, 80, 60)), 0.7))[0] == "white"
+    assert exposure_gain(np.asarray(garment((30, 40, 90), (255, 255, 255)))) == 1.0
+
+
+def test_combined_colour_measurement_decides_and_the_head_breaks_ties():
+    from classifier.colour import combine_colour
+
+    def head(name, p=0.9):
+        q = np.full(len(vocab.COLOURS), (1 - p) / (len(vocab.COLOURS) - 1))
+        q[vocab.COLOURS.index(name)] = p
+        return q
+
+    def top(q):
+        return vocab.COLOURS[int(np.argmax(q))]
+    assert top(combine_colour(head("blue"), (200, 30, 35))) == "red"  # clearly red: the head cannot overrule it
+    near_tie = (30, 32, 48)  # about as close to navy as to black
+    assert top(combine_colour(head("navy"), near_tie)) == "navy"
+    assert top(combine_colour(head("black"), near_tie)) == "black"
+    q = combine_colour(head("red"), (200, 30, 35))
+    assert abs(q.sum() - 1) < 1e-9 and 0.5 < q.max() < 1
+
+
 def test_photo_to_sketch_is_a_line_drawing():
     from classifier.data import photo_to_sketch
     s = photo_to_sketch(np.asarray(garment(size=(240, 320))), random.Random(0))
