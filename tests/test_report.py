@@ -167,3 +167,17 @@ def test_no_data_pictures_leaves_out_sheets_of_real_photos(shared_data, tmp_path
     assert json.loads((out / "json" / "eval-colorizer.json").read_text())["n"] == 2
     assert not list(out.glob("*sheet*.png"))
     assert "colorizer-sheet.png" not in (out / "report.md").read_text()
+
+
+def test_colour_labels_name_real_validation_photos(shared_data):
+    """The hand-made colour labels point at real validation photos, in the vocabulary, and reach the samples."""
+    from sketchshop import vocab
+    from sketchshop.datasets import read_imagefolder
+    from sketchshop.report import COLOUR_LABELS, _with_colours
+    val = shared_data / "clothing-small" / "validation"
+    if not val.is_dir():
+        pytest.skip(f"clothing-small/validation not found at {shared_data}")
+    samples = _with_colours(read_imagefolder(val), val)
+    labelled = [s for s in samples if s.colour]
+    assert len(labelled) == len(COLOUR_LABELS.read_text().splitlines()) - 1 > 50
+    assert {s.colour for s in labelled} <= set(vocab.COLOURS)
