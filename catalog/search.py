@@ -118,11 +118,11 @@ class Searcher:
             with timer.stage("colorize"):
                 coloured = self.colorizer.colorize(image, hints=hints, category=category)
         with timer.stage("classify"):
+            layer = hint_layer(hints, image.size)
             if coloured is None:
-                (pred,) = self.classifier.predict([image], kind="sketch", hints=[hint_layer(hints, image.size)])
-            else:  # one batch of two: cheaper than two runs
-                pred, photo = self.classifier.predict([image, coloured], kind=["sketch", "photo"],
-                                                      hints=[hint_layer(hints, image.size), None])
+                (pred,) = self.classifier.predict([image], kind="sketch", hints=[layer])
+            else:  # one batch of two: cheaper than two runs. Both take the hints' colour (no measuring).
+                pred, photo = self.classifier.predict([image, coloured], kind="sketch", hints=[layer, layer])
                 pred = merge_predictions(pred, photo)
         return Described(None, True, None, None, pred, image), coloured
 

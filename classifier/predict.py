@@ -83,28 +83,28 @@ class Classifier:
         return D.preprocess(_as_image(image), self.size)
 
     @torch.no_grad()
-    def _forward(self, images: list, batch: int = 8, measure: list[bool] | None = None) -> tuple[list, dict, list]:
+    def _forward(self, ims: list, batch: int = 8, side: list | None = None) -> tuple[dict, list]:
         """Preprocess on a thread pool while the network runs on earlier chunks; small chunks
-        because batch 8 ran fastest per image on this 2-core CPU (32: +10 %). Where `measure` says
-        so, the pool also measures the garment's colour, while the network runs."""
-        ims = [_as_image(im) for im in images]
+        because batch 8 ran fastest per image on this 2-core CPU (32: +10 %). `side[i]`, a function
+        or None, runs on the pool meanwhile (image i's colour); the same function runs once."""
         prep = functools.partial(D.preprocess, size=self.size)
         xs = _pool().map(prep, ims) if len(ims) > 2 else map(prep, ims)
-        pending = [_pool().submit(measured_colour, im) if m else None for im, m in zip(ims, measure or [False] * len(ims))]
+        futures: dict = {}
+        pending = [futures.setdefault(id(f), _pool().submit(f)) if f else None for f in side or []]
         outs: dict[str, list] = {}
         for i in range(0, len(ims), batch):
             x = torch.stack([next(xs) for _ in range(min(batch, len(ims) - i))])
             out = self.fast(x) if self.fast else self.model(x.contiguous(memory_format=torch.channels_last))
             for k, v in out.items():
                 outs.setdefault(k, []).append(v)
-        return ims, {k: torch.cat(v) for k, v in outs.items()}, [f and f.result() for f in pending]
+        return {k: torch.cat(v) for k, v in outs.items()}, [f and f.result() for f in pending]
 
     def embed(self, images: list, kind: str = "photo") -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings; photos and sketches share one space."""
         self._check_kind(kind)
         if not images:
             return np.zeros((0, self.embed_dim), np.float32)
-        return self._forward(images)[1]["embedding"].numpy().astype(np.float32)
+        return self._forward([_as_image(im) for im in images])[0]["embedding"].numpy().astype(np.float32)
 
     def predict(self, images: list, kind: str | list[str] = "photo", hints: list | None = None, topk: int = 3,
                 priors: list | None = None) -> list[dict]:
@@ -122,8 +122,15 @@ class Classifier:
             self._check_kind(k)
         if not images:
             return []
-        measure = [k == "photo" and self.colour_mode != "head" for k in kinds]
-        ims, out, measured = self._forward(images, measure=measure)
+        ims = [_as_image(im) for im in images]
+        hints = hints or [None] * len(ims)
+        side, tasks = [], {}
+        for im, k, h in zip(ims, kinds, hints):
+            if k == "photo":
+                side.append(functools.partial(measured_colour, im) if self.colour_mode != "head" else None)
+            else:  # one hint layer shared by several drawings is read once
+                side.append(None if h is None else tasks.setdefault(id(h), functools.partial(hint_colour, h)))
+        out, colours = self._forward(ims, side=side)
         pc = (out["category"] / self.temperature).softmax(1)
         for i, prior in enumerate(priors or []):
             if prior:
@@ -137,7 +144,7 @@ class Classifier:
         for i in range(len(ims)):
             v, j = pc[i].topk(min(topk, pc.shape[1]))
             cat = vocab.FINE_CATEGORIES[int(j[0])]
-            colour, colour_p = self._colour(pcol[i], kinds[i], hints[i] if hints else None, measured[i])
+            colour, colour_p = self._colour(pcol[i], kinds[i], colours[i])
             attrs = {}
             for a in vocab.attributes_for(cat):
                 q = pat[a][i]
@@ -148,17 +155,17 @@ class Classifier:
                         "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
         return res
 
-    def _colour(self, p_head: torch.Tensor, kind: str, hints, measured) -> tuple[str | None, float]:
+    def _colour(self, p_head: torch.Tensor, kind: str, found) -> tuple[str | None, float]:
+        """`found`: hint_colour() of a sketch's hints, or measured_colour() of a photo (None: not measured)."""
         if kind == "sketch":
-            h = hint_colour(hints) if hints is not None else None
-            if h is None:  # an uncoloured line drawing has no colour to report
+            if found is None:  # an uncoloured line drawing has no colour to report
                 return None, 0.0
-            return h[0], round(float(h[1]), 4)
+            return found[0], round(float(found[1]), 4)
         k = int(p_head.argmax())
         head = (vocab.COLOURS[k], float(p_head[k]))
         if self.colour_mode == "head":
             return head[0], round(head[1], 4)
-        rgb, share = measured
+        rgb, share = found
         if self.colour_mode == "measured":
             return vocab.name_colour(rgb), round(share, 4)
         q = combine_colour(p_head.numpy(), rgb)

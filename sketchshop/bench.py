@@ -75,12 +75,13 @@ def bench_search(searcher, photos, sketches, repeats: int) -> dict:
 
 def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
     """The same searches done the obvious way: detect with Ultralytics, colourise and classify with
-    eager PyTorch, search with numpy brute force.
+    eager PyTorch (and measure each photo crop's colour, as ours does), search with numpy brute force.
 
     Torch runs on one thread here, as it does for any user of this pipeline: Ultralytics' `predict`
     sets torch to cpu_count - 1 threads (1 on 2 cores) when it selects the CPU."""
     import torch
 
+    from classifier.colour import measured_colour
     from detector.ultra import ultralytics_offline
 
     from .images import load_image
@@ -95,9 +96,11 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
     vectors = searcher.index._vectors_all()
     ims = [load_image(p) for p in photos]
 
-    def classify_and_search(crops):
+    def classify_and_search(crops, photo: bool = True):
         with torch.no_grad():
             embs = [model(clf.preprocess(c)[None])["embedding"][0].numpy() for c in crops]
+        if photo and clf.colour_mode != "head":  # the colour of each garment, measured as ours does
+            [measured_colour(c) for c in crops]
         t = time.perf_counter()
         for e in embs:
             np.argsort(-(vectors @ e))[:10]
@@ -116,7 +119,7 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         t0 = time.perf_counter()
         coloured = col.colorize(drawing, hints=hints)
         t1 = time.perf_counter()
-        t2 = classify_and_search([drawing, coloured])
+        t2 = classify_and_search([drawing, coloured], photo=False)
         return _ms(colorize=t1 - t0, classify=t2 - t1, search=time.perf_counter() - t2)
 
     out = {}
