@@ -5,7 +5,8 @@ model works for product shots and crops (background or neighbouring pixels touch
 garment sits inside). k-means in Lab on the foreground, the largest cluster is named with
 `vocab.name_colour` after an exposure gain: phone photos are often underexposed (navy reads as
 black, white as gray), so the image is brightened until its 99th-percentile luminance is white
-(at most 2x; a product shot on white is left alone). Sketches: the colour comes from the user's hint dots, not from the ink.
+(at most 2x; a product shot on white is left alone). Sketches: the colour comes from the user's
+hint dots, not from the ink.
 """
 from __future__ import annotations
 
@@ -111,8 +112,8 @@ def combine_colour(p_head: np.ndarray, rgb) -> np.ndarray:
     probability honest on real photos (the search ranking weighs colour by it); see the classifier card.
     """
     d = vocab.colour_distances(rgb)
-    logit = HEAD_WEIGHT * np.log(np.asarray(p_head, np.float64) + 1e-6) - np.array([d[c] for c in vocab.COLOURS]) / DELTA_E_SCALE
-    logit /= TEMPERATURE
+    de = np.array([d[c] for c in vocab.COLOURS])
+    logit = (HEAD_WEIGHT * np.log(np.asarray(p_head, np.float64) + 1e-6) - de / DELTA_E_SCALE) / TEMPERATURE
     q = np.exp(logit - logit.max())
     return q / q.sum()
 

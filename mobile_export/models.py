@@ -190,8 +190,9 @@ class ClassifierTarget(Target):
                              "probabilities (the server's category_p)")},
                 {"name": "colour", "shape": [1, len(vocab.COLOURS)], "dtype": "float32",
                  "meaning": ("logits over labels.colour (the garment's main colour). The server reports "
-                             f"colour_mode={self.colour_mode!r}: 'combined' = softmax((0.25 log softmax(head) - dE / 3) / 2), "
-                             "dE the CIEDE2000 of the measured dominant colour to each colour "
+                             f"colour_mode={self.colour_mode!r}: 'combined' = "
+                             "softmax((0.25 log softmax(head) - dE / 3) / 2), dE the CIEDE2000 of the "
+                             "measured dominant colour to each colour "
                              "(classifier.colour.combine_colour); for drawings the "
                              "colour comes from the user's hints, not this head")}]
         for a in vocab.ATTRIBUTES.values():

@@ -100,7 +100,8 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         with torch.no_grad():
             embs = [model(clf.preprocess(c)[None])["embedding"][0].numpy() for c in crops]
         if photo and clf.colour_mode != "head":  # the colour of each garment, measured as ours does
-            [measured_colour(c) for c in crops]
+            for c in crops:
+                measured_colour(c)
         t = time.perf_counter()
         for e in embs:
             np.argsort(-(vectors @ e))[:10]
