@@ -5,8 +5,9 @@ model works for product shots and crops (background or neighbouring pixels touch
 garment sits inside). k-means in Lab on the foreground, the largest cluster is named with
 `vocab.name_colour` after an exposure gain: phone photos are often underexposed (navy reads as
 black, white as gray), so the image is brightened until its 99th-percentile luminance is white
-(at most 2x; a product shot on white is left alone). Sketches: the colour comes from the user's
-hint dots, not from the ink.
+(at most 1.5x; a product shot on white is left alone, and so is a garment that fills the frame,
+which leaves nothing to tell a gray sweater from a dim white one). Sketches: the colour comes from
+the user's hint dots, not from the ink.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def _lab(a: np.ndarray) -> np.ndarray:
 
 def _kmeans(x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     import cv2
+    if len(x) < 2:  # OpenCV would read a single row as several 1-D points
+        return np.zeros(len(x), np.int32), x.astype(np.float32).reshape(len(x), -1)
     k = max(1, min(k, len(x)))
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
     cv2.setRNGSeed(seed)
@@ -54,7 +57,7 @@ def foreground_mask(a: np.ndarray, thresh: float = 12.0) -> np.ndarray:
     return fg
 
 
-MAX_GAIN = 2.0
+MAX_GAIN = 1.5
 MIN_FOREGROUND = 0.08  # below this share the border model found no garment: use the centre
 
 
@@ -79,11 +82,13 @@ def measured_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
         if mask is not None:
             mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     fg = foreground_mask(a) if mask is None else mask
+    gain = exposure_gain(a)
     if fg.sum() < MIN_FOREGROUND * fg.size:  # nothing stands out from the border: the item fills the frame
         h, w = fg.shape
         fg = np.zeros_like(fg)
         fg[h // 6: h - h // 6, w // 6: w - w // 6] = True
-    px = np.minimum(a[fg].reshape(-1, 3).astype(np.float32) * exposure_gain(a), 255.0)
+        gain = 1.0
+    px = np.minimum(a[fg].reshape(-1, 3).astype(np.float32) * gain, 255.0)
     lab = _lab(px.reshape(-1, 1, 3)).reshape(-1, 3)
     labels, _ = _kmeans(lab, 3)
     counts = np.bincount(labels, minlength=3)

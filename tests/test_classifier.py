@@ -121,6 +121,9 @@ def test_measured_colour_corrects_a_dim_photo_but_not_a_product_shot():
     assert dominant_colour(dim(garment((30, 40, 90), (225, 225, 220))))[0] == "navy"
     assert dominant_colour(dim(garment((245, 245, 245), (110, 80, 60)), 0.7))[0] == "white"
     assert exposure_gain(np.asarray(garment((30, 40, 90), (255, 255, 255)))) == 1.0
+    # a garment filling the frame has no background to compare with: a gray sweater stays gray
+    assert dominant_colour(Image.new("RGB", (90, 120), (165, 165, 165)))[0] == "gray"
+    assert dominant_colour(Image.new("RGB", (1, 1), (200, 30, 35)))[0] == "red"  # one pixel (OpenCV k-means trap)
 
 
 def test_combined_colour_measurement_decides_and_the_head_breaks_ties():
