@@ -107,11 +107,11 @@ COLOUR_LABELS = PROJECT_ROOT / "docs" / "labels" / "clothing-small-validation-co
 def _with_colours(samples, root: Path) -> list:
     """The samples with the hand-made colour labels of `COLOUR_LABELS` (file names only; the photos
     stay in the shared data) where it has one: the real photos come without colour labels."""
+    from .datasets import read_labels_csv
     if not COLOUR_LABELS.is_file():
         return samples
-    with open(COLOUR_LABELS, newline="", encoding="utf-8") as f:
-        colours = {r["file"]: vocab.colour(r["colour"]) for r in csv.DictReader(f)}
-    return [replace(s, colour=colours.get(s.path.relative_to(root).as_posix(), s.colour)) for s in samples]
+    colours = {s.path: s.colour for s in read_labels_csv(COLOUR_LABELS, root)}
+    return [replace(s, colour=colours.get(s.path, s.colour)) for s in samples]
 
 
 def real_data(limit: int | None, work: Path) -> Data | None:
