@@ -329,11 +329,13 @@ class SearchIndex:
             matched.append("colour")
         return matched + [a for a, (v, _) in query.attributes.items() if it.attributes.get(a) == v]
     def _with_likely_categories(self, q, ids, sims, query: Query, k: int, filters: Filters):
-        """Add the nearest items of each likely coarse category (p >= 0.2) to the candidates.
+        """Add the nearest items of each likely coarse category (p >= 0.2), and of that category in
+        the query's colour, to the candidates.
 
         A photo and a catalogue image can be nearer across categories than within one (a dark
-        skirt photo next to dark trousers on white), so the embedding's top-k alone may hold too
-        few items of the right category for the category term of the ranking to promote.
+        skirt photo next to dark trousers on white), and the embedding, trained to put a sketch
+        next to its photo, barely sees colour: the embedding's top-k alone may hold too few items
+        of the right category and colour for the ranking's category and colour terms to promote.
         """
         if filters.category or not query.category_probs:
             return ids, sims
@@ -344,7 +346,10 @@ class SearchIndex:
         likely = [c for c, p in sorted(coarse.items(), key=lambda x: -x[1]) if p >= 0.2][:2]
         if not likely:
             return ids, sims
-        parts = [(ids, sims)] + [self._candidates(q, k, replace(filters, category=c)) for c in likely]
+        narrowed = [replace(filters, category=c) for c in likely]
+        if query.colour and not filters.colour:
+            narrowed += [replace(f, colour=query.colour) for f in narrowed]
+        parts = [(ids, sims)] + [self._candidates(q, k, f) for f in narrowed]
         all_ids, all_sims = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
         _, first = np.unique(all_ids, return_index=True)
         return all_ids[first], all_sims[first]

@@ -16,11 +16,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from . import vocab
 from .config import PROJECT_ROOT, settings
 from .errors import UserError
 
 log = logging.getLogger(__name__)
 DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo-a.yaml"
+# Ten of every fine category in every colour: a query's top 10 can then all share its category
+# and colour, so the search's colour precision@10 measures the models, not a thin catalogue.
+DEMO_PRODUCTS = 10 * len(vocab.FINE_CATEGORIES) * len(vocab.COLOURS)
 
 
 def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
@@ -120,7 +124,8 @@ def demo(args) -> int:
 def register(cli) -> None:
     p = cli.command("demo", demo, help="build the demo shop, crawl it, index it and serve the API and web client "
                                       "(steps already done are skipped)")
-    p.add_argument("--products", type=int, default=1000, help="demo shop size")
+    p.add_argument("--products", type=int, default=DEMO_PRODUCTS,
+                   help="demo shop size (default: %(default)s, ten of each category in each colour)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -90,6 +90,24 @@ def test_likely_category_found_beyond_the_embeddings_top_k(tmp_path):
     assert hits[0].product_id == 300 and "category" in hits[0].matched
 
 
+def test_likely_colour_found_beyond_the_embeddings_top_k(tmp_path):
+    """The embedding barely sees colour: 300 black dresses lie nearer the query than the two red
+    ones; a query sure of its red colour still gets the red dresses first."""
+    rng = np.random.default_rng(3)
+    q = np.array([1.0] + [0.0] * 15, np.float32)
+    near = q + 0.2 * _vecs(300, 16, rng)
+    far = np.array([[0.6, 0.8] + [0.0] * 14, [0.6, 0.0, 0.8] + [0.0] * 13], np.float32)
+    v = np.concatenate([near, far]).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    items = [Item(i, "dress", "black") for i in range(300)] + [Item(300, "dress", "red"), Item(301, "dress", "red")]
+    SearchIndex.build(tmp_path, items, v)
+    idx = SearchIndex.open(tmp_path)
+    probs = {"dress": 0.9, "skirt": 0.1}
+    assert {300, 301}.isdisjoint(h.product_id for h in idx.search(Query(q, "dress", 0.9, category_probs=probs)))
+    hits = idx.search(Query(q, "dress", 0.9, colour="red", colour_p=0.9, category_probs=probs), top_k=10)
+    assert {h.product_id for h in hits[:2]} == {300, 301} and "colour" in hits[0].matched
+
+
 def test_bench_index_only_flat_and_hnsw(tmp_path, capsys):
     """`sketchshop bench --index-only`: exact search below the HNSW threshold, the served HNSW above it."""
     import json
