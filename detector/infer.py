@@ -224,15 +224,16 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     """On a plain background, one product's box is its whole silhouette.
 
     A detector trained on street photos frames one shoe of a pair, a cap without its brim, a bag
-    without its handle. When the background is plain and every garment found inside the product
-    area is the strongest one's class (or overlaps it), the strongest box becomes that area and
+    without its handle, or a box far beyond the product. When the background is plain, the
+    strongest box and the product area lie mostly one inside the other, and every garment found
+    inside the area is the strongest one's class (or overlaps it), the strongest box becomes that area and
     the others inside it go. A flat-lay of several garments (other classes beside it) stays as found.
     """
     if not items or items[0]["whole_image"]:
         return items
     area = plain_background_box(image)
     top = items[0]
-    if area is None or _share_inside(top["box"], area) < 0.7:
+    if area is None or max(_share_inside(top["box"], area), _share_inside(area, top["box"])) < 0.7:
         return items
     inside, outside = [], []
     for it in items[1:]:

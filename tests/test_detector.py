@@ -381,6 +381,8 @@ def test_plain_background_product_takes_its_whole_silhouette():
     cap = _shop_shot([(100, 100, 300, 220, (30, 60, 160)), (100, 220, 360, 240, (30, 60, 160))])  # crown + brim
     (only,) = snap_to_product(cap, [_item((100, 100, 300, 222), "hat")])
     assert np.allclose(only["box"], (100, 100, 361, 241), atol=4)
+    (loose,) = snap_to_product(cap, [_item((20, 90, 380, 400), "hat")])  # a box far beyond the product
+    assert np.allclose(loose["box"], (100, 100, 361, 241), atol=4)
 
 
 def test_flat_lay_and_busy_backgrounds_stay_as_found():
