@@ -38,21 +38,28 @@ def _cache_path(root: Path, model_sha: str) -> Path:
     return root / f"describe-cache-{model_sha}.pkl"  # classifier and detector: either changing invalidates it
 
 
+def models_key() -> str:
+    """What the index's descriptions depend on: the describe code's version and both models' weights."""
+    from sketchshop.registry import sha256, weights_path
+
+    from .search import DESCRIBE_VERSION
+    return f"v{DESCRIBE_VERSION}-" + sha256(weights_path("classifier"))[:16] + sha256(weights_path("detector"))[:16]
+
+
 def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from catalog import open_catalog
     from sketchshop.images import load_image
-    from sketchshop.registry import sha256, weights_path
 
     from .index import Item, SearchIndex
-    from .search import DESCRIBE_VERSION, Searcher
+    from .search import Searcher
 
     catalog = catalog or open_catalog()
     searcher = searcher or Searcher.load(with_index=False, with_colorizer=False)
     root = Path(root or settings().data_dir / "index")
     root.mkdir(parents=True, exist_ok=True)
-    model_sha = f"v{DESCRIBE_VERSION}-" + sha256(weights_path("classifier"))[:16] + sha256(weights_path("detector"))[:16]
+    model_sha = models_key()
     cache_file = _cache_path(root, model_sha)
     cache = pickle.loads(cache_file.read_bytes()) if cache_file.is_file() else {}
     items, vectors, skipped, described = [], [], 0, 0

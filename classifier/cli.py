@@ -21,6 +21,12 @@ def cmd_train(args) -> int:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
         return 0
+    if args.sketch_head:
+        from .sketch_head import train_sketch_head
+        from sketchshop.registry import weights_path
+        print(train_sketch_head(TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir,
+                                            out=args.out), weights_path("classifier", args.sketch_head_of)))
+        return 0
     if args.average:
         from .train import average
         print(average(TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir,
@@ -82,6 +88,10 @@ def register(cli) -> None:
     p.add_argument("--average", metavar="W1,W2",
                    help="no training: write the uniform weight average of these classifiers (same backbone) into "
                         "--out, evaluated like a trained model")
+    p.add_argument("--sketch-head", action="store_true",
+                   help="no network training: train only the category head for drawings (outline doodles, XDoG "
+                        "drawings, studio sketches) on the frozen network of --sketch-head-of, written to --out")
+    p.add_argument("--sketch-head-of", metavar="W", help="with --sketch-head: the weights (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")

@@ -51,6 +51,7 @@ class Classifier:
         # Label smoothing leaves the category head underconfident; dividing its logits by a temperature
         # fitted on validation photos makes category_p a calibrated probability (card: "Calibration").
         self.temperature = float(self.meta.get("category_temperature", 1.0))
+        self.sketch_temperature = float(self.meta.get("sketch_temperature", 1.0))
         self.embed_dim = model.embed[-1].out_features
 
     @classmethod
@@ -65,7 +66,8 @@ class Classifier:
             raise UserError(f"{p}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
         if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):
             raise UserError(f"{p}: trained for another vocabulary; retrain with `sketchshop train classifier`")
-        model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"])
+        model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"],
+                           sketch_head="sketch_category.base.weight" in ck["state_dict"])
         try:
             model.load_state_dict(ck["state_dict"])
         except RuntimeError as e:
@@ -110,7 +112,11 @@ class Classifier:
                 priors: list | None = None) -> list[dict]:
         """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
 
-        `kind`: one for all images, or one per image (a sketch and its colourised image in one batch).
+        `kind`: one for all images, or one per image (a sketch and its colourised image in one batch);
+        drawings ("sketch") take the sketch head's category when the model has one.
+        `hints`: per image None or an RGBA hint layer. An image with hints takes its colour from them
+        (a sketch, or the colouriser's image of it), a photo without them its measured colour, and a
+        sketch without them has none.
         `priors`: per image None or {coarse category: p} from another model (the detector); the
         category distribution is multiplied by it and renormalised (a product of experts).
         """
@@ -126,12 +132,17 @@ class Classifier:
         hints = hints or [None] * len(ims)
         side, tasks = [], {}
         for im, k, h in zip(ims, kinds, hints):
-            if k == "photo":
+            if h is not None:  # one hint layer shared by several images is read once
+                side.append(tasks.setdefault(id(h), functools.partial(hint_colour, h)))
+            elif k == "photo":
                 side.append(functools.partial(measured_colour, im) if self.colour_mode != "head" else None)
-            else:  # one hint layer shared by several drawings is read once
-                side.append(None if h is None else tasks.setdefault(id(h), functools.partial(hint_colour, h)))
+            else:
+                side.append(None)
         out, colours = self._forward(ims, side=side)
         pc = (out["category"] / self.temperature).softmax(1)
+        if "category_sketch" in out:  # drawings have their own category head (classifier/sketch_head.py)
+            drawn = torch.tensor([k == "sketch" for k in kinds])
+            pc[drawn] = (out["category_sketch"][drawn] / self.sketch_temperature).softmax(1)
         for i, prior in enumerate(priors or []):
             if prior:
                 q = pc[i] * torch.tensor([prior.get(vocab.FINE_TO_COARSE[c], 0.0) for c in vocab.FINE_CATEGORIES])
@@ -144,7 +155,7 @@ class Classifier:
         for i in range(len(ims)):
             v, j = pc[i].topk(min(topk, pc.shape[1]))
             cat = vocab.FINE_CATEGORIES[int(j[0])]
-            colour, colour_p = self._colour(pcol[i], kinds[i], colours[i])
+            colour, colour_p = self._colour(pcol[i], hints[i] is not None or kinds[i] == "sketch", colours[i])
             attrs = {}
             for a in vocab.attributes_for(cat):
                 q = pat[a][i]
@@ -155,9 +166,9 @@ class Classifier:
                         "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
         return res
 
-    def _colour(self, p_head: torch.Tensor, kind: str, found) -> tuple[str | None, float]:
-        """`found`: hint_colour() of a sketch's hints, or measured_colour() of a photo (None: not measured)."""
-        if kind == "sketch":
+    def _colour(self, p_head: torch.Tensor, hinted: bool, found) -> tuple[str | None, float]:
+        """`found`: hint_colour() of the hints, or measured_colour() of a photo (None: not measured)."""
+        if hinted:
             if found is None:  # an uncoloured line drawing has no colour to report
                 return None, 0.0
             return found[0], round(float(found[1]), 4)

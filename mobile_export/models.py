@@ -122,7 +122,9 @@ class ClassifierTarget(Target):
 
     @property
     def output_names(self):
-        return ("category", "colour", *(f"attr_{a}" for a in vocab.ATTRIBUTES), "embedding")
+        drawn = getattr(getattr(self, "net", None), "sketch_category", None) is not None
+        return ("category", "colour", *(f"attr_{a}" for a in vocab.ATTRIBUTES),
+                *(("category_sketch",) if drawn else ()), "embedding")  # the embedding last: see compare_*
 
     def load(self, weights):
         import torch
@@ -139,7 +141,7 @@ class ClassifierTarget(Target):
             with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
                 clf = Classifier.load(path)
             self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
-            self.temperature = clf.temperature
+            self.temperature, self.sketch_temperature = clf.temperature, clf.sketch_temperature
             self.source = self._source(path, {"backbone": self.net.backbone_name,
                                               "trained": {k: clf.meta[k] for k in ("trained", "train_seconds", "val_category_top1")
                                                           if k in clf.meta}})
@@ -199,6 +201,11 @@ class ClassifierTarget(Target):
             spec.append({"name": f"attr_{a.name}", "shape": [1, len(a.values)], "dtype": "float32",
                          "meaning": f"logits over labels.attributes.{a.name}; meaningful only for categories "
                                     f"{list(a.applies_to)}"})
+        if "category_sketch" in self.output_names:
+            spec.append({"name": "category_sketch", "shape": [1, len(vocab.FINE_CATEGORIES)], "dtype": "float32",
+                         "meaning": ("logits over labels.category for a drawing (the user's sketch): use them instead "
+                                     f"of `category` for drawings; softmax(logits / {self.sketch_temperature}) gives "
+                                     "calibrated probabilities")})
         spec.append({"name": "embedding", "shape": [1, int(self.net.embed[-1].out_features)], "dtype": "float32",
                      "meaning": "L2-normalised search embedding shared by photos and sketches; rank catalogue "
                                 "items by dot product (the server's index uses the same space)"})

@@ -87,6 +87,8 @@ def models_present() -> list[str]:
 
 
 def index_is_current(n_products: int) -> bool:
+    """The live index holds every product, described by the models and code there are now."""
+    from catalog.search_cli import models_key
     cur = settings().data_dir / "index" / "CURRENT"
     if not cur.is_file():
         return False
@@ -94,7 +96,7 @@ def index_is_current(n_products: int) -> bool:
         info = json.loads((cur.parent / "builds" / cur.read_text().strip() / "build.json").read_text())
     except (OSError, ValueError):
         return False
-    return info.get("n") == n_products
+    return info.get("n") == n_products and info.get("model") == models_key()
 
 
 def demo(args) -> int:

@@ -406,6 +406,46 @@ def test_kinds_per_image_match_separate_calls(clf):
         clf.predict([photo], kind=None)
 
 
+def test_sketch_head_reads_drawings_and_leaves_photos_alone(weights, clf):
+    """With a sketch head, drawings take its category; a photo's category, colour and every embedding stay."""
+    from classifier import Classifier
+    from classifier.model import SketchHead
+    ck = torch.load(weights, weights_only=True)
+    head = SketchHead(ck["state_dict"]["category.weight"].shape[1], len(vocab.FINE_CATEGORIES))
+    with torch.no_grad():
+        head.fix[2].bias[vocab.FINE_CATEGORIES.index("bag")] = 50.0  # a head that calls every drawing a bag
+    ck["state_dict"].update({f"sketch_category.{k}": v for k, v in head.state_dict().items()})
+    p = weights.parent / "with-sketch-head.pt"
+    torch.save(ck, p)
+    drawn = Classifier.load(p)
+    sketch = Image.new("RGB", (120, 160), "white")
+    ImageDraw.Draw(sketch).rectangle((30, 20, 90, 140), outline="black", width=3)
+    photo = garment()
+    new, old = drawn.predict([sketch, photo], kind=["sketch", "photo"]), clf.predict([sketch, photo], kind=["sketch", "photo"])
+    assert new[0]["category"] == "bag" != old[0]["category"]
+    assert new[1]["topk"] == old[1]["topk"] and new[1]["colour"] == old[1]["colour"]
+    for a, b in zip(new, old):
+        assert np.allclose(a["embedding"], b["embedding"], atol=1e-4)
+
+
+def test_fit_head_learns_what_the_photo_head_gets_wrong():
+    """fit_head starts from the photo head (left untouched) and learns the drawings' own labels."""
+    from classifier.sketch_head import fit_head
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(800, 32, generator=g)
+    y = torch.where(x[:, 0] > 0, 3, 0)
+    base = torch.nn.Linear(32, len(vocab.FINE_CATEGORIES))
+    with torch.no_grad():
+        base.weight.zero_()
+        base.bias.zero_()
+        base.bias[5] = 2.0  # the photo head calls everything class 5
+    head = fit_head(base, x, y, epochs=40)
+    with torch.no_grad():
+        assert float((base(x).argmax(1) == y).float().mean()) == 0.0
+        assert float((head(x).argmax(1) == y).float().mean()) > 0.85
+    assert float(base.bias[5]) == 2.0 and head.base.weight is not base.weight
+
+
 # ---------------------------------------------------------------- street crops (training data)
 
 def test_street_labels_follow_the_vocabulary_or_keep_only_the_coarse_class():

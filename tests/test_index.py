@@ -123,3 +123,16 @@ def test_bench_index_only_flat_and_hnsw(tmp_path, capsys):
     assert (tmp_path / "b.md").is_file()
     assert main(["bench", "--index-only", "--index-sizes", "10,x"]) == 2
     assert "--index-sizes" in capsys.readouterr().err
+
+
+def test_demo_rebuilds_an_index_made_by_other_models(data_dir):
+    """`sketchshop demo` keeps an index only if it holds every product and was described by today's models."""
+    from catalog.search_cli import models_key
+    from sketchshop.demo import index_is_current
+    rng = np.random.default_rng(4)
+    root = data_dir / "index"
+    assert not index_is_current(10)
+    SearchIndex.build(root, _items(10, rng), _vecs(10, 8, rng), info={"model": models_key()})
+    assert index_is_current(10) and not index_is_current(11)
+    SearchIndex.build(root, _items(10, rng), _vecs(10, 8, rng), info={"model": "v1-older-weights"})
+    assert not index_is_current(10)
