@@ -32,6 +32,7 @@ from .model import GarmentNet, SketchHead
 
 log = logging.getLogger(__name__)
 WHITE = (255, 255, 255)
+RECIPE = {"epochs": 10, "lr": 1e-3, "weight_decay": 0.05, "dropout": 0.2, "label_smoothing": 0.1}
 
 
 def _training_drawings(args) -> list[np.ndarray]:
@@ -55,16 +56,17 @@ def _features(model: GarmentNet, images: list[np.ndarray], desc: str, batch: int
 
 def drawing_set(cfg, size: int) -> tuple[list[np.ndarray], list[int]]:
     """Training drawings (letterboxed arrays) and their fine category indices."""
+    from tqdm import tqdm
+
+    from .doodle import doodle
     from .studio_data import load_studio
     from .train import _real_items
-    from tqdm import tqdm
     photos = _real_items(cfg, "train")
     with Pool(2) as pool:
         jobs = pool.imap(_training_drawings, [(i, it.image, size) for i, it in enumerate(photos)], chunksize=16)
         drawn = list(tqdm(jobs, total=len(photos), desc="drawing the training photos", unit="photo", mininterval=10))
     images = [a for ds in drawn for a in ds]
     labels = [it.category for it, ds in zip(photos, drawn) for _ in ds]
-    from .doodle import doodle
     rng = random.Random(cfg.seed + 7)
     for it in load_studio(cfg)[0]:
         for d in (it.sketch, doodle(it.mask, rng)):
@@ -74,8 +76,8 @@ def drawing_set(cfg, size: int) -> tuple[list[np.ndarray], list[int]]:
     return images, labels
 
 
-def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, lr: float = 1e-3,
-             weight_decay: float = 0.05, dropout: float = 0.2, smoothing: float = 0.1, seed: int = 0) -> SketchHead:
+def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+             weight_decay: float, dropout: float, label_smoothing: float, seed: int = 0) -> SketchHead:
     torch.manual_seed(seed)
     head = SketchHead(base.in_features, base.out_features)
     head.base.load_state_dict(base.state_dict())
@@ -83,7 +85,7 @@ def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs:
     for _ in range(epochs):
         head.train()
         for j in torch.randperm(len(x)).split(256):
-            loss = F.cross_entropy(head(F.dropout(x[j], dropout)), y[j], label_smoothing=smoothing)
+            loss = F.cross_entropy(head(F.dropout(x[j], dropout)), y[j], label_smoothing=label_smoothing)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -97,8 +99,8 @@ def _scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
             "coarse_top1": round(float((coarse[pred] == coarse[y]).float().mean()), 4)}
 
 
-def train_sketch_head(cfg, weights: Path, epochs: int = 10) -> Path:
-    """Add (or replace) the sketch head of `weights`; write the result, its metrics and a card note into cfg.out."""
+def train_sketch_head(cfg, weights: Path) -> Path:
+    """Add (or replace) the sketch head of `weights`; write the result and its metrics into cfg.out."""
     from .report import fit_temperature
     from .studio_data import real_doodle_items, real_sketch_items
     from .train import _real_items
@@ -124,7 +126,7 @@ def train_sketch_head(cfg, weights: Path, epochs: int = 10) -> Path:
         with atomic_write(cache, "wb") as f:
             torch.save(feats, f)
     x, y = feats["train"]
-    head = fit_head(model.category, x, y, epochs=epochs, seed=cfg.seed)
+    head = fit_head(model.category, x, y, **RECIPE, seed=cfg.seed)
     metrics, val_logits, val_y = {}, [], []
     with torch.no_grad():
         for name in ("xdog_drawings", "outline_doodles"):
@@ -136,10 +138,9 @@ def train_sketch_head(cfg, weights: Path, epochs: int = 10) -> Path:
     cal = fit_temperature(torch.cat(val_logits), torch.cat(val_y))
     ck["state_dict"] = {k: v.contiguous() for k, v in {**sd, **{f"sketch_category.{k}": v for k, v in
                                                                 head.state_dict().items()}}.items()}
-    recipe = {"drawings": len(y), "hidden": head.fix[0].out_features, "epochs": epochs, "lr": 1e-3,
-              "weight_decay": 0.05, "dropout": 0.2,
-              "label_smoothing": 0.1, "seed": cfg.seed, "studio_n": cfg.studio_n, "data": str(cfg.data),
-              "from_weights_sha256": sha256(weights), "seconds": round(time.time() - t0)}
+    recipe = {"drawings": len(y), "hidden": head.fix[0].out_features, **RECIPE, "seed": cfg.seed,
+              "studio_n": cfg.studio_n, "data": str(cfg.data), "from_weights_sha256": sha256(weights),
+              "seconds": round(time.time() - t0)}
     ck["meta"] = {**ck.get("meta", {}), "sketch_temperature": cal["temperature"],
                   "sketch_head": {"recipe": recipe, "validation": metrics, "calibration": cal}}
     out = Path(cfg.out)

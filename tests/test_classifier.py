@@ -430,7 +430,7 @@ def test_sketch_head_reads_drawings_and_leaves_photos_alone(weights, clf):
 
 def test_fit_head_learns_what_the_photo_head_gets_wrong():
     """fit_head starts from the photo head (left untouched) and learns the drawings' own labels."""
-    from classifier.sketch_head import fit_head
+    from classifier.sketch_head import RECIPE, fit_head
     g = torch.Generator().manual_seed(0)
     x = torch.randn(800, 32, generator=g)
     y = torch.where(x[:, 0] > 0, 3, 0)
@@ -439,7 +439,7 @@ def test_fit_head_learns_what_the_photo_head_gets_wrong():
         base.weight.zero_()
         base.bias.zero_()
         base.bias[5] = 2.0  # the photo head calls everything class 5
-    head = fit_head(base, x, y, epochs=40)
+    head = fit_head(base, x, y, **{**RECIPE, "epochs": 40})
     with torch.no_grad():
         assert float((base(x).argmax(1) == y).float().mean()) == 0.0
         assert float((head(x).argmax(1) == y).float().mean()) > 0.85
