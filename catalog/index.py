@@ -283,7 +283,7 @@ class SearchIndex:
         if q.shape[0] != self.dim:
             raise UserError(f"query embedding has {q.shape[0]} dimensions, the index {self.dim}")
         ids, sims = self._candidates(q, max(top_k * 10, 100), filters)
-        ids, sims = self._with_likely_categories(q, ids, sims, query, max(top_k * 10, 100), filters)
+        ids, sims = self._with_likely_matches(q, ids, sims, query, max(top_k * 10, 100), filters)
         score = WEIGHTS["similarity"] * sims.astype(np.float64) + WEIGHTS["category"] * self._category_term(query, ids) \
             + WEIGHTS["colour"] * _agree(query.colour_p if query.colour else 0.0, self._colour[ids] == query.colour) \
             + WEIGHTS["attributes"] * self._attribute_term(query, ids)
@@ -328,7 +328,7 @@ class SearchIndex:
         if query.colour and it.colour == query.colour:
             matched.append("colour")
         return matched + [a for a, (v, _) in query.attributes.items() if it.attributes.get(a) == v]
-    def _with_likely_categories(self, q, ids, sims, query: Query, k: int, filters: Filters):
+    def _with_likely_matches(self, q, ids, sims, query: Query, k: int, filters: Filters):
         """Add the nearest items of each likely coarse category (p >= 0.2), and of that category in
         the query's colour, to the candidates.
 

@@ -130,14 +130,13 @@ class Classifier:
             return []
         ims = [_as_image(im) for im in images]
         hints = hints or [None] * len(ims)
+        hinted = [h is not None or k == "sketch" for k, h in zip(kinds, hints)]  # colour from hints, or none
         side, tasks = [], {}
-        for im, k, h in zip(ims, kinds, hints):
-            if h is not None:  # one hint layer shared by several images is read once
-                side.append(tasks.setdefault(id(h), functools.partial(hint_colour, h)))
-            elif k == "photo":
-                side.append(functools.partial(measured_colour, im) if self.colour_mode != "head" else None)
+        for im, h, from_hints in zip(ims, hints, hinted):
+            if from_hints:  # one hint layer shared by several images is read once
+                side.append(None if h is None else tasks.setdefault(id(h), functools.partial(hint_colour, h)))
             else:
-                side.append(None)
+                side.append(functools.partial(measured_colour, im) if self.colour_mode != "head" else None)
         out, colours = self._forward(ims, side=side)
         pc = (out["category"] / self.temperature).softmax(1)
         if "category_sketch" in out:  # drawings have their own category head (classifier/sketch_head.py)
@@ -155,7 +154,7 @@ class Classifier:
         for i in range(len(ims)):
             v, j = pc[i].topk(min(topk, pc.shape[1]))
             cat = vocab.FINE_CATEGORIES[int(j[0])]
-            colour, colour_p = self._colour(pcol[i], hints[i] is not None or kinds[i] == "sketch", colours[i])
+            colour, colour_p = self._colour(pcol[i], hinted[i], colours[i])
             attrs = {}
             for a in vocab.attributes_for(cat):
                 q = pat[a][i]

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sketchshop import vocab
 from sketchshop.files import atomic_write
 from sketchshop.registry import DEFAULT_WEIGHTS, sha256
 
@@ -93,7 +92,9 @@ def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs:
 
 
 def _scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
-    coarse = torch.tensor([vocab.COARSE_CATEGORIES.index(vocab.FINE_TO_COARSE[c]) for c in vocab.FINE_CATEGORIES])
+    """Fine top-1, and coarse top-1 of the top fine class (as `sketchshop eval classifier` judges it)."""
+    from .train import _GROUPS
+    coarse = _GROUPS.argmax(0)
     pred = logits.argmax(1)
     return {"top1": round(float((pred == y).float().mean()), 4),
             "coarse_top1": round(float((coarse[pred] == coarse[y]).float().mean()), 4)}
