@@ -42,6 +42,13 @@ def garment(colour=(200, 30, 35), bg=(120, 120, 120), size=(120, 160)) -> Image.
     return im
 
 
+def drawing() -> Image.Image:
+    """A black outline on white, as a user draws it."""
+    im = Image.new("RGB", (120, 160), "white")
+    ImageDraw.Draw(im).rectangle((30, 20, 90, 140), outline="black", width=3)
+    return im
+
+
 def test_predict_shapes_and_norm(clf):
     ims = [garment(), garment((40, 100, 200)).convert("L"), garment().convert("RGBA")]
     out = clf.predict(ims, kind="photo", topk=3)
@@ -388,8 +395,7 @@ def test_fit_temperature_recovers_the_temperature_of_sampled_labels():
 
 def test_kinds_per_image_match_separate_calls(clf):
     """A sketch and a photo in one batch give what two separate calls give (colour from hints for the sketch)."""
-    sketch = Image.new("RGB", (120, 160), "white")
-    ImageDraw.Draw(sketch).rectangle((30, 20, 90, 140), outline="black", width=3)
+    sketch = drawing()
     hints = Image.new("RGBA", sketch.size, (0, 0, 0, 0))
     ImageDraw.Draw(hints).ellipse((50, 60, 70, 80), fill=(30, 60, 200, 255))
     photo = garment()
@@ -418,8 +424,7 @@ def test_sketch_head_reads_drawings_and_leaves_photos_alone(weights, clf):
     p = weights.parent / "with-sketch-head.pt"
     torch.save(ck, p)
     drawn = Classifier.load(p)
-    sketch = Image.new("RGB", (120, 160), "white")
-    ImageDraw.Draw(sketch).rectangle((30, 20, 90, 140), outline="black", width=3)
+    sketch = drawing()
     photo = garment()
     new, old = drawn.predict([sketch, photo], kind=["sketch", "photo"]), clf.predict([sketch, photo], kind=["sketch", "photo"])
     assert new[0]["category"] == "bag" != old[0]["category"]
