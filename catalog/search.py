@@ -24,7 +24,7 @@ from .index import Filters, Query, SearchIndex
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_VERSION = 5  # part of the index builder's cache key: bump when describe_photo changes
+DESCRIBE_VERSION = 6  # part of the index builder's cache key: bump when describe_photo changes
 
 
 @dataclass
@@ -105,8 +105,8 @@ class Searcher:
         with timer.stage("detect"):
             found = self.detector.predict(image)
         with timer.stage("classify"):
-            crops, priors = classifier_inputs(image, found)
-            preds = self.classifier.predict(crops, kind="photo", priors=priors) if found else []
+            crops, priors, boxes = classifier_inputs(image, found)
+            preds = self.classifier.predict(crops, kind="photo", priors=priors, boxes=boxes) if found else []
         return [Described([float(v) for v in f["box"]], bool(f.get("whole_image")), f.get("category"),
                           f.get("confidence"), p, f["crop"]) for f, p in zip(found, preds)]
 

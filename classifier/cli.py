@@ -133,15 +133,35 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: PNG doodles and labels.csv")
 
+    p = cli.command("worn", cmd_worn, group="dataset",
+                    help="crops of garments worn in street photos, labelled with the colour of their annotated "
+                         "pixels (a colour validation set for `eval classifier`)")
+    p.add_argument("--coco", required=True,
+                   help="COCO json with mask_file label maps and fine_label_names (Clothing Co-Parsing)")
+    p.add_argument("--held-out", action="store_true", help="only the detector's held-out photos")
+    p.add_argument("--out", required=True, help="output folder: JPEG crops and labels.csv (file, category, colour)")
+
+
+def _held_out(args) -> set | None:
+    """The detector's held-out photo ids of --coco when --held-out is given (else every photo)."""
+    if not (args.held_out and args.coco):
+        return None
+    from detector.data import split_ids
+    from sketchshop.datasets import read_coco
+    return set(split_ids(sorted(im.id for im in read_coco(args.coco)))[1])
+
 
 def cmd_doodles(args) -> int:
     import json
     from .doodle import doodle_dataset
-    ids = None
-    if args.held_out:
-        from detector.data import split_ids
-        from sketchshop.datasets import read_coco
-        ids = set(split_ids(sorted(im.id for im in read_coco(args.coco)))[1])
-    print(json.dumps(doodle_dataset(args.out, imagefolder=args.imagefolder, coco=args.coco, ids=ids, seed=args.seed)))
+    print(json.dumps(doodle_dataset(args.out, imagefolder=args.imagefolder, coco=args.coco, ids=_held_out(args),
+                                    seed=args.seed)))
+    return 0
+
+
+def cmd_worn(args) -> int:
+    import json
+    from .street import worn_dataset
+    print(json.dumps(worn_dataset(args.out, args.coco, ids=_held_out(args))))
     return 0
 

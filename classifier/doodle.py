@@ -122,13 +122,11 @@ def doodle_dataset(out_dir, *, imagefolder=None, coco=None, ids=None, seed: int 
     than `min_side` px are skipped: nobody doodles a ring.
     """
     import csv
-    import json
     from pathlib import Path
 
     from PIL import Image
     from tqdm import tqdm
 
-    from sketchshop import vocab
     from sketchshop.datasets import read_imagefolder
     from sketchshop.errors import UserError
     from sketchshop.files import atomic_write
@@ -153,29 +151,15 @@ def doodle_dataset(out_dir, *, imagefolder=None, coco=None, ids=None, seed: int 
                 continue
             save(d, f"{s.path.parent.name}_{s.path.stem}.png", s.category)
     elif coco:
-        coco = Path(coco)
-        try:
-            data = json.loads(coco.read_text())
-            names, cats = data["fine_label_names"], {c["id"]: c["name"] for c in data["categories"]}
-        except (OSError, ValueError, KeyError) as e:
-            raise UserError(f"{coco}: not a COCO json with fine_label_names and mask_file ({e})") from None
-        images = {im["id"]: im for im in data["images"] if ids is None or im["id"] in ids}
-        boxes = sorted((a for a in data["annotations"] if a["image_id"] in images), key=lambda a: a["image_id"])
-        labels, labels_of = None, None
-        for a in tqdm(boxes, desc="doodles", unit="box"):
-            im = images[a["image_id"]]
-            x, y, w, h = (int(round(v)) for v in a["bbox"])
-            if max(w, h) < min_side or a.get("fine_label") not in names:
-                skipped += 1
-                continue
-            if labels_of != im["id"]:  # one label map per photo, however many garments it has
-                labels, labels_of = np.asarray(Image.open(coco.parent / im["mask_file"])), im["id"]
-            mask = (labels[y:y + h, x:x + w] == names.index(a["fine_label"])).astype(np.uint8) * 255
-            d = doodle(np.pad(mask, max(w, h) // 8), rng)
+        from .street import masked_garments
+        for im, a, category, mask in masked_garments(coco, ids, "doodles"):
+            w, h = a["bbox"][2:]
+            d = None if mask is None or max(w, h) < min_side else \
+                doodle(np.pad(mask.astype(np.uint8) * 255, round(max(w, h)) // 8), rng)
             if d is None:
                 skipped += 1
                 continue
-            save(d, f"{im['id']:04d}_{a['id']}.png", vocab.coarse(cats[a["category_id"]]))
+            save(d, f"{im['id']:04d}_{a['id']}.png", category)
     else:
         raise UserError("give --imagefolder or --coco")
     with atomic_write(out / "labels.csv") as f:

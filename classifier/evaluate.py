@@ -118,8 +118,8 @@ def _detect_and_classify(clf, detector, im, domain, hint=None) -> tuple[list[dic
     """The search's photo path: every garment found, cropped and given the detector's prior as the search does."""
     from detector.infer import classifier_inputs
     found = detector.predict(im)
-    crops, priors = classifier_inputs(im, found)
-    return found, clf.predict(crops, kind=domain, hints=[hint] * len(found), priors=priors)
+    crops, priors, boxes = classifier_inputs(im, found)
+    return found, clf.predict(crops, kind=domain, hints=[hint] * len(found), priors=priors, boxes=boxes)
 
 
 def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:

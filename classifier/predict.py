@@ -109,7 +109,7 @@ class Classifier:
         return self._forward([_as_image(im) for im in images])[0]["embedding"].numpy().astype(np.float32)
 
     def predict(self, images: list, kind: str | list[str] = "photo", hints: list | None = None, topk: int = 3,
-                priors: list | None = None) -> list[dict]:
+                priors: list | None = None, boxes: list | None = None) -> list[dict]:
         """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
 
         `kind`: one for all images, or one per image (a sketch and its colourised image in one batch);
@@ -119,9 +119,11 @@ class Classifier:
         sketch without them has none.
         `priors`: per image None or {coarse category: p} from another model (the detector); the
         category distribution is multiplied by it and renormalised (a product of experts).
+        `boxes`: per image None or the garment's (x1, y1, x2, y2) in it (a detected garment cropped with
+        context); a photo's colour is measured in that box (`colour.measured_colour`).
         """
         kinds = list(kind) if isinstance(kind, (list, tuple)) else [kind] * len(images)
-        for name, extra in (("kinds", kinds), ("hint layers", hints), ("priors", priors)):
+        for name, extra in (("kinds", kinds), ("hint layers", hints), ("priors", priors), ("boxes", boxes)):
             if extra is not None and len(extra) != len(images):
                 raise UserError(f"{len(extra)} {name} for {len(images)} images")
         for k in kinds:
@@ -130,13 +132,14 @@ class Classifier:
             return []
         ims = [_as_image(im) for im in images]
         hints = hints or [None] * len(ims)
+        boxes = boxes or [None] * len(ims)
         hinted = [h is not None or k == "sketch" for k, h in zip(kinds, hints)]  # colour from hints, or none
         side, tasks = [], {}
-        for im, h, from_hints in zip(ims, hints, hinted):
+        for im, h, from_hints, box in zip(ims, hints, hinted, boxes):
             if from_hints:  # one hint layer shared by several images is read once
                 side.append(None if h is None else tasks.setdefault(id(h), functools.partial(hint_colour, h)))
             else:
-                side.append(functools.partial(measured_colour, im) if self.colour_mode != "head" else None)
+                side.append(functools.partial(measured_colour, im, box=box) if self.colour_mode != "head" else None)
         out, colours = self._forward(ims, side=side)
         pc = (out["category"] / self.temperature).softmax(1)
         if "category_sketch" in out:  # drawings have their own category head (classifier/sketch_head.py)

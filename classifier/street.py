@@ -80,3 +80,70 @@ def load_street(coco_json, split: str = "train", images_dir=None) -> list[D.Item
             out.append(D.Item(np.asarray(im), fine, coarse=coarse, source="street"))
     log.info("%d street crops (%s), %d boxes under %d px skipped", len(out), split, skipped, MIN_SIDE)
     return out
+
+
+def masked_garments(coco, ids=None, desc: str = "garments"):
+    """(photo record, annotation, coarse category, the garment's pixels in its box as a bool mask) for every
+    box of a COCO json whose images name a `mask_file` label map with `fine_label_names` (Clothing
+    Co-Parsing): a person's annotation of the garment, not a segmenter's guess. The mask is None when the
+    box's fine label is not in the list. `ids`: only these image ids (e.g. the detector's held-out photos)."""
+    from tqdm import tqdm
+    coco = Path(coco)
+    try:
+        data = json.loads(coco.read_text())
+        names, cats = data["fine_label_names"], {c["id"]: c["name"] for c in data["categories"]}
+        images = {im["id"]: im for im in data["images"] if ids is None or im["id"] in ids}
+        boxes = sorted((a for a in data["annotations"] if a["image_id"] in images), key=lambda a: a["image_id"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{coco}: not a COCO json with fine_label_names and mask_file ({e})") from None
+    labels, labels_of = None, None
+    for a in tqdm(boxes, desc=desc, unit="box"):
+        im = images[a["image_id"]]
+        if labels_of != im["id"]:  # one label map per photo, however many garments it has
+            try:
+                labels, labels_of = np.asarray(Image.open(coco.parent / im["mask_file"])), im["id"]
+            except (OSError, KeyError) as e:
+                raise UserError(f"{coco}: image {im['id']}: no readable mask_file ({e})") from None
+        x, y, w, h = (int(round(v)) for v in a["bbox"])
+        mask = labels[y:y + h, x:x + w] == names.index(a["fine_label"]) if a.get("fine_label") in names else None
+        yield im, a, vocab.coarse(cats[a["category_id"]]), mask
+
+
+def worn_dataset(out_dir, coco, ids=None, min_side: int = 48) -> dict:
+    """Crops of annotated garments as the search crops them, with a labels CSV (file, category, colour)
+    for `sketchshop eval classifier [--detect]`: colour on a person, where the border model's foreground
+    also holds skin, hair and the other garments. The colour label is the name of the dominant colour of
+    the garment's own annotated pixels, measured like the product measures (`colour.measured_colour`
+    with the mask), so it tests which pixels are read, not how they are named."""
+    import csv
+
+    from detector.infer import CLASSIFY_MARGIN, crop_rect
+    from sketchshop.files import atomic_write
+
+    from .colour import dominant_colour
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root, rows, skipped, photo, photo_of = Path(coco).parent, [], 0, None, None
+    for im, a, category, mask in masked_garments(coco, ids, "worn garments"):
+        x, y, w, h = (int(round(v)) for v in a["bbox"])
+        if mask is None or max(w, h) < min_side or mask.sum() < min_side ** 2 / 4:
+            skipped += 1
+            continue
+        if photo_of != im["id"]:
+            try:
+                photo, photo_of = Image.open(root / im["file_name"]).convert("RGB"), im["id"]
+            except OSError as e:
+                raise UserError(f"{root / im['file_name']}: cannot read ({e})") from None
+        c = crop_rect(photo.size, (x, y, x + w, y + h), CLASSIFY_MARGIN)
+        piece = photo.crop(c)
+        inside = np.zeros((c[3] - c[1], c[2] - c[0]), bool)
+        inside[y - c[1]: y - c[1] + h, x - c[0]: x - c[0] + w] = mask
+        colour, _ = dominant_colour(piece, inside)
+        name = f"{im['id']:04d}_{a['id']}.jpg"
+        piece.save(out / name, quality=95)
+        rows.append((name, category, colour))
+    with atomic_write(out / "labels.csv") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "category", "colour"])
+        w.writerows(rows)
+    return {"garments": len(rows), "skipped": skipped, "labels": str(out / "labels.csv")}

@@ -244,14 +244,17 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     return [dict(top, box=list(area))] + outside
 
 
-def crop(image: Image.Image, box, margin: float = CROP_MARGIN) -> Image.Image:
+def crop_rect(size: tuple[int, int], box, margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
+    """The pixel rectangle `crop` cuts: `box` grown by `margin` of its sides each way, inside the image."""
     x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-    W, H = image.size
+    W, H = size
     c = (max(0, int(x1 - mx)), max(0, int(y1 - my)), min(W, int(np.ceil(x2 + mx))), min(H, int(np.ceil(y2 + my))))
-    if c[2] <= c[0] or c[3] <= c[1]:
-        return image.copy()
-    return image.crop(c)
+    return c if c[2] > c[0] and c[3] > c[1] else (0, 0, W, H)
+
+
+def crop(image: Image.Image, box, margin: float = CROP_MARGIN) -> Image.Image:
+    return image.crop(crop_rect(image.size, box, margin))
 
 
 def detector_prior(category: str | None, trust: float = DETECTOR_TRUST) -> dict[str, float] | None:
@@ -261,11 +264,21 @@ def detector_prior(category: str | None, trust: float = DETECTOR_TRUST) -> dict[
     return {c: trust if c == category else rest for c in vocab.COARSE_CATEGORIES}
 
 
-def classifier_inputs(image: Image.Image, found: list[dict]) -> tuple[list[Image.Image], list]:
-    """What the classifier sees of each found garment, and the detector's coarse prior for it."""
+def classifier_inputs(image: Image.Image, found: list[dict]) -> tuple[list[Image.Image], list, list]:
+    """What the classifier sees of each found garment, the detector's coarse prior for it, and
+    where in that crop the garment's box lies (None for the whole image): its colour is read there."""
     scene = len(found) >= SCENE_ITEMS
-    crops = [it["crop"] if it["whole_image"] else crop(image, it["box"], CLASSIFY_MARGIN) for it in found]
-    return crops, [detector_prior(it["category"]) if scene else None for it in found]
+    crops, boxes = [], []
+    for it in found:
+        if it["whole_image"]:
+            crops.append(it["crop"])
+            boxes.append(None)
+            continue
+        c = crop_rect(image.size, it["box"], CLASSIFY_MARGIN)
+        crops.append(image.crop(c))
+        x1, y1, x2, y2 = it["box"]
+        boxes.append((x1 - c[0], y1 - c[1], x2 - c[0], y2 - c[1]))
+    return crops, [detector_prior(it["category"]) if scene else None for it in found], boxes
 
 
 class Detector:

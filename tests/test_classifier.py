@@ -119,6 +119,27 @@ def test_measured_colour_of_garment_not_background():
     assert hint_colour(Image.new("RGBA", (32, 32), (0, 0, 0, 0))) is None
 
 
+def test_worn_garment_colour_is_read_in_its_box():
+    """On a person the border model's foreground is mostly not the garment: a detected red top between
+    black hair and black trousers is red in its box, black without it."""
+    from classifier.colour import dominant_colour, measured_colour
+    from sketchshop.vocab import name_colour
+    a = np.full((160, 120, 3), (150, 160, 150), np.uint8)  # street
+    a[10:150, 20:100] = (15, 15, 15)  # hair, trousers, jacket: the person
+    a[60:100, 35:85] = (200, 30, 35)  # the top the detector found
+    assert dominant_colour(a)[0] == "black"
+    assert name_colour(measured_colour(a, box=(35, 60, 85, 100))[0]) == "red"
+
+
+def test_whole_image_colour_reads_the_middle_not_the_rim():
+    """Shadows, hands and hangers join a garment at its rim: a blue garment inside a thick gray rim is blue."""
+    from classifier.colour import dominant_colour
+    a = np.full((140, 140, 3), 250, np.uint8)
+    a[20:120, 20:120] = (110, 110, 110)
+    a[36:104, 36:104] = (40, 90, 200)  # 68 x 68 blue inside a 16 px rim: the rim has more pixels
+    assert dominant_colour(a)[0] == "blue"
+
+
 def test_measured_colour_corrects_a_dim_photo_but_not_a_product_shot():
     """Phone photos are often underexposed: a navy shirt reads as black, a white one as gray."""
     from classifier.colour import dominant_colour, exposure_gain
@@ -541,8 +562,33 @@ def test_doodle_dataset_command(tmp_path, capsys):
     assert all(Image.open(out / r["file"]).size == (256, 256) for r in rows)
     bad = tmp_path / "plain.json"
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
-    assert main(["dataset", "doodles", "--coco", str(bad), "--out", str(tmp_path / "x")]) != 0
-    assert "fine_label_names" in capsys.readouterr().err
+    for command in ("doodles", "worn"):
+        assert main(["dataset", command, "--coco", str(bad), "--out", str(tmp_path / "x")]) != 0
+        assert "fine_label_names" in capsys.readouterr().err
+
+
+def test_worn_dataset_labels_the_colour_of_the_annotated_pixels(tmp_path, capsys):
+    """A navy coat over a white shirt on a black-haired person: each box is labelled by its own pixels."""
+    photo = np.full((200, 120, 3), (140, 150, 140), np.uint8)
+    labels = np.zeros((200, 120), np.uint8)
+    for (y0, y1, x0, x1), rgb, k in [((10, 190, 20, 100), (15, 15, 15), 1), ((60, 160, 25, 95), (25, 35, 95), 2),
+                                      ((70, 140, 50, 70), (245, 245, 245), 3)]:
+        photo[y0:y1, x0:x1], labels[y0:y1, x0:x1] = rgb, k
+    Image.fromarray(photo).save(tmp_path / "0001.jpg", quality=98)
+    Image.fromarray(labels).save(tmp_path / "0001.png")
+    coco = {"images": [{"id": 1, "file_name": "0001.jpg", "mask_file": "0001.png", "width": 120, "height": 200}],
+            "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "outerwear"}],
+            "fine_label_names": ["null", "hair", "coat", "shirt"],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [25, 60, 70, 100], "fine_label": "coat"},
+                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 70, 20, 70], "fine_label": "shirt"},
+                            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "fine_label": "bodysuit"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "worn"
+    assert main(["dataset", "worn", "--coco", str(tmp_path / "ann.json"), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 1  # label not in the list
+    rows = list(csv.DictReader((out / "labels.csv").open()))
+    assert [(r["category"], r["colour"]) for r in rows] == [("outerwear", "navy"), ("top", "white")]
+    assert Image.open(out / rows[1]["file"]).size == (28, 98)  # the box with the search's 20 % each way
 
 
 def test_average_refuses_foreign_or_mismatched_weights(weights, tmp_path, capsys):

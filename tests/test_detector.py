@@ -195,6 +195,19 @@ def test_whole_image_fallback_on_plain_product_shot(det):
     assert det.predict(blank, conf=1.0)[0]["box"] == [0.0, 0.0, 300.0, 300.0]
 
 
+def test_classifier_inputs_say_where_the_garment_lies_in_its_crop():
+    """The colour is read in the detected box, so the box must land on the same pixels of the crop."""
+    from detector.infer import CLASSIFY_MARGIN, classifier_inputs
+    im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 200, 3), np.uint8))
+    found = [{"box": [10.0, 40.0, 110.0, 240.0], "category": "top", "whole_image": False},
+             {"box": [0.0, 0.0, 200.0, 300.0], "category": None, "whole_image": True, "crop": im}]
+    crops, priors, boxes = classifier_inputs(im, found)
+    x1, y1, x2, y2 = boxes[0]
+    assert (x1, y1) == (10.0, 200 * CLASSIFY_MARGIN)  # the margin stops at the image's left edge
+    assert crops[0].crop((x1, y1, x2, y2)).tobytes() == im.crop((10, 40, 110, 240)).tobytes()
+    assert boxes[1] is None and crops[1] is im and priors == [None, None]
+
+
 def test_duplicates_suppressed_across_classes():
     from detector.infer import suppress_duplicates
 
