@@ -82,11 +82,12 @@ def load_street(coco_json, split: str = "train", images_dir=None) -> list[D.Item
     return out
 
 
-def masked_garments(coco, ids=None, desc: str = "garments"):
+def masked_garments(coco, ids=None, desc: str = "garments", root=None):
     """(photo record, annotation, coarse category, the garment's pixels in its box as a bool mask) for every
     box of a COCO json whose images name a `mask_file` label map with `fine_label_names` (Clothing
     Co-Parsing): a person's annotation of the garment, not a segmenter's guess. The mask is None when the
-    box's fine label is not in the list. `ids`: only these image ids (e.g. the detector's held-out photos)."""
+    box's fine label is not in the list. `ids`: only these image ids (e.g. the detector's held-out photos);
+    `root`: the folder the json's file names are relative to (default: the json's)."""
     from tqdm import tqdm
     coco = Path(coco)
     try:
@@ -96,12 +97,12 @@ def masked_garments(coco, ids=None, desc: str = "garments"):
         boxes = sorted((a for a in data["annotations"] if a["image_id"] in images), key=lambda a: a["image_id"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{coco}: not a COCO json with fine_label_names and mask_file ({e})") from None
-    labels, labels_of = None, None
+    labels, labels_of, root = None, None, Path(root or coco.parent)
     for a in tqdm(boxes, desc=desc, unit="box"):
         im = images[a["image_id"]]
         if labels_of != im["id"]:  # one label map per photo, however many garments it has
             try:
-                labels, labels_of = np.asarray(Image.open(coco.parent / im["mask_file"])), im["id"]
+                labels, labels_of = np.asarray(Image.open(root / im["mask_file"])), im["id"]
             except (OSError, KeyError) as e:
                 raise UserError(f"{coco}: image {im['id']}: no readable mask_file ({e})") from None
         x, y, w, h = (int(round(v)) for v in a["bbox"])
@@ -109,7 +110,7 @@ def masked_garments(coco, ids=None, desc: str = "garments"):
         yield im, a, vocab.coarse(cats[a["category_id"]]), mask
 
 
-def worn_dataset(out_dir, coco, ids=None, min_side: int = 48) -> dict:
+def worn_dataset(out_dir, coco, ids=None, min_side: int = 48, root=None) -> dict:
     """Crops of annotated garments as the search crops them, with a labels CSV (file, category, colour)
     for `sketchshop eval classifier [--detect]`: colour on a person, where the border model's foreground
     also holds skin, hair and the other garments. The colour label is the name of the dominant colour of
@@ -123,8 +124,8 @@ def worn_dataset(out_dir, coco, ids=None, min_side: int = 48) -> dict:
     from .colour import dominant_colour
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    root, rows, skipped, photo, photo_of = Path(coco).parent, [], 0, None, None
-    for im, a, category, mask in masked_garments(coco, ids, "worn garments"):
+    root, rows, skipped, photo, photo_of = Path(root or Path(coco).parent), [], 0, None, None
+    for im, a, category, mask in masked_garments(coco, ids, "worn garments", root):
         x, y, w, h = (int(round(v)) for v in a["bbox"])
         if mask is None or max(w, h) < min_side or mask.sum() < min_side ** 2 / 4:
             skipped += 1

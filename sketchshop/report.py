@@ -37,6 +37,8 @@ HEADLINES = (
     ("classifier", "category_top1", "classifier: category top-1 (photos)", 0.93, "ge"),
     ("classifier", "colour_top1", "classifier: colour top-1 (the photos with a colour label)", 0.80, "ge"),
     ("classifier", "ms_per_image_batch1", "classifier: ms per image, batch 1 (ONNX Runtime, 2 threads)", 10.0, "le"),
+    ("classifier-worn", "colour_top1", "classifier: colour top-1 of garments worn in the held-out street photos "
+     "(detector first)", None, None),
     ("sbir", "acc@1", "sketch -> photo retrieval acc@1", None, None),
     ("sbir", "acc@10", "sketch -> photo retrieval acc@10", None, None),
     ("detector", "map50", "detector: mAP50", 0.70, "ge"),
@@ -178,6 +180,19 @@ def sbir_inputs(data: Data, work: Path) -> tuple[Path, Path]:
     return sk, gal
 
 
+def worn_inputs(data: Data, work: Path, limit: int | None) -> tuple[Path, Path]:
+    """(crops dir, labels CSV) of `sketchshop dataset worn --coco ... --held-out`: the garments of the
+    detector's held-out street photos (`limit` of them, spread over the set)."""
+    from classifier.street import worn_dataset
+
+    from .datasets import read_labels_csv
+    d = work / "worn"
+    worn_dataset(d, data.coco, root=data.coco_images)  # data.coco holds the held-out photos only
+    if not limit:
+        return d, d / "labels.csv"
+    return d, _write_labels(_spread(read_labels_csv(d / "labels.csv", d), limit), d, work / f"worn-{limit}.csv")
+
+
 # ---------------------------------------------------------------- running the eval commands
 def run_command(run: Run) -> Run:
     """Parse `run.argv` with the real CLI and run that command's function here; read its JSON back."""
@@ -205,6 +220,10 @@ def plan(sections, data: Data, out: Path, work: Path, limit: int | None, picture
         runs.append(Run("classifier", ["eval", "classifier", "--images", str(data.photos), "--labels", str(data.labels_csv),
                                        "--json", str(j / "eval-classifier.json")],
                         j / "eval-classifier.json"))
+    if "classifier" in sections and data.source == "real" and data.coco:
+        runs.append(Run("classifier-worn", ["eval", "classifier", "--images", "{worn}", "--labels", "{worn_labels}",
+                                            "--detect", "--json", str(j / "eval-classifier-worn.json")],
+                        j / "eval-classifier-worn.json"))
     if "sbir" in sections:
         runs.append(Run("sbir", ["eval", "sbir", "--sketches", "{sketches}", "--gallery", "{gallery}",
                                  "--json", str(j / "eval-sbir.json")], j / "eval-sbir.json"))
@@ -467,6 +486,9 @@ def report(args) -> int:
         if run.section == "sbir":
             sk, gal = sbir_inputs(data, work)
             run.argv = [str(sk) if a == "{sketches}" else str(gal) if a == "{gallery}" else a for a in run.argv]
+        if run.section == "classifier-worn":
+            worn, labels = worn_inputs(data, work, args.limit)
+            run.argv = [str(worn) if a == "{worn}" else str(labels) if a == "{worn_labels}" else a for a in run.argv]
         log.info("running: %s", run.command)
         run_command(run)
     runs = [r for r in runs if not (r.section == "search" and not have_index)]

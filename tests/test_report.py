@@ -99,6 +99,14 @@ def test_real_numbers_match_eval_functions(shared_data, tmp_path, capsys, data_d
         assert got[k] == want[k], k
     assert f"**{got['category_top1']:.4f}**" in md
 
+    # colour of worn garments: 4 crops of the held-out street photos, through the detector as well
+    a = runs["classifier-worn"]["argv"]
+    samples = read_labels_csv(a[a.index("--labels") + 1], a[a.index("--images") + 1])
+    assert len(samples) == 4 and all(s.colour for s in samples)
+    got = json.loads((out / "json" / "eval-classifier-worn.json").read_text())
+    want = evaluate_classifier(samples, Classifier.load(), detect=True)
+    assert got["colour_top1"] == want["colour_top1"] and "| classifier: colour top-1 of garments worn" in md
+
     # detector: the same held-out split and limit through evaluate_coco
     from detector.evaluate import evaluate_coco
     a = runs["detector"]["argv"]
