@@ -138,7 +138,7 @@ def worn_dataset(out_dir, coco, ids=None, min_side: int = 48, root=None) -> dict
         c = crop_rect(photo.size, (x, y, x + w, y + h), CLASSIFY_MARGIN)
         piece = photo.crop(c)
         inside = np.zeros((c[3] - c[1], c[2] - c[0]), bool)
-        inside[y - c[1]: y - c[1] + h, x - c[0]: x - c[0] + w] = mask
+        inside[y - c[1]: y - c[1] + mask.shape[0], x - c[0]: x - c[0] + mask.shape[1]] = mask
         colour, _ = dominant_colour(piece, inside)
         name = f"{im['id']:04d}_{a['id']}.jpg"
         piece.save(out / name, quality=95)

@@ -68,6 +68,7 @@ class Data:
     labels_csv: Path | None = None    # labels for `samples` (file relative to `photos`)
     coco: Path | None = None          # detector COCO json
     coco_images: Path | None = None
+    worn: bool = False                # the COCO json has garment masks (ccp-train): colour of worn garments
     note: str = ""
 
 
@@ -131,7 +132,7 @@ def real_data(limit: int | None, work: Path) -> Data | None:
         ids = [im["id"] for im in json.loads(ccp.read_text())["images"]]
         _, val_ids = split_ids(ids)
         data.coco = subset_coco(ccp, val_ids, work / "ccp_val_coco.json")
-        data.coco_images = ccp.parent
+        data.coco_images, data.worn = ccp.parent, True
     data.note = (f"Real validation data from `{root}`: `clothing-small/validation` ({len(samples)} photos"
                  + (f", {len(data.samples)} used with --limit" if len(data.samples) < len(samples) else "") + ")"
                  + (", and the detector's held-out split of `ccp-train` (`detector/data.py`: 70 photos by id, seed 0)"
@@ -220,7 +221,7 @@ def plan(sections, data: Data, out: Path, work: Path, limit: int | None, picture
         runs.append(Run("classifier", ["eval", "classifier", "--images", str(data.photos), "--labels", str(data.labels_csv),
                                        "--json", str(j / "eval-classifier.json")],
                         j / "eval-classifier.json"))
-    if "classifier" in sections and data.source == "real" and data.coco:
+    if "classifier" in sections and data.worn:
         runs.append(Run("classifier-worn", ["eval", "classifier", "--images", "{worn}", "--labels", "{worn_labels}",
                                             "--detect", "--json", str(j / "eval-classifier-worn.json")],
                         j / "eval-classifier-worn.json"))
