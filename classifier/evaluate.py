@@ -32,7 +32,7 @@ def _prominent(items: list[dict]) -> dict:
 def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | None = None) -> dict:
     """Accuracy at each label's granularity: fine labels vs fine predictions, coarse ('top') vs coarse."""
     colour_preds = colour_preds or [p and p.get("colour") for p in preds]
-    cat_hits, col_hits, per, conf = [], [], {}, {}
+    cat_hits, col_hits, per, conf, col_conf = [], [], {}, {}, {}
     for s, p, col in zip(samples, preds, colour_preds):
         if p is None:
             continue
@@ -48,6 +48,8 @@ def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | 
             conf[s.category][pred] += 1
         if s.colour:
             col_hits.append(col == s.colour)
+            row = col_conf.setdefault(s.colour, {})
+            row[col or "none"] = row.get(col or "none", 0) + 1
     for d in per.values():
         d["top1"] = round(d["correct"] / d["n"], 4)
     labels = sorted(set(conf) | {p for row in conf.values() for p in row},
@@ -56,7 +58,8 @@ def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | 
     return {"category_top1": round(float(np.mean(cat_hits)), 4) if cat_hits else None,
             "colour_top1": round(float(np.mean(col_hits)), 4) if col_hits else None,
             "n_category": len(cat_hits), "n_colour": len(col_hits),
-            "per_class": per, "confusion_labels": labels, "confusion": matrix}
+            "per_class": per, "confusion_labels": labels, "confusion": matrix,
+            "colour_confusion": {c: col_conf[c] for c in vocab.COLOURS if c in col_conf}}
 
 
 def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detect: bool = False,

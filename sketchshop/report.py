@@ -358,6 +358,12 @@ def markdown(runs: list[Run], rows: list[dict], data: Data, out: Path, extras: d
             L += ["", "![confusion matrix](confusion.png)"]
         if res.get("skipped"):
             L += ["", f"{len(res['skipped'])} unreadable images skipped (listed in the JSON)."]
+    for section in ("classifier", "classifier-worn"):
+        if by.get(section) and by[section].result.get("colour_confusion"):
+            L += ["", f"Colour, `{by[section].command}`:", "", "| colour | n | top-1 | called instead |", "|---|---|---|---|"]
+            for c, row in by[section].result["colour_confusion"].items():
+                n, wrong = sum(row.values()), sorted(((k, v) for k, v in row.items() if k != c), key=lambda kv: -kv[1])
+                L.append(f"| {c} | {n} | {_fmt(row.get(c, 0) / n)} | {', '.join(f'{k} {v}' for k, v in wrong[:3])} |")
     if "sbir" in by:
         res = by["sbir"].result
         L += ["", "## Sketch-based retrieval", "", f"`{by['sbir'].command}`", "",

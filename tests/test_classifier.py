@@ -322,6 +322,9 @@ def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weig
     assert {"n", "category_top1", "colour_top1", "per_class", "confusion", "ms_per_image"} <= set(r)
     assert set(r["per_class"]) == {"top", "t-shirt", "pants"} and r["n_colour"] == 2
     assert sum(map(sum, r["confusion"])) == 3 and r["ms_per_image"] > 0
+    cc = r["colour_confusion"]  # label -> what was said for it, as counts
+    assert list(cc) == ["red", "blue"] and sum(sum(row.values()) for row in cc.values()) == 2
+    assert sum(row.get(c, 0) for c, row in cc.items()) / 2 == r["colour_top1"]
 
 
 def test_eval_sbir_identical_gallery_is_perfect(tmp_path, weights, capsys):
