@@ -135,7 +135,8 @@ def real_data(limit: int | None, work: Path) -> Data | None:
         data.coco_images, data.worn = ccp.parent, True
     data.note = (f"Real validation data from `{root}`: `clothing-small/validation` ({len(samples)} photos"
                  + (f", {len(data.samples)} used with --limit" if len(data.samples) < len(samples) else "") + ")"
-                 + (", and the detector's held-out split of `ccp-train` (`detector/data.py`: 70 photos by id, seed 0)"
+                 + (", and the detector's held-out split of `ccp-train` (`detector/data.py`: 70 photos by id, seed 0),"
+                    " whose garments `sketchshop dataset worn --coco ... --held-out` cuts out into the work folder"
                     if data.coco else ", no `ccp-train` (detector evaluated on studio scenes)") + ".")
     return data
 
