@@ -96,16 +96,19 @@ def measured_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
         a = cv2.resize(np.ascontiguousarray(a), size, interpolation=cv2.INTER_AREA)
         if mask is not None:
             mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    fg = foreground_mask(a) if mask is None else mask
-    fills_frame = fg.sum() < (MIN_FOREGROUND * fg.size if mask is None else 1)  # nothing stands out from the border
+    if mask is not None:
+        fg, fills_frame = mask, not mask.any()
+    else:
+        fg = foreground_mask(a)
+        fills_frame = fg.sum() < MIN_FOREGROUND * fg.size  # nothing stands out from the border
+        if not fills_frame:  # the foreground's rim is where shadows, hands and hangers join it
+            ys, xs = np.nonzero(fg)
+            core = fg & box_core(fg.shape, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+            fg = core if core.sum() >= fg.sum() / 4 else fg
     if fills_frame:
         h, w = fg.shape
         fg = np.zeros_like(fg)
         fg[h // 6: h - h // 6, w // 6: w - w // 6] = True
-    elif mask is None:  # the foreground's rim is where shadows, hands and hangers join it
-        ys, xs = np.nonzero(fg)
-        core = fg & box_core(fg.shape, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
-        fg = core if core.sum() >= fg.sum() / 4 else fg
     gain = 1.0 if fills_frame else exposure_gain(a)
     px = np.minimum(a[fg].reshape(-1, 3).astype(np.float32) * gain, 255.0)
     lab = _lab(px.reshape(-1, 1, 3)).reshape(-1, 3)

@@ -152,10 +152,9 @@ def doodle_dataset(out_dir, *, imagefolder=None, coco=None, ids=None, seed: int 
             save(d, f"{s.path.parent.name}_{s.path.stem}.png", s.category)
     elif coco:
         from .street import masked_garments
-        for im, a, category, mask in masked_garments(coco, ids, "doodles"):
-            w, h = a["bbox"][2:]
+        for im, a, category, (_, _, w, h), mask in masked_garments(coco, ids, "doodles"):
             d = None if mask is None or max(w, h) < min_side else \
-                doodle(np.pad(mask.astype(np.uint8) * 255, round(max(w, h)) // 8), rng)
+                doodle(np.pad(mask.astype(np.uint8) * 255, max(w, h) // 8), rng)
             if d is None:
                 skipped += 1
                 continue

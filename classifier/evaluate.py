@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,7 @@ def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | 
             conf[s.category][pred] += 1
         if s.colour:
             col_hits.append(col == s.colour)
-            row = col_conf.setdefault(s.colour, {})
-            row[col or "none"] = row.get(col or "none", 0) + 1
+            col_conf.setdefault(s.colour, Counter())[col or "none"] += 1
     for d in per.values():
         d["top1"] = round(d["correct"] / d["n"], 4)
     labels = sorted(set(conf) | {p for row in conf.values() for p in row},
@@ -59,7 +59,7 @@ def score(samples: list[Sample], preds: list[dict | None], colour_preds: list | 
             "colour_top1": round(float(np.mean(col_hits)), 4) if col_hits else None,
             "n_category": len(cat_hits), "n_colour": len(col_hits),
             "per_class": per, "confusion_labels": labels, "confusion": matrix,
-            "colour_confusion": {c: col_conf[c] for c in vocab.COLOURS if c in col_conf}}
+            "colour_confusion": {c: dict(col_conf[c]) for c in vocab.COLOURS if c in col_conf}}
 
 
 def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detect: bool = False,

@@ -83,8 +83,8 @@ def load_street(coco_json, split: str = "train", images_dir=None) -> list[D.Item
 
 
 def masked_garments(coco, ids=None, desc: str = "garments", root=None):
-    """(photo record, annotation, coarse category, the garment's pixels in its box as a bool mask) for every
-    box of a COCO json whose images name a `mask_file` label map with `fine_label_names` (Clothing
+    """(photo record, annotation, coarse category, its box (x, y, w, h) in whole pixels, the garment's pixels
+    in that box as a bool mask) for every box of a COCO json whose images name a `mask_file` label map with `fine_label_names` (Clothing
     Co-Parsing): a person's annotation of the garment, not a segmenter's guess. The mask is None when the
     box's fine label is not in the list. `ids`: only these image ids (e.g. the detector's held-out photos);
     `root`: the folder the json's file names are relative to (default: the json's)."""
@@ -107,7 +107,7 @@ def masked_garments(coco, ids=None, desc: str = "garments", root=None):
                 raise UserError(f"{coco}: image {im['id']}: no readable mask_file ({e})") from None
         x, y, w, h = (int(round(v)) for v in a["bbox"])
         mask = labels[y:y + h, x:x + w] == names.index(a["fine_label"]) if a.get("fine_label") in names else None
-        yield im, a, vocab.coarse(cats[a["category_id"]]), mask
+        yield im, a, vocab.coarse(cats[a["category_id"]]), (x, y, w, h), mask
 
 
 def worn_dataset(out_dir, coco, ids=None, min_side: int = 48, root=None) -> dict:
@@ -125,8 +125,7 @@ def worn_dataset(out_dir, coco, ids=None, min_side: int = 48, root=None) -> dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root, rows, skipped, photo, photo_of = Path(root or Path(coco).parent), [], 0, None, None
-    for im, a, category, mask in masked_garments(coco, ids, "worn garments", root):
-        x, y, w, h = (int(round(v)) for v in a["bbox"])
+    for im, a, category, (x, y, w, h), mask in masked_garments(coco, ids, "worn garments", root):
         if mask is None or max(w, h) < min_side or mask.sum() < min_side ** 2 / 4:
             skipped += 1
             continue
