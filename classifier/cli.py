@@ -21,11 +21,16 @@ def cmd_train(args) -> int:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
         return 0
-    if args.sketch_head:
-        from .sketch_head import train_sketch_head
+    if args.sketch_head or args.worn_head:
         from sketchshop.registry import weights_path
-        print(train_sketch_head(TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir,
-                                            out=args.out), weights_path("classifier", args.sketch_head_of)))
+        cfg = TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir, out=args.out)
+        if args.sketch_head:
+            from .sketch_head import train_sketch_head
+            print(train_sketch_head(cfg, weights_path("classifier", args.heads_of)))
+        else:
+            from .worn_head import train_worn_head
+            print(train_worn_head(cfg, weights_path("classifier", args.heads_of),
+                                  args.street or default_data("ccp-train/annotations_coco.json")))
         return 0
     if args.average:
         from .train import average
@@ -73,7 +78,8 @@ def register(cli) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
     p.add_argument("--street", default="",
                    help="COCO json of street photos whose boxes are cut out as extra training garments, e.g. "
-                        f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card)")
+                        f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card); "
+                        "with --worn-head, the street photos it learns from")
     p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
     p.add_argument("--teacher", default="",
                    help="trained classifier weights to distil from, comma-separated for an ensemble: their mean "
@@ -88,10 +94,15 @@ def register(cli) -> None:
     p.add_argument("--average", metavar="W1,W2",
                    help="no training: write the uniform weight average of these classifiers (same backbone) into "
                         "--out, evaluated like a trained model")
-    p.add_argument("--sketch-head", action="store_true",
-                   help="no network training: train only the category head for drawings (outline doodles, XDoG "
-                        "drawings, studio sketches) on the frozen network of --sketch-head-of, written to --out")
-    p.add_argument("--sketch-head-of", metavar="W", help="with --sketch-head: the weights (default: the shipped model)")
+    head = p.add_mutually_exclusive_group()
+    head.add_argument("--sketch-head", action="store_true",
+                      help="no network training: train only the category head for drawings (outline doodles, XDoG "
+                           "drawings, studio sketches) on the frozen network of --heads-of, written to --out")
+    head.add_argument("--worn-head", action="store_true",
+                      help="no network training: train only the head for worn garments (crops of the --street "
+                           "photos, default ccp-train) and its gate on the frozen network of --heads-of, written to --out")
+    p.add_argument("--heads-of", "--sketch-head-of", metavar="W", dest="heads_of",
+                   help="with --sketch-head or --worn-head: the weights (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")

@@ -66,11 +66,9 @@ class Classifier:
             raise UserError(f"{p}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
         if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):
             raise UserError(f"{p}: trained for another vocabulary; retrain with `sketchshop train classifier`")
-        model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"],
-                           sketch_head="sketch_category.base.weight" in ck["state_dict"])
         try:
-            model.load_state_dict(ck["state_dict"])
-        except RuntimeError as e:
+            model = GarmentNet.from_checkpoint(ck)
+        except (RuntimeError, KeyError) as e:
             raise UserError(f"{p}: weights do not fit the {ck['backbone']} model ({str(e)[:200]})") from None
         model = model.to(memory_format=torch.channels_last).eval()
         meta, size = ck.get("meta", {}), ck.get("size", D.SIZE)
@@ -113,7 +111,7 @@ class Classifier:
         """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
 
         `kind`: one for all images, or one per image (a sketch and its colourised image in one batch);
-        drawings ("sketch") take the sketch head's category when the model has one.
+        drawings ("sketch") take the sketch head's category when the model has one, photos the worn head's.
         `hints`: per image None or an RGBA hint layer. An image with hints takes its colour from them
         (a sketch, or the colouriser's image of it), a photo without them its measured colour, and a
         sketch without them has none.
@@ -142,9 +140,11 @@ class Classifier:
                 side.append(functools.partial(measured_colour, im, box=box) if self.colour_mode != "head" else None)
         out, colours = self._forward(ims, side=side)
         pc = (out["category"] / self.temperature).softmax(1)
+        drawn = torch.tensor([k == "sketch" for k in kinds])
         if "category_sketch" in out:  # drawings have their own category head (classifier/sketch_head.py)
-            drawn = torch.tensor([k == "sketch" for k in kinds])
             pc[drawn] = (out["category_sketch"][drawn] / self.sketch_temperature).softmax(1)
+        if "category_worn" in out:  # and photos one that also reads worn garments (classifier/worn_head.py)
+            pc[~drawn] = out["category_worn"][~drawn].exp()
         for i, prior in enumerate(priors or []):
             if prior:
                 q = pc[i] * torch.tensor([prior.get(vocab.FINE_TO_COARSE[c], 0.0) for c in vocab.FINE_CATEGORIES])

@@ -113,12 +113,13 @@ def recalibrate(cfg) -> Path:
     weights = out / DEFAULT_WEIGHTS["classifier"]
     ck = torch.load(weights, map_location="cpu", weights_only=True)
     metrics = json.loads((out / "metrics.json").read_text())
-    model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"])
-    model.load_state_dict(ck["state_dict"])
+    model = GarmentNet.from_checkpoint(ck)
     val_items = _real_items(cfg, "validation")
     cal = fit_temperature(predict_items(model.eval(), val_items, ck["size"])["category"],
                           [it.category for it in val_items])
     ck["meta"]["category_temperature"] = cal["temperature"]
+    if "worn_category.photo_temperature" in ck["state_dict"]:  # the worn head mixes calibrated photo probabilities
+        ck["state_dict"]["worn_category.photo_temperature"] = torch.tensor(float(cal["temperature"]))
     with atomic_write(weights, "wb") as f:
         torch.save(ck, f)
     metrics["validation_photos"]["calibration"] = cal

@@ -27,7 +27,7 @@ from sketchshop.files import atomic_write
 from sketchshop.registry import DEFAULT_WEIGHTS, sha256
 
 from . import data as D
-from .model import GarmentNet, SketchHead
+from .model import GROUPS, GarmentNet, SketchHead
 
 log = logging.getLogger(__name__)
 WHITE = (255, 255, 255)
@@ -93,8 +93,7 @@ def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs:
 
 def _scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
     """Fine top-1, and coarse top-1 of the top fine class (as `sketchshop eval classifier` judges it)."""
-    from .train import _GROUPS
-    coarse = _GROUPS.argmax(0)
+    coarse = GROUPS.argmax(0)
     pred = logits.argmax(1)
     return {"top1": round(float((pred == y).float().mean()), 4),
             "coarse_top1": round(float((coarse[pred] == coarse[y]).float().mean()), 4)}
@@ -108,9 +107,7 @@ def train_sketch_head(cfg, weights: Path) -> Path:
     t0 = time.time()
     ck = torch.load(weights, map_location="cpu", weights_only=True)
     sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("sketch_category.")}
-    model = GarmentNet(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"])
-    model.load_state_dict(sd)
-    model = model.to(memory_format=torch.channels_last).eval()
+    model = GarmentNet.from_checkpoint(ck, without=("sketch_category",)).to(memory_format=torch.channels_last).eval()
     size = int(ck["size"])
     photo_net = hashlib.sha256(b"".join(v.numpy().tobytes() for v in sd.values())).hexdigest()[:16]
     cache = Path(cfg.workdir) / f"sketch-head-features-{photo_net}-{size}-{cfg.studio_n}-{cfg.seed}.pt"

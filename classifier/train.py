@@ -28,7 +28,7 @@ from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
 from . import data as D
-from .model import GarmentNet, split_backbone
+from .model import GROUPS, GarmentNet, split_backbone
 
 log = logging.getLogger(__name__)
 FORMAT = "sketchshop-classifier/1"
@@ -85,17 +85,12 @@ class EMA:
                 e.copy_(m)
 
 
-# (coarse, fine) membership: a coarse-only label trains the fine head through its group's summed probability
-_GROUPS = torch.tensor([[float(vocab.FINE_TO_COARSE[f] == c) for f in vocab.FINE_CATEGORIES]
-                        for c in vocab.COARSE_CATEGORIES])
-
-
 def multitask_loss(out: dict, batch: dict, smoothing: float) -> tuple[torch.Tensor, dict]:
     """Sum of the heads' losses; a label of -1 (missing, or not applicable to the category) is masked."""
     parts = {}
     coarse = batch.get("coarse")
     if coarse is not None and (m := coarse >= 0).any():
-        p_group = out["category"][m].softmax(1) @ _GROUPS.T
+        p_group = out["category"][m].softmax(1) @ GROUPS.T
         parts["coarse"] = F.nll_loss(p_group.clamp_min(1e-8).log(), coarse[m])
     for key, target in (("category", batch["category"]), ("colour", batch["colour"]),
                         *((f"attr_{a}", batch["attributes"][a]) for a in vocab.ATTRIBUTES)):
@@ -417,12 +412,12 @@ def train(cfg: TrainConfig) -> Path:
 
 def coarse_pred(logits: torch.Tensor) -> torch.Tensor:
     """The coarse class with the most summed fine probability."""
-    return (logits.softmax(1) @ _GROUPS.T).argmax(1)
+    return (logits.softmax(1) @ GROUPS.T).argmax(1)
 
 
 def coarse_top1(logits: torch.Tensor, items: list[D.Item]) -> float:
     """Top-1 at the coarse level (a doodle of a shirt called a t-shirt is right: both are tops)."""
-    true = _GROUPS.argmax(0)[torch.tensor([it.category for it in items])]
+    true = GROUPS.argmax(0)[torch.tensor([it.category for it in items])]
     return float((coarse_pred(logits) == true).float().mean())
 
 

@@ -122,9 +122,10 @@ class ClassifierTarget(Target):
 
     @property
     def output_names(self):
-        drawn = getattr(getattr(self, "net", None), "sketch_category", None) is not None
-        return ("category", "colour", *(f"attr_{a}" for a in vocab.ATTRIBUTES),
-                *(("category_sketch",) if drawn else ()), "embedding")  # the embedding last: see compare_*
+        net = getattr(self, "net", None)
+        drawn, worn = (getattr(net, h, None) is not None for h in ("sketch_category", "worn_category"))
+        return ("category", "colour", *(f"attr_{a}" for a in vocab.ATTRIBUTES), *(("category_sketch",) if drawn else ()),
+                *(("category_worn",) if worn else ()), "embedding")  # the embedding last: see compare_*
 
     def load(self, weights):
         import torch
@@ -206,6 +207,12 @@ class ClassifierTarget(Target):
                          "meaning": ("logits over labels.category for a drawing (the user's sketch): use them instead "
                                      f"of `category` for drawings; softmax(logits / {self.sketch_temperature}) gives "
                                      "calibrated probabilities")})
+        if "category_worn" in self.output_names:
+            spec.append({"name": "category_worn", "shape": [1, len(vocab.FINE_CATEGORIES)], "dtype": "float32",
+                         "meaning": ("log-probabilities over labels.category for a photo (the server's category of "
+                                     "photos and detected garments): `category` with the coarse group of a worn "
+                                     "garment (a person's clothes, as the detector cuts them out) read by a head "
+                                     "trained on street photos; exp() gives the probabilities, no temperature")})
         spec.append({"name": "embedding", "shape": [1, int(self.net.embed[-1].out_features)], "dtype": "float32",
                      "meaning": "L2-normalised search embedding shared by photos and sketches; rank catalogue "
                                 "items by dot product (the server's index uses the same space)"})

@@ -37,6 +37,8 @@ HEADLINES = (
     ("classifier", "category_top1", "classifier: category top-1 (photos)", 0.93, "ge"),
     ("classifier", "colour_top1", "classifier: colour top-1 (the photos with a colour label)", 0.80, "ge"),
     ("classifier", "ms_per_image_batch1", "classifier: ms per image, batch 1 (ONNX Runtime, 2 threads)", 10.0, "le"),
+    ("classifier-worn", "category_top1", "classifier: coarse category top-1 of garments worn in the held-out street "
+     "photos (detector first)", None, None),
     ("classifier-worn", "colour_top1", "classifier: colour top-1 of garments worn in the held-out street photos "
      "(detector first)", None, None),
     ("sbir", "acc@1", "sketch -> photo retrieval acc@1", None, None),

@@ -475,6 +475,82 @@ def test_fit_head_learns_what_the_photo_head_gets_wrong():
     assert float(base.bias[5]) == 2.0 and head.base.weight is not base.weight
 
 
+def _worn_head(dim, photo_temperature=1.0, gate_bias=0.0, street_class=None):
+    from classifier.model import WornHead
+    head = WornHead(dim, len(vocab.FINE_CATEGORIES), photo_temperature)
+    with torch.no_grad():
+        head.gate.weight.zero_()
+        head.gate.bias.fill_(gate_bias)
+        if street_class:  # a street head that calls everything `street_class`
+            head.street.fix[2].bias[vocab.FINE_CATEGORIES.index(street_class)] = 50.0
+    return head.eval()
+
+
+def test_worn_head_mixes_only_the_coarse_group():
+    """Gate shut: the calibrated photo head's answer. Gate open: the street head's coarse group, split
+    into fine classes as the photo head splits it. Always a distribution."""
+    from classifier.model import GROUPS
+    g = torch.Generator().manual_seed(0)
+    f, logits = torch.randn(6, 32, generator=g), torch.randn(6, len(vocab.FINE_CATEGORIES), generator=g) * 3
+    shut = _worn_head(32, 0.5, gate_bias=-60.0, street_class="pants")(f, logits)
+    assert torch.allclose(shut, (logits / 0.5).log_softmax(1), atol=1e-4)
+    opened = _worn_head(32, 0.5, gate_bias=60.0, street_class="skirt")(f, logits)
+    assert torch.allclose(opened.exp().sum(1), torch.ones(6), atol=1e-4)
+    group = GROUPS[vocab.COARSE_CATEGORIES.index(vocab.coarse("skirt"))].bool()
+    assert torch.allclose(opened.exp()[:, group].sum(1), torch.ones(6), atol=1e-3)
+    within = (logits / 0.5)[:, group].softmax(1)  # the photo head's split inside the group
+    assert torch.allclose(opened.exp()[:, group] / opened.exp()[:, group].sum(1, keepdim=True), within, atol=1e-3)
+
+
+def test_fit_worn_head_learns_street_groups_and_leaves_product_features_alone():
+    """The photo head calls everything a shirt; street features carry their coarse group in one
+    dimension and sit apart from product features in another: the street group is learnt, the gate
+    tells the two apart, and products keep the photo head's answer."""
+    from classifier.model import GROUPS
+    from classifier.worn_head import fit_worn_head
+    g = torch.Generator().manual_seed(0)
+    street = torch.randn(2400, 32, generator=g)
+    coarse = torch.where(street[:, 0] > 0, vocab.COARSE_CATEGORIES.index("pants"), vocab.COARSE_CATEGORIES.index("top"))
+    street[:, 0] *= 4.0
+    street[:, 1] += 4.0
+    photos = torch.randn(2400, 32, generator=g)
+    photos[:, 1] -= 4.0
+    base = torch.nn.Linear(32, len(vocab.FINE_CATEGORIES))
+    with torch.no_grad():
+        base.weight.zero_()
+        base.bias.zero_()
+        base.bias[vocab.FINE_CATEGORIES.index("shirt")] = 3.0
+    head = fit_worn_head(base, 1.0, street, coarse, photos)
+    group_of = GROUPS.argmax(0)
+    with torch.no_grad():
+        assert float((group_of[head(street, base(street)).argmax(1)] == coarse).float().mean()) > 0.9
+        assert (torch.sigmoid(head.gate(street)) > 0.5).float().mean() > 0.95
+        assert (torch.sigmoid(head.gate(photos)) < 0.5).all()
+        assert (head(photos, base(photos)).argmax(1) == vocab.FINE_CATEGORIES.index("shirt")).all()
+
+
+def test_worn_head_serves_photos_and_survives_a_new_sketch_head(weights, clf, tmp_path):
+    """Loaded weights with a worn head: photos take its category, drawings keep theirs, embeddings stay;
+    training a sketch head on such weights keeps the worn head."""
+    from classifier import Classifier
+    from classifier.model import GarmentNet
+    ck = torch.load(weights, weights_only=True)
+    dim = ck["state_dict"]["category.weight"].shape[1]
+    ck["state_dict"].update({f"worn_category.{k}": v for k, v in
+                             _worn_head(dim, gate_bias=60.0, street_class="bag").state_dict().items()})
+    p = tmp_path / "with-worn-head.pt"
+    torch.save(ck, p)
+    worn = Classifier.load(p)
+    assert "category_worn" in worn.model.output_names
+    sketch, photo = drawing(), garment()
+    new, old = worn.predict([sketch, photo], kind=["sketch", "photo"]), clf.predict([sketch, photo], kind=["sketch", "photo"])
+    assert new[1]["category"] == "bag" and new[0]["topk"] == old[0]["topk"]
+    for a, b in zip(new, old):
+        assert np.allclose(a["embedding"], b["embedding"], atol=1e-4)
+    net = GarmentNet.from_checkpoint(ck, without=("sketch_category",))
+    assert net.worn_category is not None and net.sketch_category is None
+
+
 # ---------------------------------------------------------------- street crops (training data)
 
 def test_street_labels_follow_the_vocabulary_or_keep_only_the_coarse_class():

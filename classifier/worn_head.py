@@ -1,0 +1,149 @@
+"""`sketchshop train classifier --worn-head`: a category head for worn garments on a trained network.
+
+A garment the detector cuts out of a photo of a person is not a product shot: the photo head called
+46 % of their coarse category right. Training the whole network on street crops cost product photos
+(card, session 5). This adds `model.WornHead` on the frozen network's pooled features:
+- a street head (the photo head's copy plus a zero-initialised correction, like the sketch head)
+  trained on the crops of the detector's training street photos through each box's coarse group;
+- a gate, one logistic unit: those street crops against the training product photos;
+so served photos get the street head's coarse group where the gate says "worn" and the photo head's
+answer elsewhere. Minutes on the 2-core CPU, most of them cropping and computing features.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from sketchshop.files import atomic_write
+from sketchshop.registry import DEFAULT_WEIGHTS, sha256
+
+from . import data as D
+from .model import GROUPS, GarmentNet, WornHead
+
+log = logging.getLogger(__name__)
+# chosen on the street validation crops and the validation photos (card: "Worn-garment head")
+STREET_RECIPE = {"epochs": 15, "lr": 1e-3, "weight_decay": 0.05, "dropout": 0.2}
+GATE_RECIPE = {"epochs": 30, "lr": 1e-2, "weight_decay": 0.2, "dropout": 0.2, "worn_weight": 0.5}
+
+
+@torch.no_grad()
+def _features(model: GarmentNet, items: list[D.Item], size: int, desc: str, batch: int = 32) -> torch.Tensor:
+    """Pooled features of items as served (`data.preprocess`)."""
+    from tqdm import tqdm
+    out = []
+    for i in tqdm(range(0, len(items), batch), desc=desc, unit="batch", mininterval=10):
+        x = torch.stack([D.preprocess(Image.fromarray(it.image), size) for it in items[i:i + batch]])
+        out.append(model.backbone(x.contiguous(memory_format=torch.channels_last)).float())
+    return torch.cat(out) if out else torch.zeros(0, model.category.in_features)
+
+
+def _batches(n: int, epochs: int):
+    for _ in range(epochs):
+        yield from torch.randperm(n).split(256)
+
+
+def fit_worn_head(base: torch.nn.Linear, temperature: float, street: torch.Tensor, street_coarse: torch.Tensor,
+                  photos: torch.Tensor, seed: int = 0) -> WornHead:
+    """Street head on (street features, coarse labels), then the gate on street vs product-photo features."""
+    torch.manual_seed(seed)
+    head = WornHead(base.in_features, base.out_features, temperature)
+    head.street.base.load_state_dict(base.state_dict())
+    r = STREET_RECIPE
+    opt = torch.optim.AdamW(head.street.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    head.train()
+    for j in _batches(len(street), r["epochs"]):
+        log_p = head.street(F.dropout(street[j], r["dropout"])).log_softmax(1)
+        loss = F.nll_loss(head.group_log_p(log_p), street_coarse[j])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r = GATE_RECIPE
+    x = torch.cat([street, photos])
+    y = torch.cat([torch.ones(len(street)), torch.zeros(len(photos))])
+    opt = torch.optim.AdamW(head.gate.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    for j in _batches(len(x), r["epochs"]):
+        logit = head.gate(F.dropout(x[j], r["dropout"])).squeeze(1)
+        loss = F.binary_cross_entropy_with_logits(logit, y[j], pos_weight=torch.tensor(r["worn_weight"]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return head.eval()
+
+
+def _scores(log_p: torch.Tensor, fine: torch.Tensor | None, coarse: torch.Tensor) -> dict:
+    """Coarse top-1 of the top fine class (as `sketchshop eval classifier` judges a coarse label), and fine top-1."""
+    pred = log_p.argmax(1)
+    res = {"coarse_top1": round(float((GROUPS.argmax(0)[pred] == coarse).float().mean()), 4)}
+    if fine is not None:
+        res["top1"] = round(float((pred == fine).float().mean()), 4)
+    return res
+
+
+def train_worn_head(cfg, weights: Path, street_json) -> Path:
+    """Add (or replace) the worn head of `weights`; write the result and its metrics into cfg.out."""
+    from .street import load_street
+    from .train import _real_items
+    t0 = time.time()
+    ck = torch.load(weights, map_location="cpu", weights_only=True)
+    sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("worn_category.")}
+    model = GarmentNet.from_checkpoint(ck, without=("worn_category",)).to(memory_format=torch.channels_last).eval()
+    size, temperature = int(ck["size"]), float(ck.get("meta", {}).get("category_temperature", 1.0))
+    key = hashlib.sha256(b"".join(v.numpy().tobytes() for k, v in sd.items() if k.startswith("backbone."))).hexdigest()[:16]
+    cache = Path(cfg.workdir) / f"worn-head-features-{key}-{size}-{Path(street_json).stem}.pt"
+    if cache.is_file():  # cropping and computing features is most of the time: reruns start here
+        feats = torch.load(cache, weights_only=True)
+    else:
+        feats = {}
+        for split in ("train", "val"):
+            items = load_street(street_json, split)
+            feats[f"street_{split}"] = (_features(model, items, size, f"street {split} features"),
+                                        torch.tensor([it.category for it in items]),
+                                        torch.tensor([it.coarse for it in items]))
+        for split in ("train", "validation"):
+            items = _real_items(cfg, split)
+            fine = torch.tensor([it.category for it in items])
+            feats[f"photos_{split}"] = (_features(model, items, size, f"{split} photo features"), fine,
+                                        GROUPS.argmax(0)[fine])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache, "wb") as f:
+            torch.save(feats, f)
+    xs, _, cs = feats["street_train"]
+    head = fit_worn_head(model.category, temperature, xs, cs, feats["photos_train"][0], seed=cfg.seed)
+    metrics = {}
+    with torch.no_grad():
+        for name, split in (("street_val_crops", "street_val"), ("validation_photos", "photos_validation")):
+            f, fine, coarse = feats[split]
+            fine = fine if bool((fine >= 0).all()) else None  # street boxes may lack a fine label
+            photo = (model.category(f) / temperature).log_softmax(1)
+            metrics[name] = {"n": len(f), "photo_head": _scores(photo, fine, coarse),
+                             "street_head": _scores(head.street(f), fine, coarse),
+                             "served": _scores(head(f, model.category(f)), fine, coarse),
+                             "gate_worn_share": round(float((torch.sigmoid(head.gate(f)) > 0.5).float().mean()), 4)}
+    ck["state_dict"] = {k: v.contiguous() for k, v in {**sd, **{f"worn_category.{k}": v for k, v in
+                                                                head.state_dict().items()}}.items()}
+    recipe = {"street_crops": len(xs), "photos": len(feats["photos_train"][0]),
+              "street": {**STREET_RECIPE, "hidden": head.street.fix[0].out_features},
+              "gate": GATE_RECIPE, "seed": cfg.seed, "street_json": str(street_json), "data": str(cfg.data),
+              "from_weights_sha256": sha256(weights), "seconds": round(time.time() - t0)}
+    ck["meta"] = {**ck.get("meta", {}), "worn_head": {"recipe": recipe, "validation": metrics}}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / DEFAULT_WEIGHTS["classifier"]
+    with atomic_write(path, "wb") as f:
+        torch.save(ck, f)
+    path.chmod(0o644)
+    mpath = out / "metrics.json"
+    m = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    m["worn_head"] = ck["meta"]["worn_head"]
+    m["weights_sha256"] = sha256(path)
+    with atomic_write(mpath, "w") as f:
+        json.dump(m, f, indent=1)
+    log.info("worn head: %s; wrote %s", json.dumps(metrics), path)
+    return path
