@@ -141,16 +141,23 @@ def train_sketch_head(cfg, weights: Path) -> Path:
               "seconds": round(time.time() - t0)}
     ck["meta"] = {**ck.get("meta", {}), "sketch_temperature": cal["temperature"],
                   "sketch_head": {"recipe": recipe, "validation": metrics, "calibration": cal}}
-    out = Path(cfg.out)
+    path = write_head(ck, cfg.out, "sketch_head")
+    log.info("sketch head: %s; wrote %s", json.dumps(metrics), path)
+    return path
+
+
+def write_head(ck: dict, out, name: str) -> Path:
+    """Write weights with a new head into `out`, and the head's `meta[name]` into its metrics.json."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / DEFAULT_WEIGHTS["classifier"]
+    path, mpath = out / DEFAULT_WEIGHTS["classifier"], out / "metrics.json"
     with atomic_write(path, "wb") as f:
         torch.save(ck, f)
-    mpath = out / "metrics.json"
     m = json.loads(mpath.read_text()) if mpath.is_file() else {}
-    m["sketch_head"] = ck["meta"]["sketch_head"]
+    m[name] = ck["meta"][name]
     m["weights_sha256"] = sha256(path)
     with atomic_write(mpath, "w") as f:
         json.dump(m, f, indent=1)
-    log.info("sketch head: %s; wrote %s", json.dumps(metrics), path)
+    for p in (path, mpath):
+        p.chmod(0o644)  # shipped files
     return path

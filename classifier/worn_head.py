@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sketchshop.files import atomic_write
-from sketchshop.registry import DEFAULT_WEIGHTS, sha256
+from sketchshop.registry import sha256
 
 from . import data as D
 from .model import GROUPS, GarmentNet, WornHead
+from .sketch_head import write_head
 
 log = logging.getLogger(__name__)
 # chosen on the street validation crops and the validation photos (card: "Worn-garment head")
@@ -133,17 +134,6 @@ def train_worn_head(cfg, weights: Path, street_json) -> Path:
               "gate": GATE_RECIPE, "seed": cfg.seed, "street_json": str(street_json), "data": str(cfg.data),
               "from_weights_sha256": sha256(weights), "seconds": round(time.time() - t0)}
     ck["meta"] = {**ck.get("meta", {}), "worn_head": {"recipe": recipe, "validation": metrics}}
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / DEFAULT_WEIGHTS["classifier"]
-    with atomic_write(path, "wb") as f:
-        torch.save(ck, f)
-    path.chmod(0o644)
-    mpath = out / "metrics.json"
-    m = json.loads(mpath.read_text()) if mpath.is_file() else {}
-    m["worn_head"] = ck["meta"]["worn_head"]
-    m["weights_sha256"] = sha256(path)
-    with atomic_write(mpath, "w") as f:
-        json.dump(m, f, indent=1)
+    path = write_head(ck, cfg.out, "worn_head")
     log.info("worn head: %s; wrote %s", json.dumps(metrics), path)
     return path

@@ -551,6 +551,44 @@ def test_worn_head_serves_photos_and_survives_a_new_sketch_head(weights, clf, tm
     assert net.worn_category is not None and net.sketch_category is None
 
 
+def test_train_worn_head_command_adds_the_head_and_refuses_a_missing_street_json(weights, tmp_path, capsys):
+    """`train classifier --worn-head` on tiny real files: the given weights stay as they were, the new ones
+    serve `category_worn` and record their validation; a missing COCO json is a clear error, nothing written."""
+    from classifier import Classifier
+    data = tmp_path / "data"
+    for split in ("train", "validation"):
+        for cat, colour in (("t-shirt", (200, 30, 35)), ("pants", (30, 40, 160))):
+            (data / split / cat).mkdir(parents=True)
+            for i in range(3):
+                garment(colour, bg=(120 + 20 * i, 120, 120)).save(data / split / cat / f"{i}.jpg")
+    (tmp_path / "photos").mkdir()
+    images, anns = [], []
+    for i in range(1, 81):  # the detector's split holds out 70 photos
+        Image.new("RGB", (120, 200), (i * 3, 90, 40)).save(tmp_path / "photos" / f"{i:04d}.jpg")
+        images.append({"id": i, "file_name": f"photos/{i:04d}.jpg", "width": 120, "height": 200})
+        anns += [{"id": 2 * i, "image_id": i, "category_id": 1, "fine_label": "t-shirt", "bbox": [20, 20, 60, 70]},
+                 {"id": 2 * i + 1, "image_id": i, "category_id": 2, "fine_label": "boots", "bbox": [10, 150, 40, 40]}]
+    coco = tmp_path / "ann.json"
+    coco.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "top"}, {"id": 2, "name": "shoes"}]}))
+    before = weights.read_bytes()
+    args = ["train", "classifier", "--worn-head", "--heads-of", str(weights), "--data", str(data),
+            "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    assert main(args + ["--street", str(coco)]) == 0
+    assert weights.read_bytes() == before
+    out = tmp_path / "out" / "classifier.pt"
+    assert oct(out.stat().st_mode & 0o777) == "0o644"
+    worn = Classifier.load(out)
+    assert "category_worn" in worn.model.output_names and worn.model.worn_category.photo_temperature == 1.0
+    assert abs(sum(v for _, v in worn.predict([garment()], topk=11)[0]["topk"]) - 1) < 1e-3
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())["worn_head"]
+    assert m["recipe"]["street_crops"] > 0 and m["validation"]["validation_photos"]["n"] == 6
+    capsys.readouterr()
+    assert main(args[:-1] + [str(tmp_path / "out2"), "--street", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json" in err and "Traceback" not in err and not (tmp_path / "out2").exists()
+
+
 # ---------------------------------------------------------------- street crops (training data)
 
 def test_street_labels_follow_the_vocabulary_or_keep_only_the_coarse_class():
