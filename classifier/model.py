@@ -115,13 +115,13 @@ class WornHead(nn.Module):
 
 
 class GarmentNet(nn.Module):
-    """Backbone + heads. forward() returns a dict of logits and the L2-normalised embedding;
-    with `sketch_head`, also "category_sketch" (classifier/sketch_head.py); with `worn_head`, also
-    "category_worn", log-probabilities for photos (classifier/worn_head.py)."""
+    """Backbone + heads. forward() returns a dict of logits and the L2-normalised embedding; with a
+    sketch head, also "category_sketch" (classifier/sketch_head.py); with a worn head, also
+    "category_worn", log-probabilities for photos (classifier/worn_head.py). Those two heads are
+    trained on a finished network and come in through `from_checkpoint`."""
 
     def __init__(self, backbone: str = "efficientnet_lite0", pretrained: bool = True,
-                 embed_dim: int = EMBED_DIM, dropout: float = 0.2, drop_path_rate: float = 0.0,
-                 sketch_head: bool = False, worn_head: bool = False):
+                 embed_dim: int = EMBED_DIM, dropout: float = 0.2, drop_path_rate: float = 0.0):
         super().__init__()
         self.backbone_name = backbone
         self.backbone, dim = create("classifier", backbone, pretrained=pretrained, drop_path_rate=drop_path_rate)
@@ -131,16 +131,20 @@ class GarmentNet(nn.Module):
         self.attributes = nn.ModuleDict({a.name: nn.Linear(dim, len(a.values))
                                          for a in vocab.ATTRIBUTES.values()})
         self.embed = nn.Sequential(nn.Linear(dim, 512), nn.ReLU(inplace=True), nn.Linear(512, embed_dim))
-        self.sketch_category = SketchHead(dim, len(vocab.FINE_CATEGORIES)) if sketch_head else None
-        self.worn_category = WornHead(dim, len(vocab.FINE_CATEGORIES)) if worn_head else None
+        self.sketch_category: SketchHead | None = None
+        self.worn_category: WornHead | None = None
 
     @classmethod
     def from_checkpoint(cls, ck: dict, without: tuple[str, ...] = ()) -> "GarmentNet":
         """The network of a classifier checkpoint with the optional heads its state_dict has, less
         those named in `without` ("sketch_category", "worn_category"); strict otherwise."""
         sd = {k: v for k, v in ck["state_dict"].items() if k.split(".")[0] not in without}
-        net = cls(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"],
-                  sketch_head="sketch_category.base.weight" in sd, worn_head="worn_category.gate.weight" in sd)
+        net = cls(ck["backbone"], pretrained=False, embed_dim=ck["embed_dim"])
+        (n, dim), hidden = sd["category.weight"].shape, {k: v.shape[0] for k, v in sd.items() if k.endswith("fix.0.weight")}
+        if "sketch_category.fix.0.weight" in hidden:  # each head as wide as it was trained
+            net.sketch_category = SketchHead(dim, n, hidden["sketch_category.fix.0.weight"])
+        if "worn_category.street.fix.0.weight" in hidden:
+            net.worn_category = WornHead(dim, n, hidden=hidden["worn_category.street.fix.0.weight"])
         net.load_state_dict(sd)
         return net
 

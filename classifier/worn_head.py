@@ -96,8 +96,9 @@ def train_worn_head(cfg, weights: Path, street_json) -> Path:
     sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("worn_category.")}
     model = GarmentNet.from_checkpoint(ck, without=("worn_category",)).to(memory_format=torch.channels_last).eval()
     size, temperature = int(ck["size"]), float(ck.get("meta", {}).get("category_temperature", 1.0))
-    key = hashlib.sha256(b"".join(v.numpy().tobytes() for k, v in sd.items() if k.startswith("backbone."))).hexdigest()[:16]
-    cache = Path(cfg.workdir) / f"worn-head-features-{key}-{size}-{Path(street_json).stem}.pt"
+    key = hashlib.sha256(b"".join([v.numpy().tobytes() for k, v in sd.items() if k.startswith("backbone.")]
+                                  + [str(Path(cfg.data).resolve()).encode(), str(Path(street_json).resolve()).encode()]))
+    cache = Path(cfg.workdir) / f"worn-head-features-{key.hexdigest()[:16]}-{size}.pt"
     if cache.is_file():  # cropping and computing features is most of the time: reruns start here
         feats = torch.load(cache, weights_only=True)
     else:
