@@ -44,13 +44,22 @@ def _training_drawings(args) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _features(model: GarmentNet, images: list[np.ndarray], desc: str, batch: int = 32) -> torch.Tensor:
+def pooled_features(model: GarmentNet, images: list[np.ndarray], desc: str, prep=None, batch: int = 32) -> torch.Tensor:
+    """The frozen network's pooled features of `images` (arrays), each made a tensor by `prep`
+    (default: already letterboxed to the served size)."""
     from tqdm import tqdm
+    prep = prep or (lambda a: D.to_tensor(Image.fromarray(a)))
     out = []
     for i in tqdm(range(0, len(images), batch), desc=desc, unit="batch", mininterval=10):
-        x = torch.stack([D.to_tensor(Image.fromarray(a)) for a in images[i:i + batch]])
+        x = torch.stack([prep(a) for a in images[i:i + batch]])
         out.append(model.backbone(x.contiguous(memory_format=torch.channels_last)).float())
     return torch.cat(out) if out else torch.zeros(0, model.category.in_features)
+
+
+def backbone_key(state_dict: dict) -> str:
+    """Names the backbone's weights: cached features stay valid while it is unchanged (heads may change)."""
+    return hashlib.sha256(b"".join(v.numpy().tobytes() for k, v in state_dict.items()
+                                   if k.startswith("backbone."))).hexdigest()[:16]
 
 
 def drawing_set(cfg, size: int) -> tuple[list[np.ndarray], list[int]]:
@@ -109,17 +118,16 @@ def train_sketch_head(cfg, weights: Path) -> Path:
     sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("sketch_category.")}
     model = GarmentNet.from_checkpoint(ck, without=("sketch_category",)).to(memory_format=torch.channels_last).eval()
     size = int(ck["size"])
-    photo_net = hashlib.sha256(b"".join(v.numpy().tobytes() for v in sd.values())).hexdigest()[:16]
-    cache = Path(cfg.workdir) / f"sketch-head-features-{photo_net}-{size}-{cfg.studio_n}-{cfg.seed}.pt"
+    cache = Path(cfg.workdir) / f"sketch-head-features-{backbone_key(sd)}-{size}-{cfg.studio_n}-{cfg.seed}.pt"
     if cache.is_file():  # drawing and computing features is most of the time: reruns start here
         feats = torch.load(cache, weights_only=True)
     else:
         images, labels = drawing_set(cfg, size)
-        feats = {"train": (_features(model, images, "drawing features"), torch.tensor(labels))}
+        feats = {"train": (pooled_features(model, images, "drawing features"), torch.tensor(labels))}
         val = _real_items(cfg, "validation")
         for name, items in (("xdog_drawings", real_sketch_items(val)), ("outline_doodles", real_doodle_items(val))):
             arrays = [np.asarray(D.letterbox(Image.fromarray(it.sketch), size, WHITE)) for it in items]
-            feats[name] = (_features(model, arrays, f"validation {name}"), torch.tensor([it.category for it in items]))
+            feats[name] = (pooled_features(model, arrays, f"validation {name}"), torch.tensor([it.category for it in items]))
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache, "wb") as f:
             torch.save(feats, f)

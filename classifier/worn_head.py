@@ -26,23 +26,12 @@ from sketchshop.registry import sha256
 
 from . import data as D
 from .model import GROUPS, GarmentNet, WornHead
-from .sketch_head import write_head
+from .sketch_head import backbone_key, pooled_features, write_head
 
 log = logging.getLogger(__name__)
 # chosen on the street validation crops and the validation photos (card: "Worn-garment head")
 STREET_RECIPE = {"epochs": 15, "lr": 1e-3, "weight_decay": 0.05, "dropout": 0.2}
 GATE_RECIPE = {"epochs": 30, "lr": 1e-2, "weight_decay": 0.2, "dropout": 0.2, "worn_weight": 0.5}
-
-
-@torch.no_grad()
-def _features(model: GarmentNet, items: list[D.Item], size: int, desc: str, batch: int = 32) -> torch.Tensor:
-    """Pooled features of items as served (`data.preprocess`)."""
-    from tqdm import tqdm
-    out = []
-    for i in tqdm(range(0, len(items), batch), desc=desc, unit="batch", mininterval=10):
-        x = torch.stack([D.preprocess(Image.fromarray(it.image), size) for it in items[i:i + batch]])
-        out.append(model.backbone(x.contiguous(memory_format=torch.channels_last)).float())
-    return torch.cat(out) if out else torch.zeros(0, model.category.in_features)
 
 
 def _batches(n: int, epochs: int):
@@ -96,22 +85,25 @@ def train_worn_head(cfg, weights: Path, street_json) -> Path:
     sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("worn_category.")}
     model = GarmentNet.from_checkpoint(ck, without=("worn_category",)).to(memory_format=torch.channels_last).eval()
     size, temperature = int(ck["size"]), float(ck.get("meta", {}).get("category_temperature", 1.0))
-    key = hashlib.sha256(b"".join([v.numpy().tobytes() for k, v in sd.items() if k.startswith("backbone.")]
-                                  + [str(Path(cfg.data).resolve()).encode(), str(Path(street_json).resolve()).encode()]))
-    cache = Path(cfg.workdir) / f"worn-head-features-{key.hexdigest()[:16]}-{size}.pt"
+    sources = hashlib.sha256(f"{Path(cfg.data).resolve()}|{Path(street_json).resolve()}".encode()).hexdigest()[:8]
+    cache = Path(cfg.workdir) / f"worn-head-features-{backbone_key(sd)}-{sources}-{size}.pt"
+    def features(items, desc):  # as served: `data.preprocess`
+        return pooled_features(model, [it.image for it in items], desc,
+                               lambda a: D.preprocess(Image.fromarray(a), size))
+
     if cache.is_file():  # cropping and computing features is most of the time: reruns start here
         feats = torch.load(cache, weights_only=True)
     else:
         feats = {}
         for split in ("train", "val"):
             items = load_street(street_json, split)
-            feats[f"street_{split}"] = (_features(model, items, size, f"street {split} features"),
+            feats[f"street_{split}"] = (features(items, f"street {split} features"),
                                         torch.tensor([it.category for it in items]),
                                         torch.tensor([it.coarse for it in items]))
         for split in ("train", "validation"):
             items = _real_items(cfg, split)
             fine = torch.tensor([it.category for it in items])
-            feats[f"photos_{split}"] = (_features(model, items, size, f"{split} photo features"), fine,
+            feats[f"photos_{split}"] = (features(items, f"{split} photo features"), fine,
                                         GROUPS.argmax(0)[fine])
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache, "wb") as f:

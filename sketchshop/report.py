@@ -198,6 +198,11 @@ def worn_inputs(data: Data, work: Path, limit: int | None) -> tuple[Path, Path]:
 
 
 # ---------------------------------------------------------------- running the eval commands
+def _fill(argv: list[str], **paths) -> list[str]:
+    """A planned command's "{name}" arguments replaced by the inputs made for it."""
+    return [str(paths[a[1:-1]]) if a[:1] == "{" and a[1:-1] in paths else a for a in argv]
+
+
 def run_command(run: Run) -> Run:
     """Parse `run.argv` with the real CLI and run that command's function here; read its JSON back."""
     from .cli import build
@@ -495,10 +500,10 @@ def report(args) -> int:
             continue
         if run.section == "sbir":
             sk, gal = sbir_inputs(data, work)
-            run.argv = [str(sk) if a == "{sketches}" else str(gal) if a == "{gallery}" else a for a in run.argv]
+            run.argv = _fill(run.argv, sketches=sk, gallery=gal)
         if run.section == "classifier-worn":
             worn, labels = worn_inputs(data, work, args.limit)
-            run.argv = [str(worn) if a == "{worn}" else str(labels) if a == "{worn_labels}" else a for a in run.argv]
+            run.argv = _fill(run.argv, worn=worn, worn_labels=labels)
         log.info("running: %s", run.command)
         run_command(run)
     runs = [r for r in runs if not (r.section == "search" and not have_index)]
