@@ -83,14 +83,3 @@ def convert(im: Image.Image, mode: str = "RGB", background=(255, 255, 255)) -> I
 def to_array(im: Image.Image) -> np.ndarray:
     """HxWx3 uint8 RGB."""
     return np.asarray(convert(im, "RGB"), dtype=np.uint8)
-
-
-def halvings(a: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
-    """Exact 2x area halvings of `a` while the wanted `scale` is below 1/2: (array, scale still wanted).
-    OpenCV's 2x area path is several times faster than one area or antialiased resize by an odd factor."""
-    import cv2
-    while scale < 0.5 and min(a.shape[:2]) >= 2:
-        a = a[:a.shape[0] // 2 * 2, :a.shape[1] // 2 * 2]  # even sides
-        a = cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        scale *= 2
-    return a, scale

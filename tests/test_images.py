@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sketchshop.errors import ImageError, TooLarge
-from sketchshop.images import halvings, load_image
+from sketchshop.images import load_image
 
 
 def _bytes(im, fmt="PNG", **kw):
@@ -76,15 +76,3 @@ def test_webp_and_heic_roundtrip():
     assert load_image(_bytes(im, "WEBP")).size == (64, 48)
     pytest.importorskip("pillow_heif")
     assert load_image(_bytes(im, "HEIF")).size == (64, 48)
-
-
-def test_halvings_stop_within_a_factor_two_and_keep_the_picture():
-    rng = np.random.default_rng(0)
-    a = np.zeros((533, 400, 3), np.uint8)
-    a[:, 200:] = 200  # right half light, left half dark
-    a = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
-    out, left = halvings(a, 64 / 533)
-    assert out.shape == (66, 50, 3) and 0.5 <= left < 1 and left == pytest.approx(64 / 533 * 8)
-    assert abs(out[:, :25].mean() - a[:, :200].mean()) < 2 and abs(out[:, 25:].mean() - a[:, 200:].mean()) < 2
-    same, left = halvings(a, 0.7)  # nothing to halve
-    assert same is a and left == 0.7
