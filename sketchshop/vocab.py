@@ -74,14 +74,24 @@ CATEGORY_ALIASES: dict[str, str] = {
     "tops": "top", "upper": "top",
 }
 COLOUR_ALIASES: dict[str, str] = {
-    "grey": "gray", "charcoal": "gray", "silver": "gray", "cream": "beige", "tan": "beige",
-    "khaki": "beige", "camel": "beige", "ivory": "white", "offwhite": "white", "off-white": "white",
-    "maroon": "red", "burgundy": "red", "wine": "red", "violet": "purple", "lilac": "purple",
-    "lavender": "purple", "olive": "green", "teal": "green", "mint": "green", "turquoise": "blue",
-    "sky": "blue", "denim": "blue", "light blue": "blue", "dark blue": "navy", "navy blue": "navy",
-    "rose": "pink", "fuchsia": "pink", "magenta": "pink", "coral": "orange", "mustard": "yellow",
-    "gold": "yellow", "chocolate": "brown", "coffee": "brown",
+    "grey": "gray", "charcoal": "gray", "silver": "gray", "steel": "gray", "slate": "gray", "graphite": "gray",
+    "anthracite": "gray", "ash": "gray", "cream": "beige", "tan": "beige", "khaki": "beige", "camel": "beige",
+    "nude": "beige", "skin": "beige", "sand": "beige", "stone": "beige", "ecru": "beige", "oatmeal": "beige",
+    "ivory": "white", "offwhite": "white", "off white": "white", "snow": "white",
+    "maroon": "red", "burgundy": "red", "wine": "red", "crimson": "red", "scarlet": "red", "cherry": "red",
+    "violet": "purple", "lilac": "purple", "lavender": "purple", "mauve": "purple", "plum": "purple",
+    "aubergine": "purple", "olive": "green", "teal": "green", "mint": "green", "lime": "green", "emerald": "green",
+    "turquoise": "blue", "sky": "blue", "denim": "blue", "aqua": "blue", "cyan": "blue", "cobalt": "blue",
+    "dark blue": "navy", "navy blue": "navy", "midnight": "navy",
+    "rose": "pink", "rose gold": "pink", "fuchsia": "pink", "magenta": "pink", "blush": "pink",
+    "coral": "orange", "mustard": "yellow", "gold": "yellow", "lemon": "yellow",
+    "chocolate": "brown", "coffee": "brown", "taupe": "brown", "copper": "brown", "mocha": "brown",
+    "chestnut": "brown", "cognac": "brown",
 }
+# Shops qualify their colours ("Dark Green", "Grey Melange", "Coffee Brown"): these words say how, not which.
+COLOUR_QUALIFIERS = frozenset((
+    "dark", "light", "pale", "bright", "deep", "neon", "fluorescent", "dusty", "pastel", "soft", "washed", "faded",
+    "heather", "melange", "marl", "mid", "medium", "solid"))
 
 
 class VocabError(ValueError):
@@ -108,10 +118,15 @@ def coarse(name: str) -> str:
 
 
 def colour(name: str) -> str:
-    k = _key(name)
-    k = COLOUR_ALIASES.get(k, k)
-    if k in COLOURS:
-        return k
+    """Canonical colour of a shop's colour name: a vocabulary name or alias, else the same once its
+    qualifiers are dropped ("Dark Green", "Grey Melange"), else its last or first word ("Sea Green",
+    "Turquoise Blue"); VocabError otherwise."""
+    k = _key(str(name).replace("-", " ").replace("_", " "))
+    words = [w for w in k.split() if w not in COLOUR_QUALIFIERS]
+    for c in (k, " ".join(words), *(words[-1:] + words[:1] if len(words) > 1 else ())):
+        c = COLOUR_ALIASES.get(c, c)
+        if c in COLOURS:
+            return c
     raise VocabError(f"unknown colour {name!r} (known: {', '.join(COLOURS)})")
 
 

@@ -51,7 +51,7 @@ def test_upsert_price_history_and_queries(data_dir):
     assert cat.products(shop="nope").total == 0
     assert cat.products(per_page=1, page=2).items[0]["external_id"] == "b"
     with pytest.raises(UserError):
-        cat.products(colour="mauve")
+        cat.products(colour="octarine")
     with pytest.raises(UserError):
         cat.products(category="spaceship")
     b = cat.product_by_key("s1", "b")

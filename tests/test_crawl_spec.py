@@ -28,7 +28,7 @@ def _write(tmp_path, d) -> Path:
 
 @pytest.mark.parametrize("mutate,needle", [
     (lambda d: d.pop("listing"), "missing 'listing'"),
-    (lambda d: d["facets"]["colour"].update({"mauve": "mauve"}), "unknown colour 'mauve'"),
+    (lambda d: d["facets"]["colour"].update({"mauve": "octarine"}), "unknown colour 'octarine'"),
     (lambda d: d["facets"]["category"].update({"robes": "spaceship"}), "unknown category 'spaceship'"),
     (lambda d: d.update(start_urls=["/c/{material}"]), "facet 'material'"),
     (lambda d: d["listing"]["fields"].update(id={"css": "a", "regex": "(["}), "regex"),

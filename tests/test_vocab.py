@@ -35,6 +35,20 @@ def test_colour_aliases_and_errors():
         vocab.colour("chartreuse-ish")
 
 
+@pytest.mark.parametrize("shop, ours", [
+    ("Off White", "white"), ("off_white", "white"), ("Dark Green", "green"), ("Grey Melange", "gray"),
+    ("Coffee Brown", "brown"), ("Turquoise Blue", "blue"), ("Sea Green", "green"), ("dark blue", "navy"),
+    ("Light Blue", "blue"), ("Rose Gold", "pink"), ("NUDE", "beige")])
+def test_shop_colour_names_with_qualifiers(shop, ours):
+    assert vocab.colour(shop) == ours
+
+
+@pytest.mark.parametrize("bad", ["Multi", "Metallic", "dark", "light dark", "", "t-shirt"])
+def test_no_single_vocabulary_colour_is_an_error(bad):
+    with pytest.raises(vocab.VocabError, match="unknown colour"):
+        vocab.colour(bad)
+
+
 def test_attributes_apply_to_known_categories():
     for a in vocab.ATTRIBUTES.values():
         assert set(a.applies_to) <= set(vocab.FINE_CATEGORIES)
