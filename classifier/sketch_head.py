@@ -56,6 +56,20 @@ def pooled_features(model: GarmentNet, images: list[np.ndarray], desc: str, prep
     return torch.cat(out) if out else torch.zeros(0, model.category.in_features)
 
 
+def frozen_network(weights: Path, head: str) -> tuple[dict, dict, GarmentNet]:
+    """(checkpoint, its state_dict less `head`, the network without `head` in eval mode): what a head
+    trainer starts from."""
+    ck = torch.load(weights, map_location="cpu", weights_only=True)
+    sd = {k: v for k, v in ck["state_dict"].items() if k.split(".")[0] != head}
+    model = GarmentNet.from_checkpoint(ck, without=(head,)).to(memory_format=torch.channels_last).eval()
+    return ck, sd, model
+
+
+def with_head(sd: dict, head: str, module: torch.nn.Module) -> dict:
+    """`sd` plus `module`'s weights under `head`, contiguous for saving."""
+    return {k: v.contiguous() for k, v in {**sd, **{f"{head}.{k}": v for k, v in module.state_dict().items()}}.items()}
+
+
 def backbone_key(state_dict: dict) -> str:
     """Names the backbone's weights: cached features stay valid while it is unchanged (heads may change)."""
     return hashlib.sha256(b"".join(v.numpy().tobytes() for k, v in state_dict.items()
@@ -100,12 +114,14 @@ def fit_head(base: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor, *, epochs:
     return head.eval()
 
 
-def _scores(logits: torch.Tensor, y: torch.Tensor) -> dict:
-    """Fine top-1, and coarse top-1 of the top fine class (as `sketchshop eval classifier` judges it)."""
-    coarse = GROUPS.argmax(0)
+def scores(logits: torch.Tensor, fine: torch.Tensor | None, coarse: torch.Tensor | None = None) -> dict:
+    """Fine top-1 (when `fine` labels are given), and coarse top-1 of the top fine class (as `sketchshop
+    eval classifier` judges a coarse label) against `coarse` (default: the fine labels' groups)."""
     pred = logits.argmax(1)
-    return {"top1": round(float((pred == y).float().mean()), 4),
-            "coarse_top1": round(float((coarse[pred] == coarse[y]).float().mean()), 4)}
+    res = {} if fine is None else {"top1": round(float((pred == fine).float().mean()), 4)}
+    coarse = GROUPS.argmax(0)[fine] if coarse is None else coarse
+    res["coarse_top1"] = round(float((GROUPS.argmax(0)[pred] == coarse).float().mean()), 4)
+    return res
 
 
 def train_sketch_head(cfg, weights: Path) -> Path:
@@ -114,9 +130,7 @@ def train_sketch_head(cfg, weights: Path) -> Path:
     from .studio_data import real_doodle_items, real_sketch_items
     from .train import _real_items
     t0 = time.time()
-    ck = torch.load(weights, map_location="cpu", weights_only=True)
-    sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("sketch_category.")}
-    model = GarmentNet.from_checkpoint(ck, without=("sketch_category",)).to(memory_format=torch.channels_last).eval()
+    ck, sd, model = frozen_network(weights, "sketch_category")
     size = int(ck["size"])
     cache = Path(cfg.workdir) / f"sketch-head-features-{backbone_key(sd)}-{size}-{cfg.studio_n}-{cfg.seed}.pt"
     if cache.is_file():  # drawing and computing features is most of the time: reruns start here
@@ -137,13 +151,12 @@ def train_sketch_head(cfg, weights: Path) -> Path:
     with torch.no_grad():
         for name in ("xdog_drawings", "outline_doodles"):
             f, yv = feats[name]
-            metrics[name] = {"n": len(yv), "photo_head": _scores(model.category(f), yv),
-                             "sketch_head": _scores(head(f), yv)}
+            metrics[name] = {"n": len(yv), "photo_head": scores(model.category(f), yv),
+                             "sketch_head": scores(head(f), yv)}
             val_logits.append(head(f))
             val_y.append(yv)
     cal = fit_temperature(torch.cat(val_logits), torch.cat(val_y))
-    ck["state_dict"] = {k: v.contiguous() for k, v in {**sd, **{f"sketch_category.{k}": v for k, v in
-                                                                head.state_dict().items()}}.items()}
+    ck["state_dict"] = with_head(sd, "sketch_category", head)
     recipe = {"drawings": len(y), "hidden": head.fix[0].out_features, **RECIPE, "seed": cfg.seed,
               "studio_n": cfg.studio_n, "data": str(cfg.data), "from_weights_sha256": sha256(weights),
               "seconds": round(time.time() - t0)}

@@ -25,8 +25,8 @@ from sketchshop.files import atomic_write
 from sketchshop.registry import sha256
 
 from . import data as D
-from .model import GROUPS, GarmentNet, WornHead
-from .sketch_head import backbone_key, pooled_features, write_head
+from .model import GROUPS, WornHead
+from .sketch_head import backbone_key, frozen_network, pooled_features, scores, with_head, write_head
 
 log = logging.getLogger(__name__)
 # chosen on the street validation crops and the validation photos (card: "Worn-garment head")
@@ -67,23 +67,12 @@ def fit_worn_head(base: torch.nn.Linear, temperature: float, street: torch.Tenso
     return head.eval()
 
 
-def _scores(log_p: torch.Tensor, fine: torch.Tensor | None, coarse: torch.Tensor) -> dict:
-    """Coarse top-1 of the top fine class (as `sketchshop eval classifier` judges a coarse label), and fine top-1."""
-    pred = log_p.argmax(1)
-    res = {"coarse_top1": round(float((GROUPS.argmax(0)[pred] == coarse).float().mean()), 4)}
-    if fine is not None:
-        res["top1"] = round(float((pred == fine).float().mean()), 4)
-    return res
-
-
 def train_worn_head(cfg, weights: Path, street_json) -> Path:
     """Add (or replace) the worn head of `weights`; write the result and its metrics into cfg.out."""
     from .street import load_street
     from .train import _real_items
     t0 = time.time()
-    ck = torch.load(weights, map_location="cpu", weights_only=True)
-    sd = {k: v for k, v in ck["state_dict"].items() if not k.startswith("worn_category.")}
-    model = GarmentNet.from_checkpoint(ck, without=("worn_category",)).to(memory_format=torch.channels_last).eval()
+    ck, sd, model = frozen_network(weights, "worn_category")
     size, temperature = int(ck["size"]), float(ck.get("meta", {}).get("category_temperature", 1.0))
     sources = hashlib.sha256(f"{Path(cfg.data).resolve()}|{Path(street_json).resolve()}".encode()).hexdigest()[:8]
     cache = Path(cfg.workdir) / f"worn-head-features-{backbone_key(sd)}-{sources}-{size}.pt"
@@ -116,12 +105,11 @@ def train_worn_head(cfg, weights: Path, street_json) -> Path:
             f, fine, coarse = feats[split]
             fine = fine if bool((fine >= 0).all()) else None  # street boxes may lack a fine label
             photo = (model.category(f) / temperature).log_softmax(1)
-            metrics[name] = {"n": len(f), "photo_head": _scores(photo, fine, coarse),
-                             "street_head": _scores(head.street(f), fine, coarse),
-                             "served": _scores(head(f, model.category(f)), fine, coarse),
+            metrics[name] = {"n": len(f), "photo_head": scores(photo, fine, coarse),
+                             "street_head": scores(head.street(f), fine, coarse),
+                             "served": scores(head(f, model.category(f)), fine, coarse),
                              "gate_worn_share": round(float((torch.sigmoid(head.gate(f)) > 0.5).float().mean()), 4)}
-    ck["state_dict"] = {k: v.contiguous() for k, v in {**sd, **{f"worn_category.{k}": v for k, v in
-                                                                head.state_dict().items()}}.items()}
+    ck["state_dict"] = with_head(sd, "worn_category", head)
     recipe = {"street_crops": len(xs), "photos": len(feats["photos_train"][0]),
               "street": {**STREET_RECIPE, "hidden": head.street.fix[0].out_features},
               "gate": GATE_RECIPE, "seed": cfg.seed, "street_json": str(street_json), "data": str(cfg.data),

@@ -122,10 +122,8 @@ class ClassifierTarget(Target):
 
     @property
     def output_names(self):
-        net = getattr(self, "net", None)
-        drawn, worn = (getattr(net, h, None) is not None for h in ("sketch_category", "worn_category"))
-        return ("category", "colour", *(f"attr_{a}" for a in vocab.ATTRIBUTES), *(("category_sketch",) if drawn else ()),
-                *(("category_worn",) if worn else ()), "embedding")  # the embedding last: see compare_*
+        """The network's outputs (its optional heads' included), the embedding last: see compare_*."""
+        return (*(n for n in self.net.output_names if n != "embedding"), "embedding")
 
     def load(self, weights):
         import torch
