@@ -50,7 +50,7 @@ def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True
     from tqdm import tqdm
 
     from catalog import open_catalog
-    from sketchshop.images import load_image
+    from sketchshop.images import WORK_SIDE, load_image
 
     from .index import Item, SearchIndex
     from .search import Searcher
@@ -74,7 +74,7 @@ def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True
         if sha not in cache:
             path = catalog.image_path(img["sha256"])
             try:
-                image = load_image(path)
+                image = load_image(path, max_side=WORK_SIDE)  # as the API reads a query
             except UserError as e:
                 log.warning("product %s: %s", p["id"], e)
                 skipped += 1
@@ -119,7 +119,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
     from tqdm import tqdm
 
     from sketchshop.datasets import read_labels_csv
-    from sketchshop.images import load_image
+    from sketchshop.images import WORK_SIDE, load_image
 
     from .search import Searcher
 
@@ -128,7 +128,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
     cat_p, col_p, times = [], [], []
     for s in tqdm(samples, desc="queries", unit="query"):
         try:
-            image = load_image(s.path)
+            image = load_image(s.path, max_side=WORK_SIDE)
             h = s.extra.get("hints") if kind != "photo" else None  # a sketch's colour hints (RGBA layer)
             hints = load_image(queries / h, mode="RGBA") if h else None
         except UserError as e:

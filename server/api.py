@@ -7,6 +7,7 @@ import uuid
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from sketchshop import vocab
+from sketchshop.images import original_scale
 
 from . import uploads
 from catalog.search import hint_layer
@@ -25,7 +26,7 @@ def _image_url(sha: str | None) -> str | None:
     return url_for("v1.image", sha=sha, _external=False) if sha else None
 
 
-def _item_json(described, hits, index) -> dict:
+def _item_json(described, hits, index, scale: float) -> dict:
     p = described.prediction
     matches = []
     for h in hits:
@@ -36,7 +37,7 @@ def _item_json(described, hits, index) -> dict:
                         "image_url": _image_url(d.get("image")), "category": it.category,
                         "colour": it.colour, "score": round(h.score, 4), "matched": h.matched})
     return {
-        "box": [round(v, 1) for v in described.box] if described.box else None,
+        "box": [round(v * scale, 1) for v in described.box] if described.box else None,
         "whole_image": described.whole_image,
         "detector": ({"category": described.detector_category,
                       "confidence": round(described.detector_confidence, 4)}
@@ -54,8 +55,9 @@ def _item_json(described, hits, index) -> dict:
 @bp.post("/search")
 def search():
     image = uploads.image_from("image")
+    scale = original_scale(image)
     kind = uploads.kind_from()
-    hints = uploads.hints_from()
+    hints = uploads.hints_from(scale)
     top_k = uploads.int_arg("top_k", 10, 1, 50)
     filters = uploads.filters_from()
     searcher = _state().need_searcher()
@@ -64,14 +66,14 @@ def search():
     out = searcher.search(image, kind=kind, hints=hints, top_k=top_k, filters=filters)
     observe_stages(out["timing_ms"])
     return jsonify({"query_id": uuid.uuid4().hex, "kind": out["kind"],
-                    "items": [_item_json(d, hits, searcher.index) for d, hits in out["items"]],
+                    "items": [_item_json(d, hits, searcher.index, scale) for d, hits in out["items"]],
                     "timing_ms": out["timing_ms"]})
 
 
 @bp.post("/colorize")
 def colorize():
     image = uploads.image_from("image")
-    hints = uploads.hints_from()
+    hints = uploads.hints_from(original_scale(image))
     category = request.values.get("category") or None
     if category:
         try:
@@ -93,8 +95,10 @@ def detect():
     image = uploads.image_from("image")
     searcher = _state().need_searcher()
     found = searcher.detector.predict(image)
-    return jsonify({"width": image.width, "height": image.height, "items": [
-        {"box": [round(float(v), 1) for v in f["box"]], "category": f["category"],
+    scale = original_scale(image)
+    width, height = image.info.get("original_size", image.size)
+    return jsonify({"width": width, "height": height, "items": [
+        {"box": [round(float(v) * scale, 1) for v in f["box"]], "category": f["category"],
          "confidence": round(float(f["confidence"]), 4), "whole_image": bool(f.get("whole_image"))}
         for f in found]})
 
@@ -103,7 +107,7 @@ def detect():
 def classify():
     image = uploads.image_from("image")
     kind = uploads.kind_from() or "photo"
-    hints = uploads.hints_from()
+    hints = uploads.hints_from(original_scale(image))
     searcher = _state().need_searcher()
     (p,) = searcher.classifier.predict([image], kind=kind, hints=[hint_layer(hints, image.size)])
     return jsonify({"kind": kind, "category": p["category"], "category_p": round(float(p["category_p"]), 4),

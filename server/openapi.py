@@ -26,7 +26,10 @@ _FILTER_PROPS = {
     "shop": {"type": "string"},
     "currency": {"type": "string", "minLength": 3, "maxLength": 3},
 }
-_IMAGE = {"type": "string", "format": "binary", "description": "JPEG, PNG, WebP or HEIC; EXIF orientation applied"}
+_IMAGE = {"type": "string", "format": "binary",
+          "description": "JPEG, PNG, WebP or HEIC; EXIF orientation applied. Read at a long side of 1000 px or a "
+                         "little more (a larger image is reduced 2, 3, 4... times); boxes and hint points are in "
+                         "the uploaded image's pixels all the same"}
 _HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file) or JSON points '
           '`[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`'}
 _KIND = {"type": "string", "enum": ["photo", "sketch"], "description": "detected when absent"}
@@ -119,7 +122,7 @@ def spec() -> dict:
             "/v1/search": {"post": {"operationId": "search", "summary": "photo or sketch in, shop links out",
                                     "requestBody": _multipart(search_props, ["image"]),
                                     "responses": {"200": _json("SearchResponse"), **_errors(400, 413, 415, 429, 503)}}},
-            "/v1/colorize": {"post": {"operationId": "colorize", "summary": "sketch plus hints to a PNG",
+            "/v1/colorize": {"post": {"operationId": "colorize", "summary": "sketch plus hints to a PNG (the size the sketch was read at)",
                                       "requestBody": _multipart({"image": _IMAGE, "hints": _HINTS,
                                                                  "category": {"type": "string"}}, ["image"]),
                                       "responses": {"200": {"description": "PNG", "content": {

@@ -1,6 +1,7 @@
 """Reading what a phone sends: one image file, optional hints, and validated options."""
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -11,7 +12,7 @@ from catalog.index import Filters
 from sketchshop import vocab
 from sketchshop.config import settings
 from sketchshop.errors import ImageError
-from sketchshop.images import load_image
+from sketchshop.images import WORK_SIDE, load_image
 
 from .errors import ApiError
 
@@ -31,21 +32,27 @@ def image_from(field: str = "image", *, required: bool = True, mode: str = "RGB"
     if not data:
         raise ApiError(400, "empty_file", f"'{field}' is empty")
     try:
-        im = load_image(data, max_pixels=settings().max_image_pixels, mode=mode)
+        # the query image is read at the working size (boxes go back scaled: `original_scale`);
+        # a hint layer keeps its own, as the colouriser fits it to the sketch
+        im = load_image(data, max_pixels=settings().max_image_pixels, mode=mode,
+                        max_side=WORK_SIDE if field == "image" else None)
     except ImageError as e:
         msg = str(e).replace("<bytes>", field)
         if "not an image" in msg:
             raise ApiError(415, "unsupported_media_type",
                            f"'{field}' is not a JPEG, PNG, WebP or HEIC image") from None
         raise ApiError(e.status, e.code, msg) from None
-    fmt = getattr(im, "format", None)
+    fmt = Image.open(io.BytesIO(data)).format  # the header again: converting forgets it
     if fmt and fmt.upper() not in ALLOWED_TYPES and field == "image":
         raise ApiError(415, "unsupported_media_type", f"'{field}' is {fmt}; send JPEG, PNG, WebP or HEIC")
     return im
 
 
-def hints_from() -> Image.Image | list | None:
-    """Hints as an image layer (file field `hints`) or JSON points [{"x","y","colour"|"rgb"}]."""
+def hints_from(scale: float = 1.0) -> Image.Image | list | None:
+    """Hints as an image layer (file field `hints`) or JSON points [{"x","y","colour"|"rgb"}].
+
+    Points are in the uploaded image's pixels; `scale` is its `original_scale` (points are divided by it).
+    """
     if "hints" in request.files:
         return image_from("hints", mode="RGBA")
     raw = request.form.get("hints")
@@ -71,7 +78,7 @@ def hints_from() -> Image.Image | list | None:
                 rgb = list(vocab.COLOUR_RGB[vocab.colour(p["colour"])])
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ApiError(400, "bad_hints", f"hint point #{i}: needs x, y and colour or rgb ({e})") from None
-        out.append({"x": x, "y": y, "rgb": rgb})
+        out.append({"x": x / scale, "y": y / scale, "rgb": rgb})
     return out
 
 

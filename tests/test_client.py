@@ -147,6 +147,29 @@ def test_colorize_detect_classify(client, live_catalog):
     assert sum(t["p"] for t in cls["topk"]) <= 1.0001
 
 
+def test_large_uploads_answer_in_their_own_pixels(client, live_catalog):
+    """A phone-size upload is read reduced, but boxes and point hints stay in the uploaded pixels."""
+    p = live_catalog.products[9]
+    k = 2000 // min(p.image.size) + 1
+    big = p.image.resize((p.image.width * k, p.image.height * k), Image.BICUBIC)
+    jpeg = io.BytesIO()
+    big.save(jpeg, "JPEG", quality=90)  # as a phone sends it
+    big_bytes = jpeg.getvalue()
+    small, large = client.detect(p.image), client.detect(big_bytes)
+    assert (large["width"], large["height"]) == big.size
+    assert len(large["items"]) == len(small["items"])
+    for a, b in zip(small["items"], large["items"]):
+        assert a["category"] == b["category"]
+        assert max(abs(x * k - y) for x, y in zip(a["box"], b["box"])) < 0.03 * max(big.size), (a, b)
+    (it,) = client.search(big_bytes, kind="photo", top_k=3)["items"][:1]
+    assert max(abs(x * k - y) for x, y in zip(small["items"][0]["box"], it["box"])) < 0.03 * max(big.size)
+
+    sketch = p.sketch.resize((p.sketch.width * k, p.sketch.height * k), Image.NEAREST)
+    w, h = sketch.size  # one red dot near the far corner: lost if the points were not scaled with the image
+    cls = client.classify(sketch, kind="sketch", hints=[{"x": w * 0.6, "y": h * 0.6, "rgb": [200, 20, 30]}])
+    assert cls["colour"] == "red", cls["colour"]
+
+
 def test_products_product_and_image(client, live_catalog):
     page = client.products(per_page=20)
     assert page["total"] == len(live_catalog.products) and len(page["items"]) == 20

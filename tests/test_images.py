@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sketchshop.errors import ImageError, TooLarge
-from sketchshop.images import load_image
+from sketchshop.images import load_image, original_scale
 
 
 def _bytes(im, fmt="PNG", **kw):
@@ -21,6 +21,23 @@ def test_exif_orientation_applied():
     exif[0x0112] = 6  # rotate 90 CW on display
     out = load_image(_bytes(im, "JPEG", exif=exif))
     assert out.size == (20, 40)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_phone_photos_are_read_at_the_working_size(fmt):
+    """A 12 MP photo is decoded reduced (JPEG at 1/4 scale), upright, and says how much it was reduced."""
+    im = Image.new("RGB", (4032, 3024), (40, 90, 200))
+    im.paste((250, 250, 250), (2016, 0, 4032, 3024))  # right half white: shows the orientation
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display: the white half ends at the bottom
+    out = load_image(_bytes(im, fmt, exif=exif), max_side=1000)
+    assert out.size == (756, 1008) and out.mode == "RGB"
+    assert out.info["original_size"] == (3024, 4032) and original_scale(out) == 4.0
+    a = np.asarray(out)
+    assert a[900, 300].min() > 240 and a[100, 300, 2] > 150  # white bottom, blue top
+    small = load_image(_bytes(Image.new("RGB", (1999, 1000)), fmt), max_side=1000)
+    assert small.size == (1999, 1000) and original_scale(small) == 1.0  # under 2x: as it is
+    assert load_image(_bytes(im, fmt)).size == (4032, 3024)  # no max_side: full size
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "CMYK", "I;16", "1"])
