@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Debian packages the crawler and the browser tests need: Chromium and its driver.
+# Debian packages the tests need: Chromium and its driver (crawler, web client) and a PostgreSQL
+# server (the catalogue tests run on SQLite and again on a throwaway PostgreSQL cluster).
 set -u
-if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi
-cmd="apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"
+pkgs=""
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || pkgs="chromium chromium-driver"
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs="$pkgs postgresql"
+[ -z "$pkgs" ] && exit 0
+cmd="apt-get update && apt-get install -y --no-install-recommends $pkgs"
 if [ "$(id -u)" = 0 ]; then
-  echo "installing Chromium and ChromeDriver: $cmd"
-  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver) >/dev/null \
-    || { echo "apt-get failed; the crawler and browser tests need: $cmd" >&2; exit 0; }
+  echo "installing $pkgs: $cmd"
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkgs) >/dev/null \
+    || { echo "apt-get failed; the tests that need them will skip: $cmd" >&2; exit 0; }
 else
-  echo "Chromium is missing; as root run: $cmd" >&2
+  echo "missing $pkgs (the tests that need them will skip); as root run: $cmd" >&2
 fi

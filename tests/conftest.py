@@ -1,6 +1,7 @@
 """Shared fixtures. Real data tests read ../shared/data and skip, with the reason, when it is absent."""
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -27,6 +28,68 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     settings.cache_clear()
     yield d
     settings.cache_clear()
+
+
+# ---------------------------------------------------------------- PostgreSQL, for real
+def _postgres_bin() -> Path | None:
+    import glob
+    import shutil
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a Unix socket (no TCP), for the session: yields (socket dir, port).
+
+    Skips, saying why, without the server binaries (Debian: `apt-get install postgresql`) or the driver.
+    """
+    import subprocess
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed")
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
+    import shutil
+    import tempfile
+    # under /tmp itself: the unprivileged user must reach it, and a socket path must stay short
+    root = Path(tempfile.mkdtemp(prefix="sketchshop-pg-"))
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []  # postgres refuses to run as root
+    if as_user:
+        os.chmod(root, 0o777)
+    data, port = root / "data", 55000 + os.getpid() % 5000
+
+    def pg(*args):
+        return subprocess.run(as_user + [str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120)
+    r = pg("initdb", "-D", str(data), "-A", "trust", "-U", "sketchshop", "-E", "UTF8", "--no-sync")
+    if r.returncode:
+        pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
+    r = pg("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "start",
+           "-o", f"-k {root} -p {port} -c listen_addresses= -c fsync=off")
+    if r.returncode:
+        pytest.skip(f"PostgreSQL did not start: {(root / 'log').read_text()[-300:] if (root / 'log').exists() else r.stderr}")
+    yield root, port
+    pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_db(request, data_dir, monkeypatch) -> str:
+    """Run a catalogue test on SQLite (the default) and again on a fresh PostgreSQL database,
+    through `SKETCHSHOP_DB_URL` as a user sets it. Yields the dialect name."""
+    if request.param == "postgresql":
+        import psycopg
+
+        from sketchshop.config import settings
+        sock, port = request.getfixturevalue("postgres_server")
+        name = f"t{next(_DB_NUMBERS)}_{os.getpid()}"
+        with psycopg.connect(host=str(sock), port=port, user="sketchshop", dbname="postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        monkeypatch.setenv("SKETCHSHOP_DB_URL", f"postgresql+psycopg://sketchshop@/{name}?host={sock}&port={port}")
+        settings.cache_clear()
+    return request.param
+
+
+_DB_NUMBERS = itertools.count()
 
 
 # ---------------------------------------------------------------- a live service on real models

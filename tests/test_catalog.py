@@ -33,10 +33,11 @@ def record(cat, pid, price=10.0, colour="red", img=None, **kw):
     return rec
 
 
-def test_upsert_price_history_and_queries(data_dir):
+def test_upsert_price_history_and_queries(catalog_db):
     from catalog import open_catalog
     from sketchshop.errors import UserError
     cat = open_catalog()
+    assert cat.engine.dialect.name == catalog_db
     sid = cat.get_shop("s1", "http://shop")
     with cat.session() as s:
         assert cat.upsert_product(s, sid, 1, record(cat, "a", img=jpeg(1)))[0] == "new"
@@ -68,7 +69,7 @@ def test_upsert_price_history_and_queries(data_dir):
     assert st["by_category"] == {"dress": 1, "t-shirt": 1} and st["by_colour"] == {"red": 1, "blue": 1}
 
 
-def test_image_store_rejects_bad_images_and_finds_near_duplicates(data_dir):
+def test_image_store_rejects_bad_images_and_finds_near_duplicates(data_dir, catalog_db):
     from catalog import open_catalog
     from sketchshop.errors import ImageError
     cat = open_catalog()
@@ -111,7 +112,7 @@ def test_additive_migration_adds_missing_columns(data_dir):
     assert cat.products().items[0]["title"] == "T"          # old rows kept
 
 
-def test_catalog_stats_cli(data_dir, capsys):
+def test_catalog_stats_cli(data_dir, catalog_db, capsys):
     from sketchshop.cli import main
     from catalog import open_catalog
     cat = open_catalog()
@@ -127,6 +128,16 @@ def test_catalog_stats_cli(data_dir, capsys):
     assert main(["catalog", "stats", "--db", f"sqlite:///{bad}"]) == 2
     assert "cannot open the catalogue" in capsys.readouterr().err
     assert bad.read_bytes() == b"garbage" * 100           # never touched
+
+
+def test_index_is_built_from_either_database(data_dir, catalog_db):
+    """The index reads the catalogue through SQLAlchemy alone: a PostgreSQL catalogue serves as SQLite does."""
+    from conftest import indexed_studio_catalog
+    cat, searcher, products, ids, info = indexed_studio_catalog(data_dir, 8, 3)
+    assert cat.engine.dialect.name == catalog_db and info["products"] == 8
+    out = searcher.search(products[2].image, kind="photo", top_k=3)
+    assert ids[2] in [h.product_id for _, hits in out["items"] for h in hits]
+    cat.close()
 
 
 def test_schema_compiles_for_postgresql():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -81,7 +80,7 @@ def check_against_truth(cat, products, shop_name, *, attributes=True, colour_sou
             load_image(path)
 
 
-def test_crawl_layout_a_matches_ground_truth(stock, data_dir):
+def test_crawl_layout_a_matches_ground_truth(stock, data_dir, catalog_db):
     _need_chromium()
     from catalog import open_catalog
     from crawler.crawl import crawl
@@ -168,7 +167,22 @@ def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
     assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
 
 
-def test_kill_and_resume(stock, data_dir, tmp_path):
+def count(sql: str) -> int:
+    """One number from the catalogue the crawler writes (SQLite or PostgreSQL), read as another client would."""
+    from sqlalchemy import create_engine, exc, text
+
+    from sketchshop.config import settings
+    engine = create_engine(settings().database_url)
+    try:
+        with engine.connect() as c:
+            return int(c.execute(text(sql)).scalar())
+    except (exc.OperationalError, exc.ProgrammingError):  # not created yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_kill_and_resume(stock, data_dir, catalog_db, tmp_path):
     _need_chromium()
     from catalog import open_catalog
     from crawler.crawl import crawl
@@ -180,18 +194,12 @@ def test_kill_and_resume(stock, data_dir, tmp_path):
                "--browsers", "1", "--image-workers", "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
                                 start_new_session=True)   # its own process group: the kill takes its browser too
-        db = Path(data_dir) / "catalog.db"
         t0, n = time.time(), 0
         while time.time() - t0 < 120 and proc.poll() is None:
             time.sleep(0.2)
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=5) as c:
-                        n = c.execute("select count(*) from products").fetchone()[0]
-                except sqlite3.OperationalError:
-                    continue
-                if n >= 8:
-                    break
+            n = count("select count(*) from products")
+            if n >= 8:
+                break
         assert proc.poll() is None, "the crawl finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -203,15 +211,14 @@ def test_kill_and_resume(stock, data_dir, tmp_path):
     assert res["id"] == run["id"] and res["status"] == "done"      # the same run, resumed
     assert len(cat.runs()) == 1
     check_against_truth(cat, stock, "demo-shop", colour_source="field:colour_name")
-    with sqlite3.connect(db) as c:
-        assert c.execute("select count(*), count(distinct external_id) from products").fetchone() == (N, N)
-        assert c.execute("select count(*) from products p where not exists "
-                         "(select 1 from product_images i where i.product_id = p.id)").fetchone()[0] == 0
-        assert c.execute("select count(*) from crawl_tasks where status = 'pending'").fetchone()[0] == 0
+    assert count("select count(*) from products") == count("select count(distinct external_id) from products") == N
+    assert count("select count(*) from products p where not exists "
+                 "(select 1 from product_images i where i.product_id = p.id)") == 0
+    assert count("select count(*) from crawl_tasks where status = 'pending'") == 0
     assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
 
 
-def test_recrawl_updates_without_duplicates(stock, data_dir, tmp_path):
+def test_recrawl_updates_without_duplicates(stock, data_dir, catalog_db, tmp_path):
     _need_chromium()
     from catalog import open_catalog
     from crawler.crawl import crawl

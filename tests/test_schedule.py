@@ -45,7 +45,7 @@ def test_schedule_cli_add_list_remove(data_dir, capsys):
     assert "no schedules" in run("list").stdout
 
 
-def test_due_schedule_fires_once_and_is_recorded(data_dir, tmp_path):
+def test_due_schedule_fires_once_and_is_recorded(data_dir, catalog_db, tmp_path):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("Chromium/chromedriver not installed (scripts/system-deps.sh)")
     from catalog import open_catalog
@@ -82,7 +82,7 @@ def test_due_schedule_fires_once_and_is_recorded(data_dir, tmp_path):
     assert cat.stats()["products"] == 6 and len(cat.runs()) == 3
 
 
-def test_one_crawl_per_shop(data_dir):
+def test_one_crawl_per_shop(data_dir, catalog_db):
     from catalog import open_catalog
     cat = open_catalog()
     sid = cat.get_shop("busy-shop")
