@@ -67,7 +67,8 @@ CATEGORY_ALIASES: dict[str, str] = {
     "sweater": "longsleeve", "jumper": "longsleeve", "sweatshirt": "longsleeve", "pullover": "longsleeve",
     "blouse": "shirt", "button-down": "shirt", "buttonshirt": "shirt", "shirts": "shirt",
     "sneakers": "shoes", "sneaker": "shoes", "boots": "shoes", "boot": "shoes", "sandals": "shoes",
-    "heels": "shoes", "loafers": "shoes", "shoe": "shoes", "footwear": "shoes",
+    "heels": "shoes", "loafers": "shoes", "shoe": "shoes", "footwear": "shoes", "flip flops": "shoes",
+    "flats": "shoes", "trainers": "shoes", "joggers": "pants", "chinos": "pants", "jeggings": "pants",
     "cap": "hat", "beanie": "hat", "hats": "hat",
     "handbag": "bag", "backpack": "bag", "purse": "bag", "bags": "bag", "tote": "bag",
     "dresses": "dress", "gown": "dress", "skirts": "skirt", "short": "shorts",
@@ -102,12 +103,21 @@ def _key(s: str) -> str:
     return " ".join(str(s).strip().lower().split())
 
 
+def _singular(word: str) -> str:
+    return word[:-2] if word.endswith(("ches", "shes", "sses", "xes")) else word[:-1] if word.endswith("s") else word
+
+
 def category(name: str, *, allow_coarse: bool = True) -> str:
-    """Canonical fine category, or a coarse one ("top") when allowed; VocabError otherwise."""
+    """Canonical fine category, or a coarse one ("top") when allowed, of a shop's category name: a
+    vocabulary name or alias, else its last word, the garment in "Casual Shoes" or "Polo T-Shirt", else
+    its first; each also in the singular ("Tshirts", "Caps"). VocabError otherwise."""
     k = _key(name)
-    k = CATEGORY_ALIASES.get(k, k)
-    if k in FINE_CATEGORIES or (allow_coarse and k in COARSE_CATEGORIES):
-        return k
+    words = k.replace("_", " ").split()
+    tried = (k, " ".join(words), " ".join(words).replace("-", " "), *(words[-1:] + words[:1] if len(words) > 1 else ()))
+    for c in (c for t in tried for c in (t, _singular(t))):
+        c = CATEGORY_ALIASES.get(c, c)
+        if c in FINE_CATEGORIES or (allow_coarse and c in COARSE_CATEGORIES):
+            return c
     raise VocabError(f"unknown category {name!r} (known: {', '.join(FINE_CATEGORIES + ('top',))})")
 
 

@@ -18,12 +18,21 @@ def test_category_aliases(alias, canon):
     assert vocab.category(alias) == canon
 
 
+@pytest.mark.parametrize("shop, ours", [
+    ("Tshirts", "t-shirt"), ("Polo T-Shirt", "t-shirt"), ("Casual Shoes", "shoes"), ("Flip Flops", "shoes"),
+    ("Track Pants", "pants"), ("Sweatshirts", "longsleeve"), ("Jackets", "outerwear"), ("Caps", "hat"),
+    ("Handbags", "bag"), ("Women's Skirts", "skirt"), ("Maxi Dress", "dress"), ("Dress Shirts", "shirt"),
+    ("long_sleeve", "longsleeve"), ("Tops", "top")])
+def test_shop_category_names(shop, ours):
+    assert vocab.category(shop) == ours
+
+
 def test_coarse_only_when_allowed():
     with pytest.raises(vocab.VocabError):
         vocab.category("top", allow_coarse=False)
 
 
-@pytest.mark.parametrize("bad", ["spaceship", "", "t-shirts-and-more"])
+@pytest.mark.parametrize("bad", ["spaceship", "", "t-shirts-and-more", "Kurtas", "Socks", "Watches"])
 def test_unknown_category_names_value(bad):
     with pytest.raises(vocab.VocabError, match="unknown category"):
         vocab.category(bad)
