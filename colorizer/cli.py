@@ -14,8 +14,7 @@ def _train(args) -> int:
     meta = train(args.data, size=args.size, epochs=args.epochs, crop=args.crop, full_epochs=args.full_epochs,
                  batch=args.batch, lr=args.lr, l1=args.l1, ssim=args.ssim, adv=args.adv, epoch_size=args.epoch_size or None,
                  max_minutes=args.max_minutes, threads=args.threads, workers=args.workers, seed=args.seed, out=args.out,
-                 resume=not args.no_resume, max_photos=args.max_photos,
-                 studio=args.studio)
+                 resume=not args.no_resume, max_photos=args.max_photos, studio=args.studio, init=args.init)
     print(f"trained {meta['epochs']} epochs; weights {args.out or run_dir() / 'colorizer.pt'}; "
           f"samples, metrics.json and checkpoint in {run_dir()}")
     return 0
@@ -58,6 +57,8 @@ def register(cli) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="weights file (default var/train/colorizer/colorizer.pt)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start a new run's generator from these colouriser weights (e.g. the shipped model)")
 
     p = cli.command("colorizer", _eval, group="eval",
                     help="score the colouriser on real photos (SSIM, PSNR, colour error, speed)",

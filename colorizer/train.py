@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from sketchshop.config import settings
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
+from sketchshop.registry import sha256
 
 from .card import plot_history, write_card
 from .data import encode, render_sketch, sample_hints
@@ -143,8 +144,11 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
           batch: int = 16, lr: float = 2e-4, l1: float = 100.0, ssim: float = 10.0, adv: float = 1.0,
           epoch_size: int | None = None, max_minutes: float | None = None, workers: int = 0,
           threads: int = 2, seed: int = 0, out: str | None = None, resume: bool = True,
-          max_photos: int | None = None, studio: int = 0) -> dict:
-    """Train (or resume) the generator; returns the metrics dict also written to metrics.json."""
+          max_photos: int | None = None, studio: int = 0, init: str | None = None) -> dict:
+    """Train (or resume) the generator; returns the metrics dict also written to metrics.json.
+
+    `init`: a colouriser weights file whose generator a new run starts from (its discriminator starts afresh).
+    """
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -177,6 +181,12 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
         history, start, step = st["history"], st["epoch"], st["step"]
         log.info("resumed from %s at epoch %d", ckpt, start)
+    elif init:
+        try:
+            gen.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["state_dict"])
+        except Exception as e:  # noqa: BLE001 - a missing, foreign or corrupt file
+            raise UserError(f"--init {init}: not colouriser weights of this model ({type(e).__name__})") from None
+        log.info("generator initialised from %s", init)
     log.info("generator %.2f M params, discriminator %.2f M", n_params(gen) / 1e6, n_params(disc) / 1e6)
 
     hold_ds = PairDataset(pairs, None, seed + 1, cat_drop=0.0)
@@ -254,7 +264,8 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
                         "opt_d": opt_d.state_dict(), "history": history, "epoch": epoch + 1, "step": step}, f)
         meta = {"size": size, "epochs": epoch + 1, "steps": step, "train_pairs": int(len(tr)), "max_photos": max_photos, "data": [str(d) for d in data],
                 "losses": {"l1": l1, "ssim": ssim, "adv_lsgan": adv}, "crop": crop, "full_epochs": full_epochs,
-                "batch": batch, "lr": lr, "epoch_size": epoch_size, "params": n_params(gen), "history": history}
+                "batch": batch, "lr": lr, "epoch_size": epoch_size, "params": n_params(gen), "history": history,
+                "init": init and {"file": str(init), "sha256": sha256(init)}}
         save_weights(Path(out) if out else rd / "colorizer.pt", gen, meta)
         with atomic_write(rd / "metrics.json") as f:
             json.dump(meta, f, indent=2)

@@ -122,7 +122,8 @@ def spec() -> dict:
             "/v1/search": {"post": {"operationId": "search", "summary": "photo or sketch in, shop links out",
                                     "requestBody": _multipart(search_props, ["image"]),
                                     "responses": {"200": _json("SearchResponse"), **_errors(400, 413, 415, 429, 503)}}},
-            "/v1/colorize": {"post": {"operationId": "colorize", "summary": "sketch plus hints to a PNG (the size the sketch was read at)",
+            "/v1/colorize": {"post": {"operationId": "colorize",
+                                      "summary": "sketch plus hints to a PNG (the size the sketch was read at)",
                                       "requestBody": _multipart({"image": _IMAGE, "hints": _HINTS,
                                                                  "category": {"type": "string"}}, ["image"]),
                                       "responses": {"200": {"description": "PNG", "content": {

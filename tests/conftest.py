@@ -34,7 +34,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 def _postgres_bin() -> Path | None:
     import glob
     import shutil
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
+    found = shutil.which("initdb") or max(glob.glob("/usr/lib/postgresql/*/bin/initdb"), default=None)
     return Path(found).resolve().parent if found else None
 
 
@@ -56,26 +56,30 @@ def postgres_server():
     as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []  # postgres refuses to run as root
     if as_user:
         os.chmod(root, 0o777)
-    data, port = root / "data", 55000 + os.getpid() % 5000
+    data, port = root / "data", 5432  # no TCP: the port only names the socket file in `root`
 
-    def pg(*args):
-        return subprocess.run(as_user + [str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120)
+    def pg(program, *args):
+        return subprocess.run([*as_user, str(bin_dir / program), *args], capture_output=True, text=True, timeout=120)
     r = pg("initdb", "-D", str(data), "-A", "trust", "-U", "sketchshop", "-E", "UTF8", "--no-sync")
     if r.returncode:
         pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
     r = pg("pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "start",
            "-o", f"-k {root} -p {port} -c listen_addresses= -c fsync=off")
     if r.returncode:
-        pytest.skip(f"PostgreSQL did not start: {(root / 'log').read_text()[-300:] if (root / 'log').exists() else r.stderr}")
+        log = root / "log"
+        pytest.skip(f"PostgreSQL did not start: {(log.read_text() if log.exists() else r.stderr)[-300:]}")
     yield root, port
     pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
     shutil.rmtree(root, ignore_errors=True)
 
 
+_DB_NUMBERS = itertools.count()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def catalog_db(request, data_dir, monkeypatch) -> str:
     """Run a catalogue test on SQLite (the default) and again on a fresh PostgreSQL database,
-    through `SKETCHSHOP_DB_URL` as a user sets it. Yields the dialect name."""
+    through `SKETCHSHOP_DB_URL` as a user sets it. Returns the dialect name."""
     if request.param == "postgresql":
         import psycopg
 
@@ -87,9 +91,6 @@ def catalog_db(request, data_dir, monkeypatch) -> str:
         monkeypatch.setenv("SKETCHSHOP_DB_URL", f"postgresql+psycopg://sketchshop@/{name}?host={sock}&port={port}")
         settings.cache_clear()
     return request.param
-
-
-_DB_NUMBERS = itertools.count()
 
 
 # ---------------------------------------------------------------- a live service on real models
