@@ -20,9 +20,9 @@ def client(tmp_path_factory):
     settings.cache_clear()
 
 
-def _png(size=(64, 64)) -> bytes:
+def _png(size=(64, 64), fmt="PNG") -> bytes:
     b = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(b, "PNG")
+    Image.new("RGB", size, (200, 30, 30)).save(b, fmt)
     return b.getvalue()
 
 
@@ -54,6 +54,7 @@ def test_health_and_not_ready_without_index(client):
     ({"image": "not a file"}, 400, "bad_request"),
     ({"image": (io.BytesIO(b""), "a.png")}, 400, "empty_file"),
     ({"image": (io.BytesIO(b"%PDF-1.4 not an image at all" * 20), "a.pdf")}, 415, "unsupported_media_type"),
+    ({"image": (io.BytesIO(_png(fmt="GIF")), "a.gif")}, 415, "unsupported_media_type"),  # readable, not allowed
     ({"image": (io.BytesIO(_png()[:60]), "a.png")}, 400, "bad_image"),
     ({"image": (io.BytesIO(_png((8, 8))), "a.png")}, 400, "bad_image"),
     ({"image": (io.BytesIO(_png()), "a.png"), "top_k": "lots"}, 400, "bad_parameter"),
