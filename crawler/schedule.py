@@ -49,7 +49,8 @@ def fire_due(cat, now: datetime | None = None) -> list[int]:
     now = now or utcnow()
     ids = []
     with cat.session() as s:
-        for x in s.scalars(select(Schedule).where(Schedule.enabled.is_(True))):
+        # on PostgreSQL a second scheduler (another host) skips the rows this one is firing
+        for x in s.scalars(select(Schedule).where(Schedule.enabled.is_(True)).with_for_update(skip_locked=True)):
             if next_fire(x.cron, x.last_fired_at or x.created_at) <= now:
                 active = s.scalar(select(CrawlRun.id).where(CrawlRun.trigger == f"schedule:{x.name}",
                                                             CrawlRun.status.in_(("queued", "running"))))
