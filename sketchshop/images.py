@@ -65,7 +65,6 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
             k = max_side / max(w, h)
             im.draft(None, (math.ceil(w * k), math.ceil(h * k)))  # JPEG: DCT scaling, a no-op elsewhere
         im.load()
-        drafted = im.size != (w, h)
         upright = ImageOps.exif_transpose(im)
         if upright.size != im.size:  # a quarter turn
             w, h = h, w
@@ -78,7 +77,7 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         raise ImageError(f"{name}: not an image (or an unsupported format)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
-    if drafted or im.size != (w, h):
+    if im.size != (w, h):
         im.info["original_size"] = (w, h)
     return im
 
