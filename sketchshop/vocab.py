@@ -113,7 +113,8 @@ def category(name: str, *, allow_coarse: bool = True) -> str:
     its first; each also in the singular ("Tshirts", "Caps"). VocabError otherwise."""
     k = _key(name)
     words = k.replace("_", " ").split()
-    tried = (k, " ".join(words), " ".join(words).replace("-", " "), *(words[-1:] + words[:1] if len(words) > 1 else ()))
+    joined = " ".join(words)
+    tried = (k, joined, joined.replace("-", " "), *(words[-1:] + words[:1] if len(words) > 1 else ()))
     for c in (c for t in tried for c in (t, _singular(t))):
         c = CATEGORY_ALIASES.get(c, c)
         if c in FINE_CATEGORIES or (allow_coarse and c in COARSE_CATEGORIES):

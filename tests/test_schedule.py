@@ -93,10 +93,9 @@ def test_one_crawl_per_shop(data_dir, catalog_db):
     assert cat.acquire_shop(sid, "host:2:b")
 
 
-def test_a_schedule_being_fired_elsewhere_is_skipped(data_dir, catalog_db, tmp_path):
+@pytest.mark.parametrize("catalog_db", ["postgresql"], indirect=True)  # SQLite: one writer, one scheduler
+def test_a_schedule_being_fired_elsewhere_is_skipped(data_dir, catalog_db):
     """Two scheduler hosts on one PostgreSQL catalogue: the second skips the rows the first is firing."""
-    if catalog_db != "postgresql":
-        pytest.skip("row locks are PostgreSQL's (SQLite has one writer and one scheduler per data dir)")
     import threading
 
     from sqlalchemy import select
