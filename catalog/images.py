@@ -7,7 +7,6 @@ perceptual hash (64-bit DCT pHash) finds near-duplicates that differ in bytes.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ class ImageStore:
         im = load_image(data, max_pixels=max_pixels)   # raises ImageError / TooLarge
         if min(im.size) < min_side:
             raise ImageError(f"{im.size[0]}x{im.size[1]} is below the minimum side of {min_side} px")
-        fmt = Image.open(io.BytesIO(data)).format or "JPEG"
+        fmt = im.info["format"] or "JPEG"
         sha = hashlib.sha256(data).hexdigest()
         rel = f"{sha[:2]}/{sha}.{EXT.get(fmt, 'img')}"
         dest = self.root / rel

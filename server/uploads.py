@@ -1,7 +1,6 @@
 """Reading what a phone sends: one image file, optional hints, and validated options."""
 from __future__ import annotations
 
-import io
 import json
 import math
 
@@ -42,7 +41,7 @@ def image_from(field: str = "image", *, required: bool = True, mode: str = "RGB"
             raise ApiError(415, "unsupported_media_type",
                            f"'{field}' is not a JPEG, PNG, WebP or HEIC image") from None
         raise ApiError(e.status, e.code, msg) from None
-    fmt = Image.open(io.BytesIO(data)).format  # the header again: converting forgets it
+    fmt = im.info["format"]
     if fmt and fmt.upper() not in ALLOWED_TYPES and field == "image":
         raise ApiError(415, "unsupported_media_type", f"'{field}' is {fmt}; send JPEG, PNG, WebP or HEIC")
     return im

@@ -50,13 +50,14 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
 
     With `max_side`, an image at least twice that long is reduced by a whole factor (1/2, 1/4, 1/8
     for JPEG, decoded at that scale; any factor otherwise) to a long side of at least `max_side`;
-    its upright size before reducing is kept in `info["original_size"]` (see `original_scale`).
+    its upright size before reducing is kept in `info["original_size"]` (see `original_scale`). The file's
+    format (JPEG, PNG, ...) is kept in `info["format"]`, as converting forgets `Image.format`.
     Raises ImageError (not an image, corrupt, too small) or TooLarge (pixel bomb).
     """
     name = str(source) if isinstance(source, (str, os.PathLike)) else "image"
     try:
         im, name = _open(source)
-        w, h = im.size
+        fmt, (w, h) = im.format, im.size
         if w * h > max_pixels:
             raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
         if min(w, h) < MIN_SIDE:
@@ -79,6 +80,7 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     if im.size != (w, h):
         im.info["original_size"] = (w, h)
+    im.info["format"] = fmt
     return im
 
 

@@ -107,19 +107,30 @@ def _singular(word: str) -> str:
     return word[:-2] if word.endswith(("ches", "shes", "sses", "xes")) else word[:-1] if word.endswith("s") else word
 
 
+def _ends(words: list[str]) -> list[str]:
+    """The last and the first word of a name of several: where shops put the garment or the hue."""
+    return words[-1:] + words[:1] if len(words) > 1 else []
+
+
+def _first_known(keys, aliases: dict[str, str], known) -> str | None:
+    """The first of `keys` that is, or is an alias of, a name in `known`."""
+    for k in keys:
+        k = aliases.get(k, k)
+        if k in known:
+            return k
+    return None
+
+
 def category(name: str, *, allow_coarse: bool = True) -> str:
     """Canonical fine category, or a coarse one ("top") when allowed, of a shop's category name: a
     vocabulary name or alias, else its last word, the garment in "Casual Shoes" or "Polo T-Shirt", else
     its first; each also in the singular ("Tshirts", "Caps"). VocabError otherwise."""
-    k = _key(name)
-    words = k.replace("_", " ").split()
-    joined = " ".join(words)
-    tried = (k, joined, joined.replace("-", " "), *(words[-1:] + words[:1] if len(words) > 1 else ()))
-    for c in (c for t in tried for c in (t, _singular(t))):
-        c = CATEGORY_ALIASES.get(c, c)
-        if c in FINE_CATEGORIES or (allow_coarse and c in COARSE_CATEGORIES):
-            return c
-    raise VocabError(f"unknown category {name!r} (known: {', '.join(FINE_CATEGORIES + ('top',))})")
+    k = _key(str(name).replace("_", " "))
+    keys = (c for t in (k, k.replace("-", " "), *_ends(k.split())) for c in (t, _singular(t)))
+    found = _first_known(keys, CATEGORY_ALIASES, FINE_CATEGORIES + (COARSE_CATEGORIES if allow_coarse else ()))
+    if found is None:
+        raise VocabError(f"unknown category {name!r} (known: {', '.join(FINE_CATEGORIES + ('top',))})")
+    return found
 
 
 def coarse(name: str) -> str:
@@ -134,11 +145,10 @@ def colour(name: str) -> str:
     "Turquoise Blue"); VocabError otherwise."""
     k = _key(str(name).replace("-", " ").replace("_", " "))
     words = [w for w in k.split() if w not in COLOUR_QUALIFIERS]
-    for c in (k, " ".join(words), *(words[-1:] + words[:1] if len(words) > 1 else ())):
-        c = COLOUR_ALIASES.get(c, c)
-        if c in COLOURS:
-            return c
-    raise VocabError(f"unknown colour {name!r} (known: {', '.join(COLOURS)})")
+    found = _first_known((k, " ".join(words), *_ends(words)), COLOUR_ALIASES, COLOURS)
+    if found is None:
+        raise VocabError(f"unknown colour {name!r} (known: {', '.join(COLOURS)})")
+    return found
 
 
 def attribute_value(attr: str, value: str) -> str:
