@@ -139,18 +139,18 @@ HEAD_WEIGHT, DELTA_E_SCALE, TEMPERATURE = 0.25, 3.0, 2.0
 
 def combine_colour(p_head: np.ndarray, rgb) -> np.ndarray:
     """P(colour) from the head's probabilities and the measured colour:
-    log p = (0.25 log p_head - dE / 3) / 2.
+    log p = (0.25 log p_head - dE / 3) / 2. Of one image, or of N at once (p_head N x C, rgb N x 3).
 
     The measurement decides unless two names are about equally close to it (navy or black, beige
     or white in a dim photo); then the head breaks the tie. The head alone was trained on studio
     renders only and reads real photos worse than the measurement. The temperature makes the
     probability honest on real photos (the search ranking weighs colour by it); see the classifier card.
     """
-    d = vocab.colour_distances(rgb)
-    de = np.array([d[c] for c in vocab.COLOURS])
+    de = vocab.colour_distance_matrix(rgb)
     logit = (HEAD_WEIGHT * np.log(np.asarray(p_head, np.float64) + 1e-6) - de / DELTA_E_SCALE) / TEMPERATURE
-    q = np.exp(logit - logit.max())
-    return q / q.sum()
+    q = np.exp(logit - logit.max(axis=-1, keepdims=True))
+    q /= q.sum(axis=-1, keepdims=True)
+    return q[0] if np.ndim(rgb) == 1 else q
 
 
 def hint_colour(hints: Image.Image | None) -> tuple[str, float] | None:

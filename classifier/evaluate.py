@@ -95,6 +95,11 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
                 skipped.append({"file": str(s.path), "error": str(e)})
         if not ims:
             continue
+        if not n_done:  # untimed warm-up: the first runs start thread pools and plan ONNX Runtime's kernels
+            if detector is None:
+                clf.predict(ims[:4], kind=domain)
+            else:
+                _detect_and_classify(clf, detector, ims[0], domain)
         t0 = time.perf_counter()
         if detector is None:
             out = clf.predict(ims, kind=domain, hints=hints)

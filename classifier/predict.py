@@ -83,15 +83,17 @@ class Classifier:
         return D.preprocess(_as_image(image), self.size)
 
     @torch.no_grad()
-    def _forward(self, ims: list, batch: int = 8, measure: list | None = None) -> tuple[dict, list]:
+    def _forward(self, ims: list, batch: int = 4, measure: list | None = None) -> tuple[dict, list]:
         """The network's outputs for `ims`, and the measured colour of each image i with `measure[i]`
         (True, or the garment's box in it; see `colour.measured_colour`), else None.
 
         Preprocessing runs on a thread pool while the network runs on earlier chunks; small chunks
-        because batch 8 ran fastest per image on this 2-core CPU (32: +10 %). The colour is measured
-        in the image fitted for the network: 64 px are enough, and a second full-size read cost
-        more than the measurement."""
+        because batch 3-4 ran fastest per image on this 2-core CPU (8: +3 %, 16: +5 %). A single
+        image is preprocessed here and its colour measured on the pool during the network's run.
+        The colour is measured in the image fitted for the network: 64 px are enough, and a second
+        full-size read cost more than the measurement."""
         measure = measure or [None] * len(ims)
+        single = len(ims) == 1
 
         def prep(i):
             x, fitted = D.fitted_tensor(ims[i], self.size)
@@ -99,9 +101,11 @@ class Classifier:
             if m is None:
                 return x, None
             box = None if m is True else [v * fitted.shape[1] / ims[i].size[0] for v in m]
+            if single:
+                return x, _pool().submit(measured_colour, fitted, box=box)
             return x, measured_colour(fitted, box=box)
 
-        done = _pool().map(prep, range(len(ims))) if len(ims) > 1 else map(prep, range(len(ims)))
+        done = map(prep, range(len(ims))) if single else _pool().map(prep, range(len(ims)))
         outs: dict[str, list] = {}
         colours = []
         for i in range(0, len(ims), batch):
@@ -113,7 +117,7 @@ class Classifier:
             out = self.fast(x) if self.fast else self.model(x.contiguous(memory_format=torch.channels_last))
             for k, v in out.items():
                 outs.setdefault(k, []).append(v)
-        return {k: torch.cat(v) for k, v in outs.items()}, colours
+        return {k: torch.cat(v) for k, v in outs.items()}, [c.result() if single and c else c for c in colours]
 
     def embed(self, images: list, kind: str = "photo") -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings; photos and sketches share one space."""
@@ -171,11 +175,14 @@ class Classifier:
         pcol = out["colour"].softmax(1)
         pat = {a: out[f"attr_{a}"].softmax(1) for a in vocab.ATTRIBUTES}
         emb = out["embedding"].numpy().astype(np.float32)
+        measured = [i for i, h in enumerate(hinted) if not h and colours[i] is not None]
+        combined = dict(zip(measured, combine_colour(pcol[measured].numpy(), [colours[i][0] for i in measured])
+                            if measured and self.colour_mode == "combined" else []))
         res = []
         for i in range(len(ims)):
             v, j = pc[i].topk(min(topk, pc.shape[1]))
             cat = vocab.FINE_CATEGORIES[int(j[0])]
-            colour, colour_p = self._colour(pcol[i], hinted[i], colours[i])
+            colour, colour_p = self._colour(pcol[i], hinted[i], colours[i], combined.get(i))
             attrs = {}
             for a in vocab.attributes_for(cat):
                 q = pat[a][i]
@@ -186,8 +193,9 @@ class Classifier:
                         "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
         return res
 
-    def _colour(self, p_head: torch.Tensor, hinted: bool, found) -> tuple[str | None, float]:
-        """`found`: hint_colour() of the hints, or measured_colour() of a photo (None: not measured)."""
+    def _colour(self, p_head: torch.Tensor, hinted: bool, found, combined=None) -> tuple[str | None, float]:
+        """`found`: hint_colour() of the hints, or measured_colour() of a photo (None: not measured);
+        `combined`: combine_colour() of the head and that measurement (done for the batch at once)."""
         if hinted:
             if found is None:  # an uncoloured line drawing has no colour to report
                 return None, 0.0
@@ -199,9 +207,8 @@ class Classifier:
         rgb, share = found
         if self.colour_mode == "measured":
             return vocab.name_colour(rgb), round(share, 4)
-        q = combine_colour(p_head.numpy(), rgb)
-        k = int(q.argmax())
-        return vocab.COLOURS[k], round(float(q[k]), 4)
+        k = int(combined.argmax())
+        return vocab.COLOURS[k], round(float(combined[k]), 4)
 
     @staticmethod
     def _check_kind(kind):

@@ -5,8 +5,9 @@ columns, the crawler's facet mapping and the API's filters always agree.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 FINE_CATEGORIES: tuple[str, ...] = (
     "t-shirt", "longsleeve", "shirt", "outerwear", "dress",
@@ -167,66 +168,65 @@ def attributes_for(cat: str) -> list[str]:
 
 # ---- colour naming: nearest prototype in CIELAB under CIEDE2000 ----
 
-def srgb_to_lab(rgb) -> tuple[float, float, float]:
-    def lin(c):
-        c = c / 255.0
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (lin(float(v)) for v in rgb)
-    x = (0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / 0.95047
-    y = 0.2126729 * r + 0.7151522 * g + 0.0721750 * b
-    z = (0.0193339 * r + 0.1191920 * g + 0.9503041 * b) / 1.08883
-
-    def f(t):
-        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
-    fx, fy, fz = f(x), f(y), f(z)
-    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]]) / np.array([[0.95047], [1.0], [1.08883]])
 
 
-def ciede2000(lab1, lab2) -> float:
-    """CIEDE2000 colour difference (Sharma et al. 2005)."""
-    L1, a1, b1 = lab1
-    L2, a2, b2 = lab2
-    C1, C2 = math.hypot(a1, b1), math.hypot(a2, b2)
-    Cm = (C1 + C2) / 2
-    G = 0.5 * (1 - math.sqrt(Cm ** 7 / (Cm ** 7 + 25 ** 7)))
+def srgb_to_lab(rgb):
+    """sRGB 0-255 -> CIE Lab (D65): a triple to a tuple, an array (..., 3) to an array."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    t = lin @ _RGB_TO_XYZ.T
+    f = np.where(t > 216 / 24389, np.cbrt(t), (24389 / 27 * t + 16) / 116)
+    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    return tuple(lab.tolist()) if lab.ndim == 1 else lab
+
+
+def ciede2000(lab1, lab2):
+    """CIEDE2000 colour difference (Sharma et al. 2005): of two Lab triples (a float), or elementwise
+    over arrays (..., 3) that broadcast (an array)."""
+    L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0)
+    L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
+    C1, C2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    Cm7 = ((C1 + C2) / 2) ** 7
+    G = 0.5 * (1 - np.sqrt(Cm7 / (Cm7 + 25.0 ** 7)))
     a1p, a2p = (1 + G) * a1, (1 + G) * a2
-    C1p, C2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
-    h1p = math.degrees(math.atan2(b1, a1p)) % 360
-    h2p = math.degrees(math.atan2(b2, a2p)) % 360
-    dLp, dCp = L2 - L1, C2p - C1p
-    dhp = 0.0
-    if C1p * C2p:
-        dhp = h2p - h1p
-        dhp -= 360 if dhp > 180 else 0
-        dhp += 360 if dhp < -180 else 0
-    dHp = 2 * math.sqrt(C1p * C2p) * math.sin(math.radians(dhp / 2))
-    Lpm, Cpm = (L1 + L2) / 2, (C1p + C2p) / 2
-    if C1p * C2p == 0:
-        hpm = h1p + h2p
-    elif abs(h1p - h2p) <= 180:
-        hpm = (h1p + h2p) / 2
-    else:
-        hpm = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
-    T = (1 - 0.17 * math.cos(math.radians(hpm - 30)) + 0.24 * math.cos(math.radians(2 * hpm))
-         + 0.32 * math.cos(math.radians(3 * hpm + 6)) - 0.20 * math.cos(math.radians(4 * hpm - 63)))
-    dtheta = 30 * math.exp(-(((hpm - 275) / 25) ** 2))
-    Rc = 2 * math.sqrt(Cpm ** 7 / (Cpm ** 7 + 25 ** 7))
-    Sl = 1 + 0.015 * (Lpm - 50) ** 2 / math.sqrt(20 + (Lpm - 50) ** 2)
+    C1p, C2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    chromatic = C1p * C2p != 0
+    dLp, dCp, dhp = L2 - L1, C2p - C1p, h2p - h1p
+    dhp = np.where(chromatic, dhp - 360 * (dhp > 180) + 360 * (dhp < -180), 0.0)
+    dHp = 2 * np.sqrt(C1p * C2p) * np.sin(np.radians(dhp / 2))
+    Lpm, Cpm, hsum = (L1 + L2) / 2, (C1p + C2p) / 2, h1p + h2p
+    hpm = np.where(np.abs(h1p - h2p) <= 180, hsum / 2, np.where(hsum < 360, hsum + 360, hsum - 360) / 2)
+    hpm = np.where(chromatic, hpm, hsum)
+    T = (1 - 0.17 * np.cos(np.radians(hpm - 30)) + 0.24 * np.cos(np.radians(2 * hpm))
+         + 0.32 * np.cos(np.radians(3 * hpm + 6)) - 0.20 * np.cos(np.radians(4 * hpm - 63)))
+    dtheta = 30 * np.exp(-(((hpm - 275) / 25) ** 2))
+    Rc = 2 * np.sqrt(Cpm ** 7 / (Cpm ** 7 + 25.0 ** 7))
+    Sl = 1 + 0.015 * (Lpm - 50) ** 2 / np.sqrt(20 + (Lpm - 50) ** 2)
     Sc, Sh = 1 + 0.045 * Cpm, 1 + 0.015 * Cpm * T
-    Rt = -math.sin(math.radians(2 * dtheta)) * Rc
-    return math.sqrt((dLp / Sl) ** 2 + (dCp / Sc) ** 2 + (dHp / Sh) ** 2 + Rt * (dCp / Sc) * (dHp / Sh))
+    Rt = -np.sin(np.radians(2 * dtheta)) * Rc
+    d = np.sqrt((dLp / Sl) ** 2 + (dCp / Sc) ** 2 + (dHp / Sh) ** 2 + Rt * (dCp / Sc) * (dHp / Sh))
+    return float(d) if d.ndim == 0 else d
 
 
-_PROTO_LAB = [(name, srgb_to_lab(p)) for name, protos in COLOUR_PROTOTYPES.items() for p in protos]
+_PROTO_LAB = srgb_to_lab([p for protos in COLOUR_PROTOTYPES.values() for p in protos])
+_PROTO_STARTS = np.cumsum([0] + [len(protos) for protos in COLOUR_PROTOTYPES.values()])[:-1]
+
+
+def colour_distance_matrix(rgbs) -> np.ndarray:
+    """(N, len(COLOURS)): CIEDE2000 from each of N sRGB colours to each vocabulary colour's nearest
+    prototype. One call for a batch: the per-pixel-free arithmetic is all numpy."""
+    d = ciede2000(srgb_to_lab(np.asarray(rgbs, np.float64).reshape(-1, 3))[:, None], _PROTO_LAB[None])
+    return np.minimum.reduceat(d, _PROTO_STARTS, axis=1)
 
 
 def colour_distances(rgb) -> dict[str, float]:
     """CIEDE2000 from `rgb` to each vocabulary colour's nearest prototype."""
-    lab = srgb_to_lab(rgb)
-    out: dict[str, float] = {}
-    for name, proto in _PROTO_LAB:
-        out[name] = min(out.get(name, math.inf), ciede2000(lab, proto))
-    return out
+    return dict(zip(COLOURS, colour_distance_matrix([rgb])[0].tolist()))
 
 
 def name_colour(rgb) -> str:
