@@ -23,9 +23,6 @@ def _lab(a: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(a.astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32) * (100 / 255, 1, 1) - (0, 128, 128)
 
 
-ATTEMPTS = 3  # k-means restarts: see measured_colour
-
-
 def _kmeans(x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     import cv2
     if len(x) < 2:  # OpenCV would read a single row as several 1-D points
@@ -33,7 +30,7 @@ def _kmeans(x: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarra
     k = max(1, min(k, len(x)))
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
     cv2.setRNGSeed(seed)
-    _, lab, cen = cv2.kmeans(x.astype(np.float32), k, None, crit, ATTEMPTS, cv2.KMEANS_PP_CENTERS)
+    _, lab, cen = cv2.kmeans(x.astype(np.float32), k, None, crit, 1, cv2.KMEANS_PP_CENTERS)
     return lab.ravel(), cen
 
 
@@ -89,10 +86,12 @@ def measured_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
 
     Read in `mask` if given; else in the core of `box` (where a detected garment lies in its crop), as
     the border model's foreground of a street photo or a model shot also holds skin, hair and the other
-    garments; else in the core of that foreground (see the classifier card). 64 px (OpenCV's area resize;
-    96 or 128 px named the same colours as often) and k-means of 10 iterations, the best of 3 attempts:
-    with one, a mere change of resampling renamed the colour of 31 of 461 validation photos and studio
-    products, with three 15. 1.2 ms of CPU in the 256 px image the classifier sees.
+    garments; else in the core of that foreground (see the classifier card). 64 px (OpenCV's area resize)
+    and one k-means attempt of 10 iterations: 2 ms of CPU for a phone photo, for 0.938 colour top-1 on
+    130 held-out studio products (96 px and 2 x 20: 7.5 ms, 0.946; measured before the exposure gain).
+    The name is fragile where two clusters are about as large: reading the photo at 256 px first, or
+    keeping the best of 3 k-means attempts, renamed 14-28 of the 341 validation photos' colours, and
+    moved the 130 labelled ones between 0.56 and 0.61 (the classifier card).
     """
     import cv2
     a = np.asarray(convert(image, "RGB")) if isinstance(image, Image.Image) else image

@@ -106,17 +106,10 @@ def to_tensor(im) -> torch.Tensor:
 
 def preprocess(image, size: int = SIZE) -> torch.Tensor:
     """THE preprocessing (index time = query time): any image -> normalised 3 x size x size tensor."""
-    return fitted_tensor(image, size)[0]
-
-
-def fitted_tensor(image, size: int = SIZE) -> tuple[torch.Tensor, np.ndarray]:
-    """`preprocess(image)` and the image fitted to `size` before padding (for measurements that
-    need no more pixels than the network sees)."""
     if not isinstance(image, (Image.Image, np.ndarray)):
         image = load_image(image)
     a = rgb_array(image)
-    fitted = fit(a, size)
-    return to_tensor(pad(fitted, size, border_colour(a))), fitted
+    return to_tensor(pad(fit(a, size), size, border_colour(a)))
 
 
 # ---------------------------------------------------------------- sketches from photos
