@@ -10,6 +10,7 @@ Writes every figure to JSON and a markdown table. `--quick` keeps it to about a 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -53,29 +54,51 @@ def _sketches(n: int):
 
 
 # ---------------------------------------------------------------- in process
-def time_stages(run, inputs, repeats: int) -> dict:
-    """Warm up on two inputs, then {stage: stats_ms} over `repeats` passes; `run(x)` returns ms per stage."""
+def time_paired(runs: tuple, inputs, repeats: int) -> list[dict]:
+    """Per run, {stage: stats_ms}: each `run(x)` returns ms per stage. After a warm-up on two inputs, the
+    runs take turns input by input (the first one alternating), so that a change in the machine's speed
+    during the bench (its neighbours come and go) reaches every pipeline alike."""
     for x in inputs[:2]:
-        run(x)
-    stages: dict[str, list] = {}
-    for _ in range(repeats):
-        for x in inputs:
-            for k, v in run(x).items():
-                stages.setdefault(k, []).append(v)
-    return {k: stats_ms(v) for k, v in stages.items()}
+        for run in runs:
+            run(x)
+    stages: list[dict[str, list]] = [{} for _ in runs]
+    for r in range(repeats):
+        for i, x in enumerate(inputs):
+            order = list(range(len(runs)))
+            for j in (order if (r + i) % 2 == 0 else order[::-1]):
+                for k, v in runs[j](x).items():
+                    stages[j].setdefault(k, []).append(v)
+    return [{k: stats_ms(v) for k, v in st.items()} for st in stages]
 
 
-def bench_search(searcher, photos, sketches, repeats: int) -> dict:
+def bench_pipelines(searcher, photos, sketches, repeats: int) -> tuple[dict, dict]:
+    """(ours, the obvious pipeline's) stage times on the same photos and sketches, timed in turns. When
+    the obvious pipeline cannot run, ours is timed alone and the second dict holds {"error": why}."""
     from .images import load_image
-    ims = [load_image(p) for p in photos]
-    return {kind: time_stages(lambda x, kind=kind: searcher.search(x[0], kind=kind, hints=x[1])["timing_ms"],
-                              inputs, repeats)
-            for kind, inputs in (("photo", [(im, None) for im in ims]), ("sketch", sketches))}
+    inputs = {"photo": [(load_image(p), None) for p in photos],
+              "sketch": sketches if searcher.colorizer else []}
+    mine, obvious = {}, {}
+    with contextlib.ExitStack() as stack:
+        try:
+            theirs = stack.enter_context(_obvious_pipeline(searcher))
+        except UserError as e:
+            theirs, obvious["error"] = {}, str(e)
+        for kind, xs in inputs.items():
+            if not xs:
+                continue
+            ours = lambda x, kind=kind: searcher.search(x[0], kind=kind, hints=x[1])["timing_ms"]  # noqa: E731
+            timed = time_paired((ours, theirs[kind]) if kind in theirs else (ours,), xs, repeats)
+            mine[kind] = timed[0]
+            if len(timed) > 1:
+                obvious[f"{kind}_total"] = timed[1].pop("total")
+                obvious[f"{kind}_stages"] = timed[1]
+    return mine, obvious
 
 
-def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
-    """The same searches done the obvious way: detect with Ultralytics, colourise and classify with
-    eager PyTorch (and measure each photo crop's colour, as ours does), search with numpy brute force.
+@contextlib.contextmanager
+def _obvious_pipeline(searcher):
+    """{"photo": run, "sketch": run} done the obvious way: detect with Ultralytics, colourise and classify
+    with eager PyTorch (and measure each photo crop's colour, as ours does), search with numpy brute force.
 
     Torch runs on one thread here, as it does for any user of this pipeline: Ultralytics' `predict`
     sets torch to cpu_count - 1 threads (1 on 2 cores) when it selects the CPU."""
@@ -84,7 +107,6 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
     from classifier.colour import measured_colour
     from detector.ultra import ultralytics_offline
 
-    from .images import load_image
     from .registry import weights_path
     YOLO = ultralytics_offline().YOLO  # offline, and without its PIL.Image.open patch (field notes)
     pt = weights_path("detector").with_suffix(".pt")
@@ -92,9 +114,7 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
         raise UserError(f"{pt} missing: the obvious pipeline needs the Ultralytics checkpoint")
     yolo = YOLO(str(pt))
     clf, col = searcher.classifier, searcher.colorizer
-    model = clf.model.to(memory_format=torch.contiguous_format)
     vectors = searcher.index._vectors_all()
-    ims = [load_image(p) for p in photos]
 
     def classify_and_search(crops, photo: bool = True):
         with torch.no_grad():
@@ -107,7 +127,8 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
             np.argsort(-(vectors @ e))[:10]
         return t
 
-    def photo(im):
+    def photo(x):
+        im = x[0]
         t0 = time.perf_counter()
         res = yolo.predict(im, verbose=False, imgsz=searcher.detector.imgsz)[0]
         crops = [im.crop(tuple(int(v) for v in b)) for b in res.boxes.xyxy.tolist()] or [im]
@@ -117,27 +138,21 @@ def bench_obvious(searcher, photos, sketches, repeats: int) -> dict:
 
     def sketch(pair):
         drawing, hints = pair
-        t0 = time.perf_counter()
-        coloured = col.colorize(drawing, hints=hints)
-        t1 = time.perf_counter()
+        fast, col.fast = col.fast, None  # the generator in eager PyTorch for this run; ours keeps ONNX Runtime
+        try:
+            t0 = time.perf_counter()
+            coloured = col.colorize(drawing, hints=hints)
+            t1 = time.perf_counter()
+        finally:
+            col.fast = fast
         t2 = classify_and_search([drawing, coloured], photo=False)
         return _ms(colorize=t1 - t0, classify=t2 - t1, search=time.perf_counter() - t2)
 
-    out = {}
-    fast = col.fast if col else None
-    if col:
-        col.fast = None  # the generator in eager PyTorch
+    model = clf.model.to(memory_format=torch.contiguous_format)  # ours runs in ONNX Runtime meanwhile
     try:
-        for kind, run, inputs in (("photo", photo, ims), ("sketch", sketch, sketches if col else [])):
-            if inputs:
-                stages = time_stages(run, inputs, repeats)
-                out[f"{kind}_total"] = stages.pop("total")
-                out[f"{kind}_stages"] = stages
+        yield {"photo": photo, **({"sketch": sketch} if col else {})}
     finally:
-        if col:
-            col.fast = fast
         clf.model.to(memory_format=torch.channels_last)
-    return out
 
 
 def _ms(**seconds) -> dict:
@@ -374,15 +389,13 @@ def bench(args) -> int:
         import torch
         torch.set_num_threads(1)
         sketches = _sketches(4 if quick else 20)
-        res["search"] = bench_search(searcher, photos, sketches, 1 if quick else 3)
-        try:
-            res["obvious"] = bench_obvious(searcher, photos, sketches, 1 if quick else 3)
-            for kind in ("photo", "sketch"):
-                if f"{kind}_total" in res["obvious"]:
-                    res[f"speedup_{kind}"] = round(res["obvious"][f"{kind}_total"]["p50"]
-                                                   / res["search"][kind]["total"]["p50"], 2)
-        except UserError as e:
-            res["obvious_error"] = str(e)
+        res["search"], res["obvious"] = bench_pipelines(searcher, photos, sketches, 4 if quick else 3)
+        if "error" in res["obvious"]:
+            res["obvious_error"] = res.pop("obvious")["error"]
+        for kind in ("photo", "sketch"):
+            if f"{kind}_total" in res.get("obvious", {}):
+                res[f"speedup_{kind}"] = round(res["obvious"][f"{kind}_total"]["p50"]
+                                               / res["search"][kind]["total"]["p50"], 2)
         del searcher
         res["http"] = bench_http(photos, levels=(1, 4, 16), seconds=4 if quick else 20)
     res["index"] = bench_index(sizes, dim=args.dim)

@@ -80,15 +80,14 @@ def test_bench_times_ours_and_the_obvious_pipeline_on_the_same_inputs(live_catal
     """`sketchshop bench`'s in-process part: every stage of both pipelines, photos and sketches."""
     import torch
 
-    from sketchshop.bench import bench_obvious, bench_search
+    from sketchshop.bench import bench_pipelines
     photos = [live_catalog.data_dir / "p.png"]
     live_catalog.products[0].image.save(photos[0])
     sketches = [(p.sketch, p.hints) for p in live_catalog.products[:2]]
     s = live_catalog.searcher
     threads = torch.get_num_threads()
     try:
-        ours = bench_search(s, photos, sketches, repeats=1)
-        obvious = bench_obvious(s, photos, sketches, repeats=1)
+        ours, obvious = bench_pipelines(s, photos, sketches, repeats=1)
     finally:
         torch.set_num_threads(threads)
     assert {"detect", "classify", "search", "total"} <= set(ours["photo"])
@@ -97,4 +96,16 @@ def test_bench_times_ours_and_the_obvious_pipeline_on_the_same_inputs(live_catal
     assert set(obvious["sketch_stages"]) == {"colorize", "classify", "search"}
     for kind in ("photo", "sketch"):
         assert obvious[f"{kind}_total"]["p50"] > 0 and ours[kind]["total"]["p50"] > 0
+        assert ours[kind]["total"]["n"] == obvious[f"{kind}_total"]["n"]  # the same inputs, as often
     assert s.colorizer.fast is not None  # the served ONNX Runtime generator is back after the eager run
+
+
+def test_bench_times_ours_alone_when_the_obvious_pipeline_cannot_run(live_catalog, monkeypatch, tmp_path):
+    from sketchshop import registry
+    from sketchshop.bench import bench_pipelines
+    monkeypatch.setattr(registry, "weights_path", lambda name, path=None: tmp_path / "detector.onnx")
+    photos = [live_catalog.data_dir / "p.png"]
+    live_catalog.products[0].image.save(photos[0])
+    ours, obvious = bench_pipelines(live_catalog.searcher, photos, [], repeats=1)
+    assert "missing" in obvious["error"] and set(obvious) == {"error"}
+    assert ours["photo"]["total"]["p50"] > 0
