@@ -5,14 +5,20 @@ import logging
 import os
 import shutil
 
+from sketchshop.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
 def serve(args) -> int:
-    # One inference thread per worker: several single-threaded workers give a better p99
-    # than fewer multi-threaded ones on a small CPU (field notes).
+    # The cores shared out among the workers: by default one worker and one inference thread per core,
+    # as several single-threaded workers give a better p99 than fewer multi-threaded ones on a small CPU
+    # (field notes); fewer workers get more threads each, for a faster single request.
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+        os.environ.setdefault(var, str(threads))
     from gunicorn.app.base import BaseApplication
 
     from sketchshop.config import settings
@@ -31,11 +37,12 @@ def serve(args) -> int:
 
         def load(self):
             import torch
-            torch.set_num_threads(1)
+            torch.set_num_threads(threads)  # and so the ONNX Runtime sessions' threads (sketchshop.accel)
             from server import create_app
             return create_app()
 
-    log.info("serving on http://%s:%d with %d workers", args.host, args.port, args.workers)
+    log.info("serving on http://%s:%d with %d workers, %d inference thread(s) each", args.host, args.port,
+             args.workers, threads)
     App().run()
     return 0
 
@@ -50,5 +57,6 @@ def register(cli) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 behind a proxy)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
-                   help="worker processes, one inference thread each")
+                   help="worker processes (default: one per core); the cores are shared out among them as "
+                        "inference threads")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")

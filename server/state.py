@@ -35,6 +35,7 @@ class State:
             try:
                 from catalog.search import Searcher
                 self.searcher = Searcher.load()
+                self.searcher.warm_up()
             except (UserError, ImportError) as e:
                 self.problems["models"] = str(e)
         for k, v in self.problems.items():

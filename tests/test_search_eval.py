@@ -109,3 +109,31 @@ def test_bench_times_ours_alone_when_the_obvious_pipeline_cannot_run(live_catalo
     ours, obvious = bench_pipelines(live_catalog.searcher, photos, [], repeats=1)
     assert "missing" in obvious["error"] and set(obvious) == {"error"}
     assert ours["photo"]["total"]["p50"] > 0
+
+
+def test_warm_up_runs_each_model_once_and_needs_no_index(live_catalog, monkeypatch):
+    """The server warms its models before it says ready; the index may still be building."""
+    from catalog.search import Searcher
+    s = live_catalog.searcher
+    bare = Searcher(s.classifier, s.detector, s.colorizer, None)
+    calls = []
+
+    def record(model, method):
+        real = getattr(model, method)
+
+        def wrapper(*args, **kwargs):
+            calls.append(type(model).__name__)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(model, method, wrapper)
+
+    record(s.detector, "predict")
+    record(s.classifier, "predict")
+    record(s.colorizer, "colorize")
+    bare.warm_up()
+    assert {"Detector", "Classifier", "Colorizer"} <= set(calls)
+
+
+def test_serve_refuses_fewer_than_one_worker(capsys):
+    from sketchshop.cli import main
+    assert main(["serve", "--workers", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
