@@ -89,9 +89,9 @@ def measured_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
     garments; else in the core of that foreground (see the classifier card). 64 px (OpenCV's area resize)
     and one k-means attempt of 10 iterations: 2 ms of CPU for a phone photo, for 0.938 colour top-1 on
     130 held-out studio products (96 px and 2 x 20: 7.5 ms, 0.946; measured before the exposure gain).
-    The name is fragile where two clusters are about as large: reading the photo at 256 px first, or
-    keeping the best of 3 k-means attempts, renamed 14-28 of the 341 validation photos' colours, and
-    moved the 130 labelled ones between 0.56 and 0.61 (the classifier card).
+    The name is fragile where two clusters are about as large: reading the photo at 256 px first renamed
+    the colours of 28 of the 341 validation photos, and the 130 labelled ones scored 0.56-0.61 across
+    such variants (the classifier card, session 17).
     """
     import cv2
     a = np.asarray(convert(image, "RGB")) if isinstance(image, Image.Image) else image

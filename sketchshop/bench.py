@@ -11,6 +11,7 @@ Writes every figure to JSON and a markdown table. `--quick` keeps it to about a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing as mp
@@ -86,13 +87,18 @@ def bench_pipelines(searcher, photos, sketches, repeats: int) -> tuple[dict, dic
         for kind, xs in inputs.items():
             if not xs:
                 continue
-            ours = lambda x, kind=kind: searcher.search(x[0], kind=kind, hints=x[1])["timing_ms"]  # noqa: E731
+            ours = functools.partial(_search_ms, searcher, kind)
             timed = time_paired((ours, theirs[kind]) if kind in theirs else (ours,), xs, repeats)
             mine[kind] = timed[0]
             if len(timed) > 1:
                 obvious[f"{kind}_total"] = timed[1].pop("total")
                 obvious[f"{kind}_stages"] = timed[1]
     return mine, obvious
+
+
+def _search_ms(searcher, kind: str, x) -> dict:
+    image, hints = x
+    return searcher.search(image, kind=kind, hints=hints)["timing_ms"]
 
 
 @contextlib.contextmanager
