@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from classifier.data import drawing_frame
 from detector.infer import classifier_inputs
 from sketchshop import vocab
 from sketchshop.config import settings
@@ -77,6 +78,15 @@ def hint_layer(hints, size: tuple[int, int]) -> Image.Image | None:
     return layer
 
 
+def crop_hints(hints, size: tuple[int, int], box) -> Image.Image | list | None:
+    """Hints (a layer for a canvas of `size`, or JSON points) for the crop `box` of that canvas."""
+    if hints is None:
+        return None
+    if isinstance(hints, Image.Image):
+        return (hints if hints.size == size else hints.resize(size, Image.NEAREST)).crop(box)
+    return [{**p, "x": p["x"] - box[0], "y": p["y"] - box[1]} for p in hints]
+
+
 def guess_kind(image: Image.Image) -> str:
     return "sketch" if sketch_likeness(image) > 0.80 else "photo"
 
@@ -125,6 +135,9 @@ class Searcher:
     def describe_sketch(self, image: Image.Image, hints=None, timer: Timer | None = None,
                         category: str | None = None) -> tuple[Described, Image.Image | None]:
         timer = timer or Timer()
+        box = drawing_frame(image)
+        if box is not None:  # colourise and classify the strokes at the scale the models learnt drawings at
+            image, hints = image.crop(box), crop_hints(hints, image.size, box)
         coloured = None
         if hints is not None and self.colorizer is not None:
             with timer.stage("colorize"):

@@ -104,6 +104,32 @@ def to_tensor(im) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+DRAWING_FILL = 0.8  # the ink's share of a training drawing's longer side (studio sketches 0.82, XDoG 0.78: medians)
+
+
+def drawing_frame(im: Image.Image, fill: float = DRAWING_FILL) -> tuple[int, int, int, int] | None:
+    """The box that frames a drawing's strokes with a margin, so that they span `fill` of its longer side as
+    in the training drawings; None for a drawing already about that size, or without strokes.
+
+    People draw anywhere on a phone's canvas, often small: outline doodles drawn at a third to a half of a
+    720x1280 canvas scored 0.52 coarse top-1 as they were, 0.74 framed (the classifier card, session 17)."""
+    g = np.asarray(im.convert("L")) < 160
+    rows, cols = np.flatnonzero(g.any(axis=1)), np.flatnonzero(g.any(axis=0))
+    if len(rows) < 2 or len(cols) < 2:
+        return None
+    x1, y1, x2, y2 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    ink = max(x2 - x1, y2 - y1)
+    if ink / fill >= 0.95 * max(im.size):
+        return None
+    m = ink * (1 / fill - 1) / 2
+    return max(0, int(x1 - m)), max(0, int(y1 - m)), min(im.width, int(x2 + m + 1)), min(im.height, int(y2 + m + 1))
+
+
+def frame_drawing(im: Image.Image) -> Image.Image:
+    box = drawing_frame(im)
+    return im if box is None else im.crop(box)
+
+
 def preprocess(image, size: int = SIZE) -> torch.Tensor:
     """THE preprocessing (index time = query time): any image -> normalised 3 x size x size tensor."""
     if not isinstance(image, (Image.Image, np.ndarray)):

@@ -128,7 +128,7 @@ class Classifier:
         self._check_kind(kind)
         if not images:
             return np.zeros((0, self.embed_dim), np.float32)
-        return self._forward([_as_image(im) for im in images])[0]["embedding"].numpy().astype(np.float32)
+        return self._forward(self._inputs(images, [kind] * len(images)))[0]["embedding"].numpy().astype(np.float32)
 
     def predict(self, images: list, kind: str | list[str] = "photo", hints: list | None = None, topk: int = 3,
                 priors: list | None = None, boxes: list | None = None) -> list[dict]:
@@ -152,7 +152,7 @@ class Classifier:
             self._check_kind(k)
         if not images:
             return []
-        ims = [_as_image(im) for im in images]
+        ims = self._inputs(images, kinds)
         hints = hints or [None] * len(ims)
         boxes = boxes or [None] * len(ims)
         hinted = [h is not None or k == "sketch" for k, h in zip(kinds, hints)]  # colour from hints, or none
@@ -198,6 +198,12 @@ class Classifier:
                         "topk": [(vocab.FINE_CATEGORIES[int(b)], round(float(a_), 4)) for a_, b in zip(v, j)],
                         "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
         return res
+
+    @staticmethod
+    def _inputs(images: list, kinds: list[str]) -> list:
+        """RGB images; drawings framed to their strokes (`data.frame_drawing`)."""
+        ims = [_as_image(im) for im in images]
+        return [D.frame_drawing(im) if k == "sketch" else im for im, k in zip(ims, kinds)]
 
     def _colour(self, p_head: np.ndarray, hinted: bool, found, combined=None) -> tuple[str | None, float]:
         """`found`: hint_colour() of the hints, or measured_colour() of a photo (None: not measured);

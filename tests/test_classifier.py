@@ -719,3 +719,19 @@ def test_average_refuses_foreign_or_mismatched_weights(weights, tmp_path, capsys
         code = main(["train", "classifier", "--average", pair, "--out", str(tmp_path / "out")])
         assert code != 0 and "classifier weights" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_drawing_frame_cuts_a_small_drawing_to_its_strokes():
+    from classifier.data import DRAWING_FILL, drawing_frame, frame_drawing
+    canvas = Image.new("RGB", (720, 1280), "white")
+    ImageDraw.Draw(canvas).rectangle((100, 900, 260, 1140), outline="black", width=4)  # 161 x 241 px of ink
+    x1, y1, x2, y2 = drawing_frame(canvas)
+    assert x1 < 100 and y1 < 900 and x2 > 260 and y2 > 1140
+    assert 241 / max(x2 - x1, y2 - y1) == pytest.approx(DRAWING_FILL, abs=0.01)
+    framed = frame_drawing(canvas)
+    assert drawing_frame(framed) is None and frame_drawing(framed) is framed  # framing twice changes nothing
+    assert drawing_frame(Image.new("RGB", (300, 300), "white")) is None  # no strokes
+    edge = Image.new("RGB", (720, 1280), "white")
+    ImageDraw.Draw(edge).rectangle((0, 0, 200, 300), outline="black", width=4)  # the margin stops at the canvas
+    assert drawing_frame(edge)[:2] == (0, 0)
+

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
-
+from PIL import Image
 
 
 def _write(tmp_path, rows):
@@ -137,3 +138,38 @@ def test_serve_refuses_fewer_than_one_worker(capsys):
     from sketchshop.cli import main
     assert main(["serve", "--workers", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def _drawn_small(image: Image.Image, at=(380, 120), mode="RGB", fill="white") -> Image.Image:
+    """`image` at 2/5 of its size on a 720x1280 phone canvas."""
+    canvas = Image.new(mode, (720, 1280), fill)
+    resample = Image.NEAREST if mode == "RGBA" else Image.LANCZOS  # hint dots keep their colour
+    canvas.paste(image.resize((image.width * 2 // 5, image.height * 2 // 5), resample), at)
+    return canvas
+
+
+def test_a_small_drawing_reads_like_the_same_drawing_framed(live_catalog):
+    """Where on the canvas, and how small, a user draws does not change what the classifier reads."""
+    from classifier.data import frame_drawing
+    clf = live_catalog.searcher.classifier
+    for p in live_catalog.products[:4]:
+        a, b = clf.predict([frame_drawing(p.sketch), _drawn_small(p.sketch)], kind="sketch")
+        assert a["category"] == b["category"]
+        assert float(np.dot(a["embedding"], b["embedding"])) > 0.9
+
+
+def test_sketch_search_frames_a_small_drawing_and_moves_its_hints(live_catalog):
+    from catalog.search import crop_hints
+    s, p = live_catalog.searcher, live_catalog.products[5]
+    small = _drawn_small(p.sketch)
+    layer = _drawn_small(p.hints.convert("RGBA"), mode="RGBA", fill=(0, 0, 0, 0))
+    d, coloured = s.describe_sketch(small, layer)
+    assert coloured.size[0] < 500 and coloured.size[1] < 700, "the colouriser saw the drawing, not the canvas"
+    assert d.prediction["colour"] == s.describe_sketch(p.sketch, p.hints)[0].prediction["colour"]
+    w, h = p.sketch.size
+    points = [{"x": 380 + w / 5, "y": 120 + h / 5, "rgb": [200, 30, 35]}]  # the middle of the drawing
+    d, _ = s.describe_sketch(small, points)
+    assert d.prediction["colour"] == "red"
+    moved = crop_hints(points, small.size, (300, 100, 600, 500))
+    assert moved == [{"x": pytest.approx(80 + w / 5), "y": pytest.approx(20 + h / 5), "rgb": [200, 30, 35]}]
+    assert crop_hints(layer, (360, 640), (0, 0, 100, 100)).size == (100, 100)  # a layer at half the canvas's size
