@@ -113,7 +113,7 @@ def drawing_frame(im: Image.Image, fill: float = DRAWING_FILL) -> tuple[int, int
 
     People draw anywhere on a phone's canvas, often small: outline doodles drawn at a third to a half of a
     720x1280 canvas scored 0.52 coarse top-1 as they were, 0.74 framed (the classifier card, session 17)."""
-    g = np.asarray(im.convert("L")) < 160
+    g = np.asarray(convert(im, "RGB").convert("L")) < 160  # a transparent canvas counts as white
     rows, cols = np.flatnonzero(g.any(axis=1)), np.flatnonzero(g.any(axis=0))
     if len(rows) < 2 or len(cols) < 2:
         return None

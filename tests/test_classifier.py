@@ -734,4 +734,7 @@ def test_drawing_frame_cuts_a_small_drawing_to_its_strokes():
     edge = Image.new("RGB", (720, 1280), "white")
     ImageDraw.Draw(edge).rectangle((0, 0, 200, 300), outline="black", width=4)  # the margin stops at the canvas
     assert drawing_frame(edge)[:2] == (0, 0)
+    clear = Image.new("RGBA", (720, 1280), (0, 0, 0, 0))  # a drawing app's transparent canvas
+    ImageDraw.Draw(clear).rectangle((100, 900, 260, 1140), outline=(0, 0, 0, 255), width=4)
+    assert drawing_frame(clear) == drawing_frame(canvas)
 
