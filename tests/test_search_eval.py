@@ -112,7 +112,7 @@ def test_bench_times_ours_alone_when_the_obvious_pipeline_cannot_run(live_catalo
     assert ours["photo"]["total"]["p50"] > 0
 
 
-def test_warm_up_runs_each_model_once_and_needs_no_index(live_catalog, monkeypatch):
+def test_warm_up_runs_every_model_and_needs_no_index(live_catalog, monkeypatch):
     """The server warms its models before it says ready; the index may still be building."""
     from catalog.search import Searcher
     s = live_catalog.searcher
