@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from sketchshop import vocab
-from sketchshop.images import convert, load_image
+from sketchshop.images import convert, load_image, to_array
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,6 @@ def border_colour(a: np.ndarray) -> tuple[int, int, int]:
         lo, hi = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")
         out.append(int((int(lo) + int(hi)) / 2))
     return tuple(out)
-
-
-def rgb_array(im) -> np.ndarray:
-    """H x W x 3 uint8 of a PIL image in any mode; an array passes through. Reading a PIL image's
-    pixels copies them (0.8 ms for a 400x533 photo), so a hot path does it once per image."""
-    return im if isinstance(im, np.ndarray) else np.asarray(convert(im, "RGB"))
 
 
 def fit(a: np.ndarray, size: int) -> np.ndarray:
@@ -87,11 +81,15 @@ def pad(a: np.ndarray, size: int, fill) -> np.ndarray:
     return out
 
 
-def letterbox(im, size: int = SIZE, fill=None) -> Image.Image:
+def letterbox_array(im, size: int = SIZE, fill=None) -> np.ndarray:
     """Fit `im` (PIL or RGB array) into size x size keeping its aspect ratio; pad with `fill`
     (default: border median)."""
-    a = rgb_array(im)
-    return Image.fromarray(pad(fit(a, size), size, border_colour(a) if fill is None else fill))
+    a = to_array(im)
+    return pad(fit(a, size), size, border_colour(a) if fill is None else fill)
+
+
+def letterbox(im, size: int = SIZE, fill=None) -> Image.Image:
+    return Image.fromarray(letterbox_array(im, size, fill))
 
 
 def to_tensor(im) -> torch.Tensor:
@@ -134,8 +132,7 @@ def preprocess(image, size: int = SIZE) -> torch.Tensor:
     """THE preprocessing (index time = query time): any image -> normalised 3 x size x size tensor."""
     if not isinstance(image, (Image.Image, np.ndarray)):
         image = load_image(image)
-    a = rgb_array(image)
-    return to_tensor(pad(fit(a, size), size, border_colour(a)))
+    return to_tensor(letterbox_array(image, size))
 
 
 # ---------------------------------------------------------------- sketches from photos

@@ -11,7 +11,7 @@ import torch
 
 from sketchshop import vocab
 from sketchshop.errors import ImageError, UserError
-from sketchshop.images import convert, load_image
+from sketchshop.images import convert, load_image, to_array
 from sketchshop.registry import weights_path
 
 from . import data as D
@@ -100,7 +100,7 @@ class Classifier:
         single = len(ims) == 1
 
         def prep(i):
-            a = D.rgb_array(ims[i])
+            a = to_array(ims[i])
             x, m = D.preprocess(a, self.size), measure[i]
             if m is None:
                 return x, None
