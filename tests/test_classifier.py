@@ -131,6 +131,16 @@ def test_worn_garment_colour_is_read_in_its_box():
     assert name_colour(measured_colour(a, box=(35, 60, 85, 100))[0]) == "red"
 
 
+def test_colour_in_a_box_leaves_out_the_backdrop():
+    """A cap's box is mostly white backdrop between its crown and brim: the cap is still green."""
+    from classifier.colour import measured_colour
+    from sketchshop.vocab import name_colour
+    a = np.full((200, 300, 3), 246, np.uint8)
+    a[60:110, 40:110] = (30, 130, 50)  # crown
+    a[110:120, 40:260] = (30, 130, 50)  # brim
+    assert name_colour(measured_colour(a, box=(40, 60, 260, 120))[0]) == "green"
+
+
 def test_whole_image_colour_reads_the_middle_not_the_rim():
     """Shadows, hands and hangers join a garment at its rim: a blue garment inside a thick gray rim is blue."""
     from classifier.colour import dominant_colour

@@ -398,6 +398,22 @@ def test_plain_background_product_takes_its_whole_silhouette():
     assert np.allclose(loose["box"], (100, 100, 361, 241), atol=4)
 
 
+def test_unevenly_lit_backdrop_is_still_plain():
+    from detector.infer import plain_background_box
+    x = np.linspace(0, 1, 400, dtype=np.float32)
+    light = 215 + 38 * (1 - (x[None, :] - 0.7) ** 2 - (x[:, None] - 0.3) ** 2)  # a softbox's falloff: 215-253
+    im = Image.fromarray(np.repeat(light[..., None], 3, axis=2).clip(0, 255).astype(np.uint8))
+    ImageDraw.Draw(im).rectangle((120, 80, 280, 330), fill=(150, 30, 60))
+    assert np.allclose(plain_background_box(im), (120, 80, 281, 331), atol=5)
+
+
+def test_light_part_of_a_product_keeps_the_detectors_edge():
+    from detector.infer import snap_to_product
+    shirt = _shop_shot([(100, 100, 300, 300, (40, 40, 40)), (60, 100, 99, 200, (228, 228, 228))])  # sleeve in shade
+    (found,) = snap_to_product(shirt, [_item((58, 98, 302, 302), "top")])
+    assert np.allclose(found["box"], (58, 98, 302, 302), atol=4), found["box"]
+
+
 def test_flat_lay_and_busy_backgrounds_stay_as_found():
     from detector.infer import snap_to_product
     outfit = _shop_shot([(40, 40, 180, 200, (20, 120, 40)), (220, 60, 360, 380, (20, 20, 120))])
