@@ -192,20 +192,21 @@ def foreground_box(image: Image.Image, tol: float = 30.0) -> tuple[int, int, int
             min(H, int(np.ceil((rows[-1] + 1) * sy))))
 
 
-def _quadratic_terms(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    return [np.ones_like(x * y), x, y, x * y, x * x, y * y]
-
-
 @functools.lru_cache(maxsize=16)
-def _border_ring(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mask of an (h, w) image's outer 3 % and the quadratic terms of its pixels (float64)."""
+def _backdrop_terms(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an (h, w) image: the mask of its outer 3 %, and the quadratic terms (1, x, y, xy, x^2, y^2) of
+    the pixels in it (float64, for the fit) and of every pixel (float32, for the surface)."""
     b = max(1, round(0.03 * min(h, w)))
     ring = np.ones((h, w), bool)
     ring[b:-b, b:-b] = False
-    ys, xs = np.nonzero(ring)
-    terms = np.stack(_quadratic_terms(xs / w - 0.5, ys / h - 0.5), axis=1)
-    ring.flags.writeable = terms.flags.writeable = False  # shared by every image of that size
-    return ring, terms
+    y, x = np.mgrid[0:h, 0:w]
+    x, y = (x / w - 0.5).ravel(), (y / h - 0.5).ravel()
+    terms = np.stack([np.ones_like(x), x, y, x * y, x * x, y * y], axis=1)
+    on_ring = terms[ring.ravel()]
+    terms = terms.astype(np.float32)
+    for a in (ring, on_ring, terms):
+        a.flags.writeable = False  # shared by every image of that size
+    return ring, on_ring, terms
 
 
 def plain_background_box(image: Image.Image) -> tuple[float, float, float, float] | None:
@@ -217,21 +218,18 @@ def plain_background_box(image: Image.Image) -> tuple[float, float, float, float
     import cv2
     a = np.asarray(convert(image, "RGB").reduce(max(1, max(image.size) // 128)), dtype=np.float32)
     h, w = a.shape[:2]
-    ring, terms = _border_ring(h, w)
+    ring, on_ring, terms = _backdrop_terms(h, w)
     border, use = a[ring], slice(None)
     for _ in range(2):
-        t = terms[use]
+        t = on_ring[use]
         coef = np.linalg.solve(t.T @ t, t.T @ border[use])  # least squares; 6 unknowns, so the normal equations
-        near = ((border - terms @ coef) ** 2).sum(1) < PLAIN_TOL ** 2
+        near = ((border - on_ring @ coef) ** 2).sum(1) < PLAIN_TOL ** 2
         if near.sum() < 4 * len(coef):
             break
         use = near
     if near.mean() < PLAIN_SHARE:
         return None
-    c = coef.astype(np.float32)
-    x, y = np.arange(w, dtype=np.float32) / w - 0.5, np.arange(h, dtype=np.float32) / h - 0.5
-    backdrop = ((c[0] + np.outer(x, c[1]) + np.outer(x * x, c[4]))[None]  # the terms in _quadratic_terms' order
-                + (np.outer(y, c[2]) + np.outer(y * y, c[5]))[:, None] + np.multiply.outer(np.outer(y, x), c[3]))
+    backdrop = (terms @ coef.astype(np.float32)).reshape(h, w, 3)
     fg = (((a - backdrop) ** 2).sum(2) > PRODUCT_TOL ** 2).astype(np.uint8)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # specks and the odd shadow edge
     stats = cv2.connectedComponentsWithStats(fg, connectivity=8)[2]
