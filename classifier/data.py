@@ -71,14 +71,14 @@ def fit(a: np.ndarray, size: int) -> np.ndarray:
 
 def pad(a: np.ndarray, size: int, fill) -> np.ndarray:
     """`a` (sides at most `size`) centred on a size x size canvas of colour `fill`."""
+    import cv2
     nh, nw = a.shape[:2]
     if (nw, nh) == (size, size):
         return a
-    out = np.empty((size, size, 3), np.uint8)
-    out[:] = fill
     y, x = (size - nh) // 2, (size - nw) // 2
-    out[y:y + nh, x:x + nw] = a
-    return out
+    # OpenCV's border: 0.01 ms, where filling a numpy canvas and copying in took 0.45 (of a query's 12)
+    return cv2.copyMakeBorder(np.ascontiguousarray(a), y, size - nh - y, x, size - nw - x, cv2.BORDER_CONSTANT,
+                              value=tuple(int(v) for v in fill))
 
 
 def letterbox_array(im, size: int = SIZE, fill=None) -> np.ndarray:
