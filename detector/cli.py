@@ -34,6 +34,8 @@ def register(cli):
     p.add_argument("--product-shots", type=Path, default=SHOTS,
                    help="class folders of single-product photos added to training, one GrabCut box each")
     p.add_argument("--product-shots-n", type=int, default=1000, help="how many of them (0: street photos only)")
+    p.add_argument("--studio-products", type=int, default=0, metavar="N",
+                   help="add N studio product renders (every pattern and colour on shop backdrops), one box each")
     p.add_argument("--copy-paste", type=int, default=632, metavar="N",
                    help="add N copy-paste scenes: training photos with garments cut (by their pixel masks) "
                         "from other training photos pasted in, rare classes more often (0: none)")
@@ -94,7 +96,7 @@ def _eval(args) -> int:
 def _train(args) -> int:
     from sketchshop.config import settings
 
-    from .data import build_ccp, build_products
+    from .data import build_ccp, build_products, build_studio_products
     from .train import train
     if not args.data.is_file():
         raise UserError(f"{args.data}: COCO json not found")
@@ -103,6 +105,8 @@ def _train(args) -> int:
         if not args.product_shots.is_dir():
             raise UserError(f"{args.product_shots}: product photo folder not found (or --product-shots-n 0)")
         extra.append(build_products(args.product_shots, settings().path("detector", "products"), args.product_shots_n))
+    if args.studio_products > 0:
+        extra.append(build_studio_products(settings().path("detector", "studio"), args.studio_products))
     if args.copy_paste > 0:
         import json
 
@@ -129,5 +133,6 @@ def _train(args) -> int:
         install(best, imgsz=args.imgsz, data_yaml=yaml_path, products_dir=args.products,
                 command="sketchshop " + " ".join(sys.argv[1:]), nms_free=args.head == "one2one",
                 product_shots={"folder": str(args.product_shots), "n": args.product_shots_n}
-                if args.product_shots_n > 0 else None, copy_paste=args.copy_paste)
+                if args.product_shots_n > 0 else None, copy_paste=args.copy_paste,
+                studio_products=args.studio_products)
     return 0

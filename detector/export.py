@@ -19,6 +19,7 @@ from sketchshop.config import settings
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
+from .data import STUDIO_SEED
 from .train import AUGMENT
 from .ultra import ultralytics_offline
 
@@ -99,7 +100,8 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
 
 
 def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: str | None = None,
-            nms_free: bool = True, product_shots: dict | None = None, copy_paste: int = 0) -> Path:
+            nms_free: bool = True, product_shots: dict | None = None, copy_paste: int = 0,
+            studio_products: int = 0) -> Path:
     """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
     per_class_ap50.png and card.md (metrics measured here, on the held-out split)."""
     from sketchshop.registry import sha256
@@ -129,6 +131,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
     m["train_command"] = command or "sketchshop train detector --install"
     m["product_shots"] = product_shots  # {"folder", "n"} of the single-product photos added to training
     m["copy_paste"] = copy_paste  # copy-paste scenes added to training
+    m["studio_products"] = studio_products  # studio product renders added to training
     m["head"] = "one-to-one (NMS-free), output (1, 300, 6)" if nms_free else \
         "one-to-many, output (1, 4 + nc, anchors), class-aware NMS at IoU 0.7 in detector.infer"
     write_json(m, dest / "metrics.json")
@@ -182,6 +185,10 @@ def write_card(path: Path, m: dict) -> None:
     cp_txt = (f"- Plus {cp} copy-paste scenes: training photos with 1-3 garments cut along their pixel masks from "
               "other training photos pasted in, rare classes drawn more often; every box recomputed from what "
               "stays visible (`detector.copypaste`).\n" if cp else "")
+    st = m.get("studio_products")
+    st_txt = (f"- Plus {st} studio product renders (`sketchshop.studio`, seed {STUDIO_SEED}: every category, colour and "
+              "pattern on shop backdrops), one box each: the bounding box of the render's mask "
+              "(`detector.data.build_studio_products`).\n" if st else "")
     run = m.get("run_args") or {}
     trunk = "frozen" if run.get("freeze") else "fine-tuned"
     init = run.get("model", "")
@@ -203,10 +210,9 @@ EfficientNet-Lite0 trunk (stages to stride 16, {trunk}, batch-norm statistics fr
 
 ## Data
 - Train: 632 street photos of `../shared/data/ccp-train` (Clothing Co-Parsing, Apache-2.0), boxes from its COCO json.
-{shots_txt}{cp_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
+{shots_txt}{st_txt}{cp_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
   (`detector/data.py`; ids: {m["val_ids"]}).
-- Not used yet: studio products.
-
+{"" if st else "- Not used yet: studio products." + chr(10)}
 ## Recipe: `{m["train_command"]}`
 - {recipe}; augmentation {augment}; trunk {trunk}.
 - Ultralytics offline (YOLO_OFFLINE, no auto-install, settings and runs under the data directory, plots and AMP off).

@@ -363,6 +363,25 @@ def test_copy_paste_scenes_from_real_masks(shared_data, tmp_path):
     assert build_copy_paste(coco, coco.parent, train_ids[:40], tmp_path / "cp", n=6) == images  # cached
 
 
+def test_studio_products_boxed_by_their_masks(tmp_path):
+    """One label per render: its coarse class and the box of its mask, in YOLO's normalised xywh."""
+    from detector.data import NAMES, build_studio_products
+    from sketchshop.studio import render_product
+    images = build_studio_products(tmp_path / "studio", n=3, seed=7)
+    files = sorted(images.glob("*.jpg"))
+    assert [f.stem for f in files] == ["p000000", "p000001", "p000002"]
+    for i, f in enumerate(files):
+        p = render_product(7, i)
+        ys, xs = np.nonzero(np.asarray(p.mask) > 127)
+        W, H = p.image.size
+        c, cx, cy, w, h = (images.parent / "labels" / f"{f.stem}.txt").read_text().split()
+        assert NAMES[int(c)] == p.coarse
+        assert np.allclose([float(cx) * W, float(cy) * H, float(w) * W, float(h) * H],
+                           [(xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2,
+                            xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], atol=0.01)
+    assert build_studio_products(tmp_path / "studio", n=3, seed=7) == images  # cached
+
+
 def test_copy_paste_needs_masks(tmp_path):
     from detector.copypaste import build_copy_paste
     coco = tmp_path / "boxes_only.json"
