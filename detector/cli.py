@@ -88,7 +88,7 @@ def _eval(args) -> int:
         m = evaluate_products(args.products, weights=args.weights, imgsz=args.imgsz, limit=args.limit,
                               threads=args.threads)
         print(f"top box IoU >= 0.8: {m['top_box_iou_ge_0.8']:.3f} of {m['n_images']} photos "
-              f"(no detection: {m['no_detection']})")
+              f"(no detection: {m['no_detection']}; with the trimmed whole image there: {m['top_item_iou_ge_0.8']:.3f})")
     write_json(m, args.json)
     return 0
 

@@ -271,6 +271,24 @@ def test_eval_cli_writes_metrics(model_files, shared_data, tmp_path):
     assert main(["eval", "detector", "--coco", str(tmp_path / "nope.json"), "--json", str(out)]) == 2
 
 
+def test_eval_products_cli(model_files, tmp_path):
+    """Both shares: the top detected box, and the API's first item (the trimmed whole image where nothing
+    was detected), which can only credit more photos."""
+    from sketchshop.cli import main
+    from sketchshop.studio import render_product
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(3):
+        render_product(11, i).image.save(shots / f"studio{i}.jpg")
+    out = tmp_path / "p.json"
+    assert main(["eval", "detector", "--products", str(shots), "--json", str(out),
+                 "--weights", str(model_files[0])]) == 0
+    m = json.loads(out.read_text())
+    assert m["n_images"] == 3 and 0 <= m["no_detection"] <= 3
+    assert 0 <= m["top_box_iou_ge_0.8"] <= m["top_item_iou_ge_0.8"] <= 1
+    assert main(["eval", "detector", "--products", str(tmp_path / "nope"), "--json", str(out)]) == 2
+
+
 @pytest.mark.parametrize("size", [(550, 832), (20, 24), (1000, 300), (320, 320)])
 def test_letterbox_matches_ultralytics(size):
     """The one preprocessing equals Ultralytics' LetterBox (minimum rectangle, grey 114, centred)."""
