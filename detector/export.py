@@ -189,6 +189,7 @@ def write_card(path: Path, m: dict) -> None:
     st_txt = (f"- Plus {st} studio product renders (`sketchshop.studio`, seed {STUDIO_SEED}: every category, colour and "
               "pattern on shop backdrops), one box each: the bounding box of the render's mask "
               "(`detector.data.build_studio_products`).\n" if st else "")
+    unused = "" if st else "- Not used yet: studio products.\n"
     run = m.get("run_args") or {}
     trunk = "frozen" if run.get("freeze") else "fine-tuned"
     init = run.get("model", "")
@@ -212,7 +213,7 @@ EfficientNet-Lite0 trunk (stages to stride 16, {trunk}, batch-norm statistics fr
 - Train: 632 street photos of `../shared/data/ccp-train` (Clothing Co-Parsing, Apache-2.0), boxes from its COCO json.
 {shots_txt}{st_txt}{cp_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
   (`detector/data.py`; ids: {m["val_ids"]}).
-{"" if st else "- Not used yet: studio products." + chr(10)}
+{unused}
 ## Recipe: `{m["train_command"]}`
 - {recipe}; augmentation {augment}; trunk {trunk}.
 - Ultralytics offline (YOLO_OFFLINE, no auto-install, settings and runs under the data directory, plots and AMP off).
