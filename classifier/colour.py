@@ -107,9 +107,8 @@ def measured_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
             mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     if in_box:  # less what matches the crop's border, unless that leaves little (a garment the colour of its surroundings)
         fg = mask & foreground_mask(a)
-        fg = fg if fg.sum() >= mask.sum() / 4 else mask
-        fills_frame = not fg.any()
-    elif mask is not None:
+        mask = fg if fg.sum() >= mask.sum() / 4 else mask
+    if mask is not None:
         fg, fills_frame = mask, not mask.any()
     else:
         fg = foreground_mask(a)

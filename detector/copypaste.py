@@ -10,7 +10,6 @@ what stays visible, and a garment mostly covered by a pasted one loses its box.
 from __future__ import annotations
 
 import json
-import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,8 @@ import numpy as np
 
 from sketchshop import vocab
 from sketchshop.errors import UserError
-from sketchshop.files import atomic_dir
 
-from .data import NAMES, yolo_line
-
-log = logging.getLogger(__name__)
+from .data import NAMES, is_built, write_folder, yolo_line
 
 MIN_VISIBLE = 0.35  # a garment with less of its pixels left visible loses its box
 MIN_PIXELS = 150    # the dataset's own threshold for a blob to get a box
@@ -118,7 +114,6 @@ def build_copy_paste(coco_json, images_dir, train_ids, out_dir, n: int = 600, pe
     Clothing Co-Parsing). Rebuilt only when its inputs change.
     """
     from PIL import Image
-    from tqdm import tqdm
     coco_json, images_dir, out_dir = Path(coco_json), Path(images_dir), Path(out_dir)
     data = json.loads(coco_json.read_text())
     if "fine_label_names" not in data or not all("mask_file" in im for im in data["images"]):
@@ -126,7 +121,7 @@ def build_copy_paste(coco_json, images_dir, train_ids, out_dir, n: int = 600, pe
                         "train without it with --copy-paste 0")
     stamp = {"source": str(coco_json.resolve()), "n": n, "per_scene": list(per_scene), "seed": seed,
              "train_ids": sorted(train_ids)}
-    if (out_dir / "stamp.json").is_file() and json.loads((out_dir / "stamp.json").read_text()) == stamp:
+    if is_built(out_dir, stamp):
         return out_dir / "images"
     photos, insts = _load(data, images_dir, set(train_ids))
     bank = [i for v in insts.values() for i in v]
@@ -134,18 +129,15 @@ def build_copy_paste(coco_json, images_dir, train_ids, out_dir, n: int = 600, pe
     weights = [1 / np.sqrt(counts[i.cls]) for i in bank]
     rng = random.Random(seed)
     base_ids = sorted(photos)
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        for j in tqdm(range(n), desc="copy-paste scenes", unit="img"):
+
+    def samples():
+        for j in range(n):
             base_id = rng.choice(base_ids)
             chosen = [i for i in rng.choices(bank, weights, k=rng.randint(*per_scene)) if i.image_id != base_id]
             base = np.asarray(Image.open(photos[base_id]).convert("RGB"))
             pasted = [(i, np.asarray(Image.open(photos[i.image_id]).convert("RGB"))) for i in chosen]
             img, boxes = compose(base, insts[base_id], pasted, rng)
             h, w = img.shape[:2]
-            Image.fromarray(img).save(tmp / "images" / f"cp{j:05d}.jpg", quality=92)
-            (tmp / "labels" / f"cp{j:05d}.txt").write_text("".join(yolo_line(c, b, w, h) + "\n" for c, b in boxes))
-        (tmp / "stamp.json").write_text(json.dumps(stamp))
-    log.info("%d copy-paste scenes in %s", n, out_dir)
-    return out_dir / "images"
+            yield (f"cp{j:05d}.jpg", lambda path, img=img: Image.fromarray(img).save(path, quality=92),
+                   [yolo_line(c, b, w, h) for c, b in boxes])
+    return write_folder(out_dir, stamp, samples(), desc="copy-paste scenes", total=n)

@@ -112,6 +112,30 @@ def write_yaml(root: Path, extra_train=()) -> Path:
     return root / "data.yaml"
 
 
+def is_built(out_dir: Path, stamp: dict) -> bool:
+    """Whether `out_dir` was written by `write_folder` from these same inputs."""
+    f = Path(out_dir) / "stamp.json"
+    return f.is_file() and json.loads(f.read_text()) == stamp
+
+
+def write_folder(out_dir, stamp: dict, samples, *, desc: str, total: int) -> Path:
+    """A YOLO image folder (`images/`, `labels/`) written atomically from `samples`, which yield
+    (image file name, put(path) writing or linking the image there, label lines), and stamped with
+    `stamp` for `is_built`. Returns the images folder."""
+    from tqdm import tqdm
+    out_dir, n = Path(out_dir), 0
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "images").mkdir()
+        (tmp / "labels").mkdir()
+        for name, put, lines in tqdm(samples, total=total, desc=desc, unit="img"):
+            put(tmp / "images" / name)
+            (tmp / "labels" / f"{Path(name).stem}.txt").write_text("".join(line + "\n" for line in lines))
+            n += 1
+        (tmp / "stamp.json").write_text(json.dumps(stamp))
+    log.info("%s: %d images in %s", desc, n, out_dir)
+    return out_dir / "images"
+
+
 def build_products(folder, out_dir, n: int = 600, seed: int = VAL_SEED) -> Path:
     """A YOLO image folder of single-product photos (class folders), one box each: the product.
 
@@ -120,13 +144,11 @@ def build_products(folder, out_dir, n: int = 600, seed: int = VAL_SEED) -> Path:
     GrabCut foreground box, the same definition `eval detector --products` scores against; `n`
     photos are drawn evenly across the class folders with a fixed seed. Returns the images folder.
     """
-    from tqdm import tqdm
-
     from sketchshop.datasets import IMAGE_EXTS
     from sketchshop.images import load_image
 
     from .evaluate import foreground_box_grabcut
-    folder, out_dir = Path(folder), Path(out_dir)
+    folder = Path(folder)
     photos = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
         try:
@@ -138,20 +160,15 @@ def build_products(folder, out_dir, n: int = 600, seed: int = VAL_SEED) -> Path:
         raise UserError(f"{folder}: no class folders with images")
     photos = sorted(random.Random(seed).sample(photos, min(n, len(photos))))
     stamp = {"source": str(folder.resolve()), "n": len(photos), "seed": seed}
-    if (out_dir / "stamp.json").is_file() and json.loads((out_dir / "stamp.json").read_text()) == stamp:
-        return out_dir / "images"
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        for i, (p, cls) in enumerate(tqdm(photos, desc="product boxes (GrabCut)", unit="img")):
+    if is_built(out_dir, stamp):
+        return Path(out_dir) / "images"
+
+    def samples():
+        for i, (p, cls) in enumerate(photos):
             im = load_image(p)
-            x1, y1, x2, y2 = foreground_box_grabcut(im)
-            w, h = im.size
-            os.symlink(p.resolve(), tmp / "images" / f"p{i:05d}{p.suffix.lower()}")
-            (tmp / "labels" / f"p{i:05d}.txt").write_text(yolo_line(cls, (x1, y1, x2, y2), w, h) + "\n")
-        (tmp / "stamp.json").write_text(json.dumps(stamp))
-    log.info("%d product photos with boxes in %s", len(photos), out_dir)
-    return out_dir / "images"
+            yield (f"p{i:05d}{p.suffix.lower()}", lambda path, p=p: os.symlink(p.resolve(), path),
+                   [yolo_line(cls, foreground_box_grabcut(im), *im.size)])
+    return write_folder(out_dir, stamp, samples(), desc="product boxes (GrabCut)", total=len(photos))
 
 
 def build_studio_products(out_dir, n: int = 400, seed: int = STUDIO_SEED) -> Path:
@@ -163,23 +180,17 @@ def build_studio_products(out_dir, n: int = 400, seed: int = STUDIO_SEED) -> Pat
     are measured on (the detector card). Returns the images folder.
     """
     import numpy as np
-    from tqdm import tqdm
 
     from sketchshop.studio import generate_products
-    out_dir = Path(out_dir)
     stamp = {"source": "studio", "n": n, "seed": seed}
-    if (out_dir / "stamp.json").is_file() and json.loads((out_dir / "stamp.json").read_text()) == stamp:
-        return out_dir / "images"
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        for p in tqdm(generate_products(n, seed), total=n, desc="studio products", unit="img"):
+    if is_built(out_dir, stamp):
+        return Path(out_dir) / "images"
+
+    def samples():
+        for p in generate_products(n, seed):
             ys, xs = np.nonzero(np.asarray(p.mask) > 127)
-            if not len(xs):
-                continue
-            p.image.save(tmp / "images" / f"{p.id}.jpg", quality=92)
-            box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-            (tmp / "labels" / f"{p.id}.txt").write_text(yolo_line(NAMES.index(p.coarse), box, *p.image.size) + "\n")
-        (tmp / "stamp.json").write_text(json.dumps(stamp))
-    log.info("%d studio products with boxes in %s", n, out_dir)
-    return out_dir / "images"
+            if len(xs):
+                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                yield (f"{p.id}.jpg", lambda path, im=p.image: im.save(path, quality=92),
+                       [yolo_line(NAMES.index(p.coarse), box, *p.image.size)])
+    return write_folder(out_dir, stamp, samples(), desc="studio products", total=n)
