@@ -1,15 +1,13 @@
 """The one inference API (server, index builder, evaluators): load once, predict batches."""
 from __future__ import annotations
 
-import functools
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from sketchshop import vocab
+from sketchshop.accel import pool
 from sketchshop.errors import ImageError, UserError
 from sketchshop.images import convert, load_image, to_array
 from sketchshop.registry import weights_path
@@ -20,12 +18,6 @@ from .model import GarmentNet
 
 log = logging.getLogger(__name__)
 KINDS = ("photo", "sketch")
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """Threads for preprocessing a batch: PIL's resize and numpy release the GIL."""
-    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="preprocess")
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -103,11 +95,11 @@ class Classifier:
             a, m = to_array(ims[i]), measure[i]
             box = None if m is True else m
             if single:  # the colour starts first, on the other core, while this one preprocesses
-                colour = None if m is None else _pool().submit(measured_colour, a, box=box)
+                colour = None if m is None else pool().submit(measured_colour, a, box=box)
                 return D.preprocess(a, self.size), colour
             return D.preprocess(a, self.size), None if m is None else measured_colour(a, box=box)
 
-        done = map(prep, range(len(ims))) if single else _pool().map(prep, range(len(ims)))
+        done = map(prep, range(len(ims))) if single else pool().map(prep, range(len(ims)))
         outs: dict[str, list] = {}
         colours = []
         for i in range(0, len(ims), batch):
@@ -157,7 +149,7 @@ class Classifier:
         tasks: dict = {}
         for h, from_hints in zip(hints, hinted):
             if from_hints and h is not None and id(h) not in tasks:  # a layer shared by several images is read once
-                tasks[id(h)] = _pool().submit(hint_colour, h)
+                tasks[id(h)] = pool().submit(hint_colour, h)
         measure = [None if from_hints or self.colour_mode == "head" else (box or True)
                    for from_hints, box in zip(hinted, boxes)]
         out, colours = self._forward(ims, measure=measure)

@@ -308,12 +308,22 @@ def encode(sketch: np.ndarray, hints: np.ndarray) -> np.ndarray:
     downscaled from a big drawing keeps its thin lines); 1-3 hint colour in [-1, 1], 0 where no
     hint; 4 hint mask; 5-7 `hint_prior`; 8 `inside_mask`.
     """
-    *rgb, alpha = cv2.split(np.ascontiguousarray(hints))  # planes: per-plane maths is several times faster
     out = np.empty((9,) + sketch.shape, np.float32)
+    encode_hints(hints, out)
+    encode_sketch(sketch, out)
+    return out
+
+
+def encode_sketch(sketch: np.ndarray, out: np.ndarray) -> None:
+    """`encode`'s channels 0 and 8, written into `out`: they need only the sketch."""
     out[0] = np.clip((255.0 - sketch.astype(np.float32)) / 127.5, 0.0, 1.0)
+    out[8] = inside_mask(sketch)
+
+
+def encode_hints(hints: np.ndarray, out: np.ndarray) -> None:
+    """`encode`'s channels 1-7, written into `out`: they need only the hints (so both halves can run at once)."""
+    *rgb, alpha = cv2.split(np.ascontiguousarray(hints))  # planes: per-plane maths is several times faster
     out[4] = alpha >= 64
     for i, c in enumerate(rgb):
         out[1 + i] = (c.astype(np.float32) / 127.5 - 1.0) * out[4]
     out[5:8] = hint_prior(out[1:4], out[4])
-    out[8] = inside_mask(sketch)
-    return out

@@ -17,12 +17,13 @@ import numpy as np
 from PIL import Image
 
 from sketchshop import vocab
+from sketchshop.accel import pool
 from sketchshop.config import settings
 from sketchshop.errors import ImageError, TooLarge, UserError
 from sketchshop.images import convert, load_image
 from sketchshop.registry import weights_path
 
-from .data import encode, make_sketch, pad_square, segment_garment
+from .data import encode_hints, encode_sketch, make_sketch, pad_square, segment_garment
 from .pairs import category_index
 
 log = logging.getLogger(__name__)
@@ -97,30 +98,31 @@ class Colorizer:
         return self
 
     # ------------------------------------------------------------ inputs
-    def _canvas(self, sketch: Image.Image) -> tuple[np.ndarray, tuple[int, int], tuple[float, float, float], bool]:
-        """Sketch -> (256x256 uint8 gray canvas, original (w, h), (x0, y0, scale) mapping, was_photo)."""
+    def _mapping(self, sketch: Image.Image) -> tuple[float, float, float]:
+        """(x0, y0, scale): where the sketch's pixels land on the square model canvas."""
         w, h = sketch.size
         if w * h > settings().max_image_pixels:
             raise TooLarge(f"sketch is {w}x{h}, more than {settings().max_image_pixels:,} pixels")
         if min(w, h) < 16:
             raise ImageError(f"sketch is {w}x{h}: too small (min side 16 px)")
-        rgb = np.asarray(convert(sketch, "RGB"), np.uint8)
         s = max(w, h)
-        x0, y0 = (s - w) / 2, (s - h) / 2
-        scale = self.size / s
+        return (s - w) / 2, (s - h) / 2, self.size / s
+
+    def _canvas(self, sketch: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sketch -> (256x256 uint8 gray canvas, the sketch in gray at full size); a photo passed as a sketch
+        gets the project's own sketch of it as the canvas, and None as the second."""
+        rgb = np.asarray(convert(sketch, "RGB"), np.uint8)
         if looks_like_photo(rgb):
             log.warning("the sketch looks like a photo: colouring the project's own sketch of it")
             target, mask = segment_garment(rgb, self.size)
-            canvas = np.asarray(make_sketch(target, mask))
-            return canvas, (w, h), (x0, y0, scale), True
+            return np.asarray(make_sketch(target, mask)), None
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         sq, _ = pad_square(gray, 255)
         # darkest-wins downscale keeps thin strokes of big canvases (area average would fade them)
-        k = int(math.floor(s / self.size))
+        k = int(math.floor(max(gray.shape) / self.size))
         if k >= 2:
             sq = cv2.erode(sq, np.ones((k, k), np.uint8))
-        canvas = cv2.resize(sq, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        return canvas, (w, h), (x0, y0, scale), False
+        return cv2.resize(sq, (self.size, self.size), interpolation=cv2.INTER_AREA), gray
 
     def _hints(self, hints, wh, mapping) -> np.ndarray:
         """Any accepted hint format -> 256x256 RGBA uint8 on the model canvas."""
@@ -194,30 +196,34 @@ class Colorizer:
         import torch
         if not isinstance(sketch, Image.Image):
             sketch = load_image(sketch, max_pixels=settings().max_image_pixels)
-        canvas, (w, h), mapping, was_photo = self._canvas(sketch)
+        mapping = self._mapping(sketch)
+        w, h = sketch.size
+        x = np.empty((1, 9, self.size, self.size), np.float32)
+        # the hints' channels on the pool while this thread reads the strokes: they meet only in `x`
+        hinted = pool().submit(lambda: encode_hints(self._hints(hints, (w, h), mapping), x[0]))
+        canvas, gray = self._canvas(sketch)
         if int(((255 - canvas.astype(np.int32)) > 64).sum()) < MIN_INK_PIXELS:
             raise ImageError("the sketch is empty: draw the garment's outline with dark strokes")
-        hint = self._hints(hints, (w, h), mapping)
-        x = torch.from_numpy(encode(canvas, hint))[None]
-        cat = torch.tensor([self._category(category)])
-        with torch.inference_mode():
-            y = (self.fast or self.gen)(x, cat)[0]
-        out = ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
-        # crop the square canvas back to the sketch's frame, then to its size (capped)
+        encode_sketch(canvas, x[0])
         x0, y0, scale = mapping
         cx0, cy0 = int(round(x0 * scale)), int(round(y0 * scale))
         cw, ch = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         f = min(1.0, max_side / max(w, h))
         ow, oh = max(1, int(round(w * f))), max(1, int(round(h * f)))
-        out = cv2.resize(out[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_LINEAR)
-        if keep_strokes:
-            if was_photo:
+        keep = None
+        if keep_strokes:  # what the user's dark strokes leave of the colours under them
+            if gray is None:  # a photo: the strokes of its sketch
                 gray = cv2.resize(canvas[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_AREA)
-            else:
-                rgb = np.asarray(convert(sketch, "RGB"))
-                gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-                if gray.shape != (oh, ow):
-                    gray = cv2.resize(gray, (ow, oh), interpolation=cv2.INTER_AREA)
-            ink = np.clip((255.0 - gray.astype(np.float32)) / 127.5, 0, 1)[..., None]
-            out = (out * (1 - ink)).astype(np.uint8)
+            elif gray.shape != (oh, ow):
+                gray = cv2.resize(gray, (ow, oh), interpolation=cv2.INTER_AREA)
+            keep = 1 - np.clip((255.0 - gray.astype(np.float32)) / 127.5, 0, 1)[..., None]
+        hinted.result()
+        cat = torch.tensor([self._category(category)])
+        with torch.inference_mode():
+            y = (self.fast or self.gen)(torch.from_numpy(x), cat)[0]
+        out = ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+        # crop the square canvas back to the sketch's frame, then to its size (capped)
+        out = cv2.resize(out[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_LINEAR)
+        if keep is not None:
+            out = (out * keep).astype(np.uint8)
         return Image.fromarray(out, "RGB")

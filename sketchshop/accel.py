@@ -8,7 +8,10 @@ trusted; on any failure the caller keeps eager PyTorch and the log says why.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,12 @@ from .files import atomic_write
 
 log = logging.getLogger(__name__)
 OPSET = 17
+
+
+@functools.cache
+def pool() -> ThreadPoolExecutor:
+    """Threads for the numpy/OpenCV work beside a network's run (both release the GIL): one per process."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="preprocess")
 
 
 class OrtModule:
