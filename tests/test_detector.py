@@ -447,8 +447,11 @@ def test_unevenly_lit_backdrop_is_still_plain():
 def test_light_part_of_a_product_keeps_the_detectors_edge():
     from detector.infer import snap_to_product
     shirt = _shop_shot([(100, 100, 300, 300, (40, 40, 40)), (60, 100, 99, 200, (228, 228, 228))])  # sleeve in shade
-    (found,) = snap_to_product(shirt, [_item((58, 98, 302, 302), "top")])
-    assert np.allclose(found["box"], (58, 98, 302, 302), atol=4), found["box"]
+    (found,) = snap_to_product(shirt, [_item((50, 90, 310, 310), "top")])
+    assert np.allclose(found["box"], (60, 100, 301, 301), atol=4), found["box"]  # the sleeve's edge, not the box's
+    dark = _shop_shot([(100, 100, 300, 300, (40, 40, 40))])  # the detector's box a little loose, nothing there
+    (tight,) = snap_to_product(dark, [_item((70, 90, 320, 330), "top")])
+    assert np.allclose(tight["box"], (100, 100, 301, 301), atol=4), tight["box"]
 
 
 def test_flat_lay_and_busy_backgrounds_stay_as_found():
