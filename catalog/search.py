@@ -25,7 +25,7 @@ from .index import Filters, Query, SearchIndex
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_VERSION = 7  # part of the index builder's cache key: bump when describe_photo changes
+DESCRIBE_VERSION = 8  # part of the index builder's cache key: bump when describe_photo changes
 
 
 @dataclass
