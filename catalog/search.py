@@ -20,6 +20,7 @@ from classifier.data import drawing_frame
 from detector.infer import classifier_inputs
 from sketchshop import vocab
 from sketchshop.config import settings
+from sketchshop.images import as_drawing
 
 from .index import Filters, Query, SearchIndex
 
@@ -88,7 +89,7 @@ def crop_hints(hints, size: tuple[int, int], box) -> Image.Image | list | None:
 
 
 def guess_kind(image: Image.Image) -> str:
-    return "sketch" if sketch_likeness(image) > 0.80 else "photo"
+    return "sketch" if sketch_likeness(as_drawing(image)) > 0.80 else "photo"
 
 
 class Searcher:
@@ -135,6 +136,7 @@ class Searcher:
     def describe_sketch(self, image: Image.Image, hints=None, timer: Timer | None = None,
                         category: str | None = None) -> tuple[Described, Image.Image | None]:
         timer = timer or Timer()
+        image = as_drawing(image)
         box = drawing_frame(image)
         if box is not None:  # colourise and classify the strokes at the scale the models learnt drawings at
             image, hints = image.crop(box), crop_hints(hints, image.size, box)

@@ -9,7 +9,7 @@ import torch
 from sketchshop import vocab
 from sketchshop.accel import pool
 from sketchshop.errors import ImageError, UserError
-from sketchshop.images import convert, load_image, to_array
+from sketchshop.images import as_drawing, convert, load_image, to_array
 from sketchshop.registry import weights_path
 
 from . import data as D
@@ -191,9 +191,9 @@ class Classifier:
 
     @staticmethod
     def _inputs(images: list, kinds: list[str]) -> list:
-        """RGB images; drawings framed to their strokes (`data.frame_drawing`)."""
+        """RGB images; drawings dark on light (`images.as_drawing`) and framed to their strokes (`data.frame_drawing`)."""
         ims = [_as_image(im) for im in images]
-        return [D.frame_drawing(im) if k == "sketch" else im for im, k in zip(ims, kinds)]
+        return [D.frame_drawing(as_drawing(im)) if k == "sketch" else im for im, k in zip(ims, kinds)]
 
     def _colour(self, p_head: np.ndarray, hinted: bool, found, combined=None) -> tuple[str | None, float]:
         """`found`: hint_colour() of the hints, or measured_colour() of a photo (None: not measured);

@@ -106,6 +106,18 @@ def convert(im: Image.Image, mode: str = "RGB", background=(255, 255, 255)) -> I
     return im.convert(mode)
 
 
+def as_drawing(im: Image.Image) -> Image.Image:
+    """A drawing as the models read one, RGB dark strokes on light paper: light strokes on dark paper (a
+    chalkboard app, a stroke bitmap such as Quick, Draw!'s) are inverted; anything else passes through."""
+    rgb = convert(im, "RGB")
+    g = np.asarray(rgb.convert("L").reduce(max(1, max(rgb.size) // 64)))
+    b = max(1, min(g.shape) // 16)
+    paper = np.median(np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()]))
+    if paper < 64 and (np.asarray(rgb.convert("L")) > 160).any():  # full size: a thin stroke fades in `g`
+        return ImageOps.invert(rgb)
+    return rgb
+
+
 def to_array(im) -> np.ndarray:
     """HxWx3 uint8 RGB of a PIL image in any mode; an array passes through. Reading a PIL image's
     pixels copies them (up to 0.8 ms for a 400x533 photo), so a hot path does it once per image."""

@@ -173,3 +173,24 @@ def test_sketch_search_frames_a_small_drawing_and_moves_its_hints(live_catalog):
     moved = crop_hints(points, small.size, (300, 100, 600, 500))
     assert moved == [{"x": pytest.approx(80 + w / 5), "y": pytest.approx(20 + h / 5), "rgb": [200, 30, 35]}]
     assert crop_hints(layer, (360, 640), (0, 0, 100, 100)).size == (100, 100)  # a layer at half the canvas's size
+
+
+def test_light_strokes_on_dark_paper_read_like_the_same_drawing(live_catalog):
+    """A chalkboard-style drawing (or a stroke bitmap such as Quick, Draw!'s) is the same drawing inverted."""
+    from PIL import ImageOps
+
+    from catalog.search import guess_kind
+    from sketchshop.images import as_drawing
+    s, p = live_catalog.searcher, live_catalog.products[3]
+    dark = ImageOps.invert(p.sketch.convert("RGB"))
+    assert as_drawing(dark).tobytes() == p.sketch.convert("RGB").tobytes()
+    assert guess_kind(dark) == "sketch"
+    a, b = s.classifier.predict([p.sketch, dark], kind="sketch")
+    assert a["category"] == b["category"] and np.allclose(a["embedding"], b["embedding"], atol=1e-5)
+    assert np.array_equal(np.asarray(s.colorizer.colorize(dark, p.hints)), np.asarray(s.colorizer.colorize(p.sketch, p.hints)))
+    d, _ = s.describe_sketch(dark, p.hints)
+    assert d.prediction["category"] == s.describe_sketch(p.sketch, p.hints)[0].prediction["category"]
+    # photos and ordinary drawings pass through: a dark backdrop alone is not paper
+    night = Image.new("RGB", (300, 400), (20, 20, 25))
+    assert as_drawing(night).tobytes() == night.tobytes()  # no light strokes on it
+    assert as_drawing(p.sketch).tobytes() == p.sketch.convert("RGB").tobytes()
