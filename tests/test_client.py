@@ -5,7 +5,7 @@ import hashlib
 import io
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from sketchshop import vocab
 from sketchshop.client import ApiError, Client
@@ -112,6 +112,9 @@ def test_sketch_search_with_layer_hints(client, live_catalog):
         assert it["box"] is None and it["whole_image"] is True
         assert 1 <= len(it["matches"]) <= 8
     assert "colorize" in client.search(p.sketch, kind="sketch", hints=p.hints)["timing_ms"]
+    chalk = ImageOps.invert(p.sketch.convert("RGB"))  # light strokes on dark paper
+    res = client.search(chalk, hints=p.hints, top_k=8)
+    assert res["kind"] == "sketch" and res["items"][0]["category"] == client.search(p.sketch, hints=p.hints)["items"][0]["category"]
 
 
 def test_sketch_search_with_point_hints(client, live_catalog):
