@@ -280,13 +280,19 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     strongest box and the product area lie mostly one inside the other, and every garment found
     inside the area is the strongest one's class (or overlaps it), the strongest box becomes that area and
     the others inside it go. A flat-lay of several garments (other classes beside it) stays as found.
+    A box over bare backdrop (nothing in it stands out even faintly: a blank wall, an empty table) is no garment.
     """
     if not items or items[0]["whole_image"]:
         return items
     backdrop = Backdrop.fit(image)
-    area = None if backdrop is None else backdrop.box()
+    if backdrop is None:
+        return items
+    items = [it for it in items if backdrop.box(FAINT_TOL, within=it["box"]) is not None]
+    area = backdrop.box()
+    if not items or area is None:
+        return items
     top = items[0]
-    if area is None or max(_share_inside(top["box"], area), _share_inside(area, top["box"])) < 0.7:
+    if max(_share_inside(top["box"], area), _share_inside(area, top["box"])) < 0.7:
         return items
     inside, outside = [], []
     for it in items[1:]:

@@ -467,6 +467,18 @@ def test_flat_lay_and_busy_backgrounds_stay_as_found():
     assert snap_to_product(_shop_shot([(50, 50, 300, 300, (0, 0, 0))]), whole) == whole
 
 
+def test_boxes_over_bare_backdrop_are_no_garments(det):
+    from detector.infer import snap_to_product
+    wall = Image.fromarray(np.tile(np.linspace(90, 200, 400).astype(np.uint8)[None, :, None], (500, 1, 3)))
+    for blank in (Image.new("RGB", (400, 500), (128, 128, 128)), wall):
+        assert snap_to_product(blank, [_item((100, 100, 300, 300), "top")]) == []
+        (only,) = det.predict(blank, conf=0.01)  # whatever the network sees in it
+        assert only["whole_image"] and only["category"] is None
+    shot = _shop_shot([(100, 100, 300, 300, (40, 40, 40))])
+    found = snap_to_product(shot, [_item((98, 98, 302, 302), "top"), _item((320, 20, 390, 90), "hat", 0.5)])
+    assert [it["category"] for it in found] == ["top"]  # the empty corner's hat goes
+
+
 def test_street_photos_are_not_shop_shots(photos):
     from detector.infer import plain_background_box
     assert all(plain_background_box(Image.open(p)) is None for p in photos)
