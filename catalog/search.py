@@ -89,7 +89,7 @@ def crop_hints(hints, size: tuple[int, int], box) -> Image.Image | list | None:
 
 
 def guess_kind(image: Image.Image) -> str:
-    return "sketch" if sketch_likeness(as_drawing(image)) > 0.80 else "photo"
+    return "sketch" if sketch_likeness(as_drawing(image, paper=False)) > 0.80 else "photo"
 
 
 class Searcher:

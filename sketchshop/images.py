@@ -106,16 +106,49 @@ def convert(im: Image.Image, mode: str = "RGB", background=(255, 255, 255)) -> I
     return im.convert(mode)
 
 
-def as_drawing(im: Image.Image) -> Image.Image:
-    """A drawing as the models read one, RGB dark strokes on light paper: light strokes on dark paper (a
-    chalkboard app, a stroke bitmap such as Quick, Draw!'s) are inverted; anything else passes through."""
+PAPER_WHITE = 235  # a drawing app's canvas; paper in a photo is darker and unevenly lit
+
+
+def as_drawing(im: Image.Image, *, paper: bool = True) -> Image.Image:
+    """A drawing as the models read one, RGB dark strokes on white: light strokes on dark paper (a
+    chalkboard app, a stroke bitmap such as Quick, Draw!'s) are inverted; with `paper`, a photo of a
+    drawing on paper (grey, unevenly lit, no colour) gets the paper's light divided out (`flatten_paper`).
+    A white canvas, and any photo of something else, passes through."""
     rgb = convert(im, "RGB")
     g = np.asarray(rgb.convert("L").reduce(max(1, max(rgb.size) // 64)))
     b = max(1, min(g.shape) // 16)
-    paper = np.median(np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()]))
-    if paper < 64 and (np.asarray(rgb.convert("L")) > 160).any():  # full size: a thin stroke fades in `g`
+    border = np.median(np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()]))
+    if border < 64 and (np.asarray(rgb.convert("L")) > 160).any():  # full size: a thin stroke fades in `g`
         return ImageOps.invert(rgb)
+    if paper and border < PAPER_WHITE and _photographed_drawing(rgb):
+        return Image.fromarray(flatten_paper(np.asarray(rgb))).convert("RGB")
     return rgb
+
+
+def _photographed_drawing(rgb: Image.Image) -> bool:
+    """Paper: flattened, mostly white with few mid-tones, and without colour. Of 341 simulated photos of
+    doodles on paper 329 qualify; none of 341 clothing-small photos or 234 street photos, but 20 of 400
+    studio renders of pale products on pale backdrops (so the kind guess does not use it)."""
+    import cv2
+    small = np.asarray(rgb.reduce(max(1, max(rgb.size) // 128)))
+    f = flatten_paper(small, stretch=False)
+    saturation = np.percentile(cv2.cvtColor(small, cv2.COLOR_RGB2HSV)[..., 1], 95)
+    return (f > 235).mean() > 0.75 and ((f > 100) & (f <= 235)).mean() < 0.2 and saturation < 40
+
+
+def flatten_paper(rgb: np.ndarray, work: int = 256, stretch: bool = True) -> np.ndarray:
+    """Gray uint8 of a photographed drawing with the paper made white: each pixel divided by the paper's
+    light there, estimated as the brightest pixel nearby (strokes up to about 8 px wide at `work` px vanish
+    from it), smoothed; with `stretch`, the darkest 1 % made black (a pencil's grey read as a pen's black)."""
+    import cv2
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g.shape
+    s = min(1.0, work / max(h, w))
+    small = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    light = cv2.GaussianBlur(cv2.dilate(small, np.ones((9, 9), np.uint8)), (0, 0), 6)
+    f = g / np.maximum(cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
+    ink = min(float(np.percentile(f, 1)), 0.9) if stretch else 0.0
+    return np.clip((f - ink) / (1.0 - ink) * 255.0, 0, 255).astype(np.uint8)
 
 
 def to_array(im) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 
 import numpy as np
 import pytest
@@ -190,6 +191,19 @@ def test_light_strokes_on_dark_paper_read_like_the_same_drawing(live_catalog):
     assert np.array_equal(np.asarray(s.colorizer.colorize(dark, p.hints)), np.asarray(s.colorizer.colorize(p.sketch, p.hints)))
     d, _ = s.describe_sketch(dark, p.hints)
     assert d.prediction["category"] == s.describe_sketch(p.sketch, p.hints)[0].prediction["category"]
+    # a phone photo of the drawing on paper: grey, unevenly lit, a pencil's grey strokes, JPEG
+    g = np.asarray(p.sketch.convert("L"), np.float32) / 255
+    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]] / max(g.shape)
+    light = 0.62 + 0.25 * x - 0.1 * y
+    photo = Image.fromarray(np.repeat((light * (0.35 + 0.65 * g) * 255)[..., None], 3, axis=2).astype(np.uint8))
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=85)
+    photo = Image.open(buf)
+    flat = np.asarray(as_drawing(photo).convert("L"))
+    assert np.median(flat) > 240 and (flat < 100).mean() > 0.005, "white paper and dark strokes"
+    c, d = s.classifier.predict([p.sketch, photo], kind="sketch")
+    assert c["category"] == d["category"] and float(np.dot(c["embedding"], d["embedding"])) > 0.9
+    assert guess_kind(photo) == "photo"  # without being told, a grey photo is a photo (pale products look alike)
     # photos and ordinary drawings pass through: a dark backdrop alone is not paper
     night = Image.new("RGB", (300, 400), (20, 20, 25))
     assert as_drawing(night).tobytes() == night.tobytes()  # no light strokes on it
