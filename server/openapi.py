@@ -32,7 +32,9 @@ _IMAGE = {"type": "string", "format": "binary",
                          "the uploaded image's pixels all the same"}
 _HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file) or JSON points '
           '`[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`'}
-_KIND = {"type": "string", "enum": ["photo", "sketch"], "description": "detected when absent"}
+_KIND = {"type": "string", "enum": ["photo", "sketch"],
+         "description": ("detected when absent: a drawing on a white (or transparent) canvas, or light strokes on a dark one, "
+                         "is a sketch; send `sketch` for a phone photo of a drawing on paper")}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
