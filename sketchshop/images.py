@@ -113,7 +113,8 @@ def as_drawing(im: Image.Image, *, paper: bool = True) -> Image.Image:
     """A drawing as the models read one, RGB dark strokes on white: light strokes on dark paper (a
     chalkboard app, a stroke bitmap such as Quick, Draw!'s) are inverted; with `paper`, a photo of a
     drawing on paper (grey, unevenly lit, no colour) gets the paper's light divided out (`flatten_paper`).
-    A white canvas, and any photo of something else, passes through."""
+    A white canvas passes through, and so does a photo, unless it is mostly dark with light in it (as a
+    chalkboard is: a caller who says a photo is a sketch gets it read as one)."""
     rgb = convert(im, "RGB")
     g = np.asarray(rgb.convert("L").reduce(max(1, max(rgb.size) // 64)))
     b = max(1, min(g.shape) // 16)

@@ -444,7 +444,7 @@ def test_unevenly_lit_backdrop_is_still_plain():
     assert np.allclose(plain_background_box(im), (120, 80, 281, 331), atol=5)
 
 
-def test_light_part_of_a_product_keeps_the_detectors_edge():
+def test_product_box_takes_a_light_part_and_no_empty_backdrop():
     from detector.infer import snap_to_product
     shirt = _shop_shot([(100, 100, 300, 300, (40, 40, 40)), (60, 100, 99, 200, (228, 228, 228))])  # sleeve in shade
     (found,) = snap_to_product(shirt, [_item((50, 90, 310, 310), "top")])

@@ -176,8 +176,9 @@ def test_sketch_search_frames_a_small_drawing_and_moves_its_hints(live_catalog):
     assert crop_hints(layer, (360, 640), (0, 0, 100, 100)).size == (100, 100)  # a layer at half the canvas's size
 
 
-def test_light_strokes_on_dark_paper_read_like_the_same_drawing(live_catalog):
-    """A chalkboard-style drawing (or a stroke bitmap such as Quick, Draw!'s) is the same drawing inverted."""
+def test_drawings_on_dark_or_photographed_paper_read_like_the_drawing(live_catalog):
+    """A chalkboard-style drawing (or a stroke bitmap such as Quick, Draw!'s) is the same drawing inverted; a phone
+    photo of it on paper is the same drawing under uneven light."""
     from PIL import ImageOps
 
     from catalog.search import guess_kind
