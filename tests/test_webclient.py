@@ -335,3 +335,28 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
     d.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
     WebDriverWait(d, 20).until(lambda d: d.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth > 0", img))
+
+
+@pytest.mark.browser
+def test_photo_of_a_drawing_on_paper_searches_as_a_sketch(browser, live_server, live_catalog, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    d = browser
+    open_page(d, live_server)
+    p = live_catalog.products[7]
+    g = np.asarray(p.sketch.convert("L"), np.float32) / 255  # the drawing on grey, unevenly lit paper
+    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]] / max(g.shape)
+    paper = (0.62 + 0.25 * x - 0.1 * y) * (0.35 + 0.65 * g) * 255
+    photo = tmp_path / "drawing.jpg"
+    Image.fromarray(np.repeat(paper[..., None], 3, axis=2).astype(np.uint8)).save(photo, "JPEG", quality=85)
+    el(d, "Photo").click()
+    el(d, "It is a drawing on paper").click()
+    el(d, "Choose photo").send_keys(str(photo))
+    WebDriverWait(d, 120, poll_frequency=0.2).until(
+        lambda d: message(d) or d.find_elements(By.CSS_SELECTOR, ".item"))
+    wait_idle(d)
+    assert message(d) is None, message(d)
+    assert d.execute_script("return window.sketchshop.query.kind") == "sketch"
+    (item,) = items_state(d)
+    assert item["data"]["box"] is None and item["matches"]

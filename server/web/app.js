@@ -314,10 +314,11 @@ async function searchPhoto(input) {
   setBusy(true, "Searching…");
   try {
     const up = await prepareUpload(file);
+    const drawing = $("photo-drawing").checked;
     const makeForm = async () => {
       const f = new FormData();
       f.append("image", up.blob, up.name);
-      f.append("kind", "photo");
+      f.append("kind", drawing ? "sketch" : "photo");  // a photo of a drawing on paper reads as a sketch
       return f;
     };
     const res = await runSearch(makeForm);
