@@ -45,6 +45,9 @@ MAX_ITEMS = 20         # garments returned per photo at most
 # photos (beds, floors) and on none of 234 street photos of ccp-train (every third).
 PLAIN_SHARE, PLAIN_TOL, PRODUCT_TOL = 0.97, 18.0, 30.0
 FAINT_TOL = PRODUCT_TOL / 2  # a product's light part (a white sleeve in shade) differs from the backdrop this much
+# Classes this detector confuses on a product shot (a sneaker's side view is a cap's): on one plain backdrop, one
+# product. It called the second shoe of a pair a hat in most of the product-box misses on studio renders.
+LOOKALIKE = {frozenset(("hat", "shoes"))}
 # Classes that legitimately overlap on one person: a jacket over a top or a dress.
 LAYERED = {frozenset(("outerwear", "top")), frozenset(("outerwear", "dress")),
            frozenset(("top", "skirt")), frozenset(("top", "pants")), frozenset(("top", "shorts")),
@@ -278,8 +281,8 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     A detector trained on street photos frames one shoe of a pair, a cap without its brim, a bag
     without its handle, or a box far beyond the product. When the background is plain, the
     strongest box and the product area lie mostly one inside the other, and every garment found
-    inside the area is the strongest one's class (or overlaps it), the strongest box becomes that area and
-    the others inside it go. A flat-lay of several garments (other classes beside it) stays as found.
+    inside the area is the strongest one's class (or overlaps it, or is a `LOOKALIKE` of it), the strongest box
+    becomes that area and the others inside it go. A flat-lay of several garments (other classes beside it) stays as found.
     A box over bare backdrop (nothing in it stands out even faintly: a blank wall, an empty table) is no garment.
     """
     if not items or items[0]["whole_image"]:
@@ -297,8 +300,8 @@ def snap_to_product(image: Image.Image, items: list[dict]) -> list[dict]:
     inside, outside = [], []
     for it in items[1:]:
         (inside if _share_inside(it["box"], area) >= 0.7 else outside).append(it)
-    if any(it["category"] != top["category"] and float(box_iou(np.asarray([it["box"]]), np.asarray([top["box"]]))[0, 0]) < 0.3
-           for it in inside):
+    if any(it["category"] != top["category"] and frozenset((it["category"], top["category"])) not in LOOKALIKE
+           and float(box_iou(np.asarray([it["box"]]), np.asarray([top["box"]]))[0, 0]) < 0.3 for it in inside):
         return items
     return [dict(top, box=_product_box(top["box"], area, backdrop))] + outside
 

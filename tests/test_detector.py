@@ -428,6 +428,8 @@ def test_plain_background_product_takes_its_whole_silhouette():
     found = snap_to_product(pair, [_item((220, 150, 340, 260), "shoes"), _item((60, 150, 180, 260), "shoes", 0.5)])
     assert len(found) == 1 and found[0]["category"] == "shoes"
     assert np.allclose(found[0]["box"], (60, 150, 341, 261), atol=4), found[0]["box"]  # both shoes, one product
+    (pair,) = snap_to_product(pair, [_item((220, 150, 340, 260), "shoes"), _item((60, 150, 180, 260), "hat", 0.5)])
+    assert np.allclose(pair["box"], (60, 150, 341, 261), atol=4)  # the other shoe taken for a cap: still one pair
     cap = _shop_shot([(100, 100, 300, 220, (30, 60, 160)), (100, 220, 360, 240, (30, 60, 160))])  # crown + brim
     (only,) = snap_to_product(cap, [_item((100, 100, 300, 222), "hat")])
     assert np.allclose(only["box"], (100, 100, 361, 241), atol=4)
