@@ -217,6 +217,16 @@ def sketch_strokes(sketch, max_points: int = 60) -> list[list[tuple[float, float
     return out
 
 
+def wait_for_results(d) -> None:
+    """Until a search shows its garments (or a message, which fails the test)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(d, 120, poll_frequency=0.2).until(
+        lambda d: message(d) or d.find_elements(By.CSS_SELECTOR, ".item"))
+    wait_idle(d)
+    assert message(d) is None, message(d)
+
+
 def items_state(d) -> list[dict]:
     return d.execute_script("return window.sketchshop.query.items.map(it => ({"
                             "data: {category: it.data.category, colour: it.data.colour, box: it.data.box},"
@@ -304,10 +314,7 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
     p.image.save(photo, "JPEG", quality=92)
     el(d, "Photo").click()
     el(d, "Take photo").send_keys(str(photo))
-    WebDriverWait(d, 120, poll_frequency=0.2).until(
-        lambda d: message(d) or d.find_elements(By.CSS_SELECTOR, ".item"))
-    wait_idle(d)
-    assert message(d) is None, message(d)
+    wait_for_results(d)
     assert d.find_element(By.ID, "photo-view").is_displayed()
     items = items_state(d)
     assert items and all(it["data"]["box"] for it in items)
@@ -340,8 +347,6 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
 @pytest.mark.browser
 def test_photo_of_a_drawing_on_paper_searches_as_a_sketch(browser, live_server, live_catalog, tmp_path):
     from PIL import Image
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
     d = browser
     open_page(d, live_server)
     p = live_catalog.products[7]
@@ -353,10 +358,7 @@ def test_photo_of_a_drawing_on_paper_searches_as_a_sketch(browser, live_server, 
     el(d, "Photo").click()
     el(d, "It is a drawing on paper").click()
     el(d, "Choose photo").send_keys(str(photo))
-    WebDriverWait(d, 120, poll_frequency=0.2).until(
-        lambda d: message(d) or d.find_elements(By.CSS_SELECTOR, ".item"))
-    wait_idle(d)
-    assert message(d) is None, message(d)
+    wait_for_results(d)
     assert d.execute_script("return window.sketchshop.query.kind") == "sketch"
     (item,) = items_state(d)
     assert item["data"]["box"] is None and item["matches"]
