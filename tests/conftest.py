@@ -200,3 +200,17 @@ def live_server(live_catalog):
     srv, url = serve_in_thread(app)
     yield url
     srv.shutdown()
+
+
+def photographed_on_paper(drawing):
+    """A phone photo of `drawing` on paper: grey, unevenly lit, a pencil's grey strokes, saved as JPEG."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    g = np.asarray(drawing.convert("L"), np.float32) / 255
+    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]] / max(g.shape)
+    paper = (0.62 + 0.25 * x - 0.1 * y) * (0.35 + 0.65 * g) * 255
+    buf = io.BytesIO()
+    Image.fromarray(np.repeat(paper[..., None], 3, axis=2).astype(np.uint8)).save(buf, "JPEG", quality=85)
+    return Image.open(buf)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
 
 import numpy as np
 import pytest
@@ -182,6 +181,7 @@ def test_drawings_on_dark_or_photographed_paper_read_like_the_drawing(live_catal
     from PIL import ImageOps
 
     from catalog.search import guess_kind
+    from conftest import photographed_on_paper
     from sketchshop.images import as_drawing
     s, p = live_catalog.searcher, live_catalog.products[3]
     dark = ImageOps.invert(p.sketch.convert("RGB"))
@@ -192,14 +192,7 @@ def test_drawings_on_dark_or_photographed_paper_read_like_the_drawing(live_catal
     assert np.array_equal(np.asarray(s.colorizer.colorize(dark, p.hints)), np.asarray(s.colorizer.colorize(p.sketch, p.hints)))
     d, _ = s.describe_sketch(dark, p.hints)
     assert d.prediction["category"] == s.describe_sketch(p.sketch, p.hints)[0].prediction["category"]
-    # a phone photo of the drawing on paper: grey, unevenly lit, a pencil's grey strokes, JPEG
-    g = np.asarray(p.sketch.convert("L"), np.float32) / 255
-    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]] / max(g.shape)
-    light = 0.62 + 0.25 * x - 0.1 * y
-    photo = Image.fromarray(np.repeat((light * (0.35 + 0.65 * g) * 255)[..., None], 3, axis=2).astype(np.uint8))
-    buf = io.BytesIO()
-    photo.save(buf, "JPEG", quality=85)
-    photo = Image.open(buf)
+    photo = photographed_on_paper(p.sketch)
     flat = np.asarray(as_drawing(photo).convert("L"))
     assert np.median(flat) > 240 and (flat < 100).mean() > 0.005, "white paper and dark strokes"
     c, d = s.classifier.predict([p.sketch, photo], kind="sketch")

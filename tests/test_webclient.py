@@ -346,15 +346,11 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
 
 @pytest.mark.browser
 def test_photo_of_a_drawing_on_paper_searches_as_a_sketch(browser, live_server, live_catalog, tmp_path):
-    from PIL import Image
+    from conftest import photographed_on_paper
     d = browser
     open_page(d, live_server)
-    p = live_catalog.products[7]
-    g = np.asarray(p.sketch.convert("L"), np.float32) / 255  # the drawing on grey, unevenly lit paper
-    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]] / max(g.shape)
-    paper = (0.62 + 0.25 * x - 0.1 * y) * (0.35 + 0.65 * g) * 255
     photo = tmp_path / "drawing.jpg"
-    Image.fromarray(np.repeat(paper[..., None], 3, axis=2).astype(np.uint8)).save(photo, "JPEG", quality=85)
+    photographed_on_paper(live_catalog.products[7].sketch).save(photo, "JPEG", quality=95)
     el(d, "Photo").click()
     el(d, "It is a drawing on paper").click()
     el(d, "Choose photo").send_keys(str(photo))
