@@ -112,6 +112,15 @@ def test_bench_times_ours_alone_when_the_obvious_pipeline_cannot_run(live_catalo
     assert ours["photo"]["total"]["p50"] > 0
 
 
+def test_bench_says_how_much_the_second_core_helps(live_catalog):
+    """The detector's network timed on 1 and 2 threads, which the bench runs around its pipelines."""
+    from sketchshop.bench import markdown, second_core
+    probe = second_core(live_catalog.searcher.detector, runs=3)
+    assert set(probe) == {"one_thread_ms", "two_threads_ms"} and min(probe.values()) > 0
+    md = markdown({"second_core": {"before": probe, "after": probe}})
+    assert md.count(f"{probe['one_thread_ms']} / {probe['two_threads_ms']} ms") == 2
+
+
 def test_warm_up_runs_every_model_and_needs_no_index(live_catalog, monkeypatch):
     """The server warms its models before it says ready; the index may still be building."""
     from catalog.search import Searcher
