@@ -74,9 +74,9 @@ def onnx_module(module, example: tuple, input_names: tuple, output_names: tuple,
 
 def session_options(threads: int):
     """Options of every served ONNX Runtime session. Its threads busy-wait between the operators of a
-    run (woken from sleep for each one, the detector took 5.2 instead of 2.7 ms) but not after it: the
-    server runs several models in a row on the same cores, and one session's spinning threads slowed
-    the next model's run 2-3x."""
+    run (woken from sleep for each one, the detector's network took 3.9-5.6 instead of 2.6-3.2 ms on 2
+    threads) but not after it: the server runs several models in a row on the same cores, and one
+    session's spinning threads slowed the next model's run 2-3x."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
