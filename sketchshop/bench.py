@@ -102,24 +102,16 @@ def second_core(detector, runs: int = 30) -> dict:
     """The detector's network on 1 and 2 threads ({"one_thread_ms", "two_threads_ms"}, medians). On a shared
     2-core machine the second core comes and goes; while it is busy, two threads gain nothing over one, and a
     pipeline on 2 threads (ours) loses more than one on 1 thread (the obvious one): this says which the run met."""
-    import onnxruntime as ort
     from PIL import Image
 
     from detector.infer import letterbox
-
-    from .accel import session_options
+    from mobile_export.runtime import median_ms, session
     x, _ = letterbox(Image.new("RGB", (600, 800), "gray"), detector.imgsz, detector.stride)
     out = {}
     for threads, key in ((1, "one_thread_ms"), (2, "two_threads_ms")):
-        sess = ort.InferenceSession(str(detector.path), session_options(threads), providers=["CPUExecutionProvider"])
+        sess = session(detector.path, threads)
         feed = {sess.get_inputs()[0].name: x}
-        sess.run(None, feed)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            sess.run(None, feed)
-            times.append(time.perf_counter() - t)
-        out[key] = round(float(np.median(times)) * 1000, 2)
+        out[key] = median_ms(lambda: sess.run(None, feed), runs=runs, warmup=1)
     if out["one_thread_ms"] < 1.3 * out["two_threads_ms"]:
         log.warning("a second thread barely helps now (%s): the machine's other core is busy, so wall times read "
                     "high and our 2-thread pipeline's speed-up reads low", out)
