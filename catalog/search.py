@@ -26,7 +26,7 @@ from .index import Filters, Query, SearchIndex
 
 log = logging.getLogger(__name__)
 
-DESCRIBE_VERSION = 10  # part of the index builder's cache key: bump when describe_photo changes
+DESCRIBE_VERSION = 11  # part of the index builder's cache key: bump when describe_photo changes
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from sketchshop.errors import UserError
 
@@ -94,9 +94,12 @@ def _match(a: np.ndarray, b: np.ndarray, iou_min=0.99) -> None:
         assert iou[i, j] >= iou_min and b[j, 5] == a[i, 5], f"box {i}: best IoU {iou[i, j]:.4f}"
 
 
-def test_parity_with_ultralytics(model_files, det, photos):
-    """Our letterbox + decoding on ONNX == Ultralytics' own PyTorch predict on the same images."""
+def test_parity_with_ultralytics(model_files, det, photos, monkeypatch):
+    """Our letterbox + decoding on ONNX == Ultralytics' own PyTorch predict on the same images
+    (one pass: the mirrored one for photos of people is ours alone)."""
+    import detector.infer
     from detector.ultra import ultralytics_offline
+    monkeypatch.setattr(detector.infer, "FLIP_ITEMS", 10**6)
     ultralytics_offline(2)
     from ultralytics import YOLO
     onnx, pt, conf = model_files
@@ -132,6 +135,44 @@ def test_boxes_in_original_coordinates(det, conf, photos):
     for it in det.predict(big_im):
         x1, y1, x2, y2 = it["box"]
         assert 0 <= x1 < x2 <= im.width * 3 and 0 <= y1 < y2 <= im.height * 3
+
+
+class _CountingSession:
+    """The detector's real ONNX Runtime session, counting its runs."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def test_a_photo_of_a_person_is_read_mirrored_too(det, photos, monkeypatch):
+    """A street photo (FLIP_ITEMS garments or more) takes a second, mirrored pass, so the boxes of the photo and of
+    its mirror image agree; a shop shot takes one pass."""
+    from detector.infer import FLIP_ITEMS, box_iou
+    spy = _CountingSession(det.session)
+    d = type(det)(spy, det.path, det.imgsz, det.names, det.stride, det.threads)
+    scene = max((Image.open(p).convert("RGB") for p in photos), key=lambda im: len(d.predict(im)))
+    assert len(d.predict(scene)) >= FLIP_ITEMS, "no photo of a person among the test photos"
+    spy.runs = 0
+    a = d.raw(scene)
+    assert spy.runs == 2
+    b = d.raw(ImageOps.mirror(scene))
+    b[:, [0, 2]] = scene.width - b[:, [2, 0]]
+    assert len(a) >= FLIP_ITEMS
+    for box in a:
+        same = b[b[:, 5] == box[5]]
+        assert len(same) and box_iou(box[None, :4], same[:, :4]).max() >= 0.9
+    shop = Image.new("RGB", (400, 500), (250, 250, 250))
+    ImageDraw.Draw(shop).rectangle([120, 90, 300, 420], fill=(40, 90, 160))
+    spy.runs = 0
+    d.predict(shop)
+    assert spy.runs == 1
 
 
 def test_exif_rotated_photo(det, conf, tmp_path):
