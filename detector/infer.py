@@ -434,14 +434,17 @@ class Detector:
                             else f"image size must be a multiple of {self.stride}")
         return type(self)(self.session, self.path, imgsz, self.names, self.stride, self.threads)
 
-    def raw(self, image: Image.Image, conf: float = 0.25) -> np.ndarray:
-        """(K, 6) [x1, y1, x2, y2, score, class] in original pixels, before duplicate suppression."""
+    def raw(self, image: Image.Image, conf: float = SERVE_CONF, mirror: bool = True) -> np.ndarray:
+        """(K, 6) [x1, y1, x2, y2, score, class] in original pixels, before duplicate suppression.
+
+        `mirror`: a photo of a person gets a second, mirrored pass (FLIP_ITEMS); False gives the one pass that
+        matches Ultralytics' own predict."""
         x, lb = letterbox(image, self.imgsz, self.stride)
         out = self.session.run(None, {self.input_name: x})[0]
-        mirror = _mirrored_anchors(out.shape, x.shape[2], x.shape[3], len(self.names))
-        if mirror is not None and len(suppress_duplicates(self._items(decode(out, SERVE_CONF, len(self.names)), lb))) \
+        flip = _mirrored_anchors(out.shape, x.shape[2], x.shape[3], len(self.names)) if mirror else None
+        if flip is not None and len(suppress_duplicates(self._items(decode(out, SERVE_CONF, len(self.names)), lb))) \
                 >= FLIP_ITEMS:
-            flipped = self.session.run(None, {self.input_name: np.ascontiguousarray(x[..., ::-1])})[0][:, :, mirror]
+            flipped = self.session.run(None, {self.input_name: np.ascontiguousarray(x[..., ::-1])})[0][:, :, flip]
             flipped[:, 0] = x.shape[3] - flipped[:, 0]  # box centre x back to the unmirrored input
             out = (out + flipped) / 2
         det = decode(out, conf, len(self.names))
