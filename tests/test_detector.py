@@ -149,7 +149,7 @@ class _CountingSession:
         return getattr(self.session, name)
 
 
-def test_a_photo_of_a_person_is_read_mirrored_too(det, photos, monkeypatch):
+def test_a_photo_of_a_person_is_read_mirrored_too(det, photos):
     """A street photo (FLIP_ITEMS garments or more) takes a second, mirrored pass, so the boxes of the photo and of
     its mirror image agree; a shop shot takes one pass."""
     from detector.infer import FLIP_ITEMS, box_iou
