@@ -70,6 +70,9 @@ def register(cli):
     e.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only this many images")
     e.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    e.add_argument("--one-pass", action="store_true",
+                   help="--coco: no mirrored second pass for photos of people (served since session 22), as Ultralytics "
+                        "predicts; for comparing with earlier figures")
     e.add_argument("--plot", type=Path, default=None, help="also write a per-class AP50 bar chart (PNG)")
 
 
@@ -79,7 +82,7 @@ def _eval(args) -> int:
         raise UserError("give exactly one of --coco JSON or --products DIR")
     if args.coco:
         m = evaluate_coco(args.coco, args.images, weights=args.weights, imgsz=args.imgsz, limit=args.limit,
-                          threads=args.threads)
+                          threads=args.threads, one_pass=args.one_pass)
         if args.plot:
             plot_per_class(m, args.plot)
         print(f"mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}  {m['ms_per_image']:.1f} ms/image  "

@@ -31,8 +31,9 @@ EVAL_CONF = 0.001  # mAP needs the whole precision/recall curve, as Ultralytics'
 
 
 def evaluate_coco(coco_json, images_dir=None, *, weights=None, imgsz: int | None = None,
-                  limit: int | None = None, threads: int | None = None) -> dict:
-    """mAP of the detector on a COCO json whose category names are coarse categories."""
+                  limit: int | None = None, threads: int | None = None, one_pass: bool = False) -> dict:
+    """mAP of the detector on a COCO json whose category names are coarse categories, as served (photos of
+    people mirrored too) or, with `one_pass`, as Ultralytics' own predict would detect."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -58,7 +59,7 @@ def evaluate_coco(coco_json, images_dir=None, *, weights=None, imgsz: int | None
     for im in tqdm(images, desc="eval detector", unit="img"):
         pil = load_image(im.path)
         t0, c0 = time.perf_counter(), time.process_time()
-        rows = det.raw(pil, conf=EVAL_CONF)
+        rows = det.raw(pil, conf=EVAL_CONF, mirror=not one_pass)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         for x1, y1, x2, y2, score, c in rows:
@@ -77,7 +78,8 @@ def evaluate_coco(coco_json, images_dir=None, *, weights=None, imgsz: int | None
            # includes waiting for the CPU when other jobs share the machine)
            "cpu_ms_per_image": round(1000 * float(np.mean(cpu)), 2),
            "ms_per_image_median": round(1000 * float(np.median(times)), 2), "imgsz": det.imgsz,
-           "threads": det.threads, "model": str(det.path), "matching": "pycocotools COCOeval (bbox)"}
+           "threads": det.threads, "model": str(det.path), "matching": "pycocotools COCOeval (bbox)",
+           "one_pass": one_pass}
     if cd is None:
         out["per_class_ap50"] = {n: 0.0 for n in name_to_id}
         return out

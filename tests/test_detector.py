@@ -306,7 +306,10 @@ def test_eval_cli_writes_metrics(model_files, shared_data, tmp_path):
     m = json.loads(out.read_text())
     assert {"n_images", "map50", "map50_95", "per_class_ap50", "ms_per_image"} <= set(m)
     assert m["n_images"] == 3 and 0 <= m["map50"] <= 1 and m["ms_per_image"] > 0
-    assert Image.open(tmp_path / "ap.png").size[0] > 100
+    assert Image.open(tmp_path / "ap.png").size[0] > 100 and m["one_pass"] is False
+    rc = main(["eval", "detector", "--coco", str(sub), "--images", str(src.parent), "--json", str(out),
+               "--weights", str(model_files[0]), "--one-pass"])
+    assert rc == 0 and json.loads(out.read_text())["one_pass"] is True
     assert main(["eval", "detector", "--coco", str(tmp_path / "nope.json"), "--json", str(out)]) == 2
 
 
