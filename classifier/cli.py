@@ -128,10 +128,13 @@ def register(cli) -> None:
     p = cli.command("sbir", cmd_sbir, group="eval",
                     help="instance-level sketch-based retrieval: sketch X.* should find gallery X.*",
                     description="Embed every sketch and gallery image; rank the gallery by cosine similarity. "
-                                "Writes n, acc@1, acc@5, acc@10.")
+                                "A gallery photo is embedded as the search index embeds a product (the detector's "
+                                "most prominent garment, cropped with context). Writes n, acc@1, acc@5, acc@10.")
     p.add_argument("--sketches", required=True, help="folder of sketches")
     p.add_argument("--gallery", required=True, help="folder of gallery images (same file stems)")
     p.add_argument("--gallery-domain", choices=("photo", "sketch"), default="photo")
+    p.add_argument("--whole-gallery", action="store_true",
+                   help="embed each gallery photo whole, without the detector (the figures before session 22)")
     p.add_argument("--weights", help="classifier weights (default: the shipped model)")
     p.add_argument("--json", required=True, help="output JSON path")
 

@@ -196,10 +196,12 @@ def _folder_images(d) -> dict[str, Path]:
 
 
 def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gallery_domain: str = "photo",
-                  batch: int = 32) -> dict:
-    """Instance retrieval: rank every gallery item by cosine similarity to each sketch."""
+                  batch: int = 32, detector=None) -> dict:
+    """Instance retrieval: rank every gallery item by cosine similarity to each sketch. With `detector`, a gallery
+    photo is embedded as the search index embeds a product (`gallery_embedding`); images are read as the API reads
+    a query (long side WORK_SIDE)."""
     from tqdm import tqdm
-    from sketchshop.images import load_image
+    from sketchshop.images import WORK_SIDE, load_image
 
     def embed(items: dict[str, Path], kind: str):
         keys, vecs, bad = [], [], []
@@ -208,13 +210,15 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
             ims, ks = [], []
             for k in names[i:i + batch]:
                 try:
-                    ims.append(load_image(items[k]))
+                    ims.append(load_image(items[k], max_side=WORK_SIDE))
                     ks.append(k)
                 except UserError as e:
                     bad.append({"file": str(items[k]), "error": str(e)})
-            if ims:
+            if ims and detector is not None and kind == "photo":
+                vecs.append(np.stack([gallery_embedding(clf, detector, im) for im in ims]))
+            elif ims:
                 vecs.append(clf.embed(ims, kind=kind))
-                keys += ks
+            keys += ks
         return keys, (np.concatenate(vecs) if vecs else np.zeros((0, clf.embed_dim), np.float32)), bad
 
     queries = {k: v for k, v in sketches.items() if k in gallery}
@@ -232,7 +236,15 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
     r = np.array(ranks)
     return {"n": int(len(r)), "acc@1": round(float((r < 1).mean()), 4), "acc@5": round(float((r < 5).mean()), 4),
             "acc@10": round(float((r < 10).mean()), 4), "gallery_size": len(gk),
+            "gallery": "detected" if detector is not None and gallery_domain == "photo" else "whole",
             "unmatched_sketches": len(sketches) - len(queries), "skipped": gbad + qbad}
+
+
+def gallery_embedding(clf, detector, im) -> np.ndarray:
+    """A product photo's embedding as the search index stores it: its most prominent detected garment, cropped with
+    context (the whole image, trimmed, when nothing is found)."""
+    found, preds = _detect_and_classify(clf, detector, im, "photo")
+    return np.asarray(preds[found.index(_prominent(found))]["embedding"], np.float32)
 
 
 def eval_sbir_cli(args) -> int:
@@ -240,7 +252,12 @@ def eval_sbir_cli(args) -> int:
     clf = Classifier.load(args.weights)
     import torch
     torch.set_num_threads(2)
-    res = evaluate_sbir(clf, _folder_images(args.sketches), _folder_images(args.gallery), args.gallery_domain)
+    detector = None
+    if args.gallery_domain == "photo" and not args.whole_gallery:
+        from detector import Detector
+        detector = Detector.load()
+    res = evaluate_sbir(clf, _folder_images(args.sketches), _folder_images(args.gallery), args.gallery_domain,
+                        detector=detector)
     _write_json(args.json, res)
     print(json.dumps({k: res[k] for k in ("n", "acc@1", "acc@5", "acc@10")}))
     return 0

@@ -351,6 +351,11 @@ def test_eval_sbir_identical_gallery_is_perfect(tmp_path, weights, capsys):
     assert rc == 0, capsys.readouterr().err
     r = json.loads((tmp_path / "o.json").read_text())
     assert r["n"] == 6 and r["acc@1"] == 1.0 and r["acc@10"] == 1.0 and r["gallery_size"] == 7
+    for extra, how in (([], "detected"), (["--whole-gallery"], "whole")):  # photo galleries: as indexed, or whole
+        assert main(["eval", "sbir", "--sketches", str(tmp_path / "s"), "--gallery", str(tmp_path / "g"), *extra,
+                     "--weights", str(weights), "--json", str(tmp_path / "o.json")]) == 0
+        r = json.loads((tmp_path / "o.json").read_text())
+        assert r["gallery"] == how and r["n"] == 6 and r["gallery_size"] == 7
 
 
 @pytest.mark.realdata

@@ -211,3 +211,18 @@ def test_drawings_on_dark_or_photographed_paper_read_like_the_drawing(live_catal
     night = Image.new("RGB", (300, 400), (20, 20, 25))
     assert as_drawing(night).tobytes() == night.tobytes()  # no light strokes on it
     assert as_drawing(p.sketch).tobytes() == p.sketch.convert("RGB").tobytes()
+
+
+def test_sbir_embeds_a_gallery_photo_as_the_index_stores_its_product(live_catalog):
+    """`eval sbir` ranks the gallery by the embeddings the search index would hold for those photos, so its figure is
+    the served retrieval's: a product on a wide plain backdrop is cropped to itself first, not embedded whole."""
+    from catalog.search_cli import prominent
+    from classifier.evaluate import gallery_embedding
+    s = live_catalog.searcher
+    for p in live_catalog.products[:3]:
+        wide = Image.new("RGB", (p.image.width * 3, p.image.height * 2), p.image.getpixel((0, 0)))
+        wide.paste(p.image, (p.image.width, p.image.height // 2))
+        stored = np.asarray(prominent(s.describe_photo(wide)).prediction["embedding"], np.float32)
+        ours = gallery_embedding(s.classifier, s.detector, wide)
+        assert np.allclose(ours, stored, atol=1e-5)
+        assert float(ours @ s.classifier.embed([wide])[0]) < 0.999  # not the whole canvas's embedding
