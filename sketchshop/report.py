@@ -380,7 +380,9 @@ def markdown(runs: list[Run], rows: list[dict], data: Data, out: Path, extras: d
         res = by["sbir"].result
         L += ["", "## Sketch-based retrieval", "", f"`{by['sbir'].command}`", "",
               ("Sketches: XDoG drawings (`classifier.data.photo_to_sketch`) of the validation photos; gallery: "
-               "the photos themselves." if data.source == "real" else "Sketches and photos of the studio products."),
+               "the photos themselves" if data.source == "real" else "Sketches and photos of the studio products")
+              + (", each embedded as the search index embeds a product (the detector's most prominent garment, "
+                 "cropped with context)." if res.get("gallery") == "detected" else "."),
               "", "| n | gallery | acc@1 | acc@5 | acc@10 |", "|---|---|---|---|---|",
               f"| {res['n']} | {res['gallery_size']} | {_fmt(res['acc@1'])} | {_fmt(res['acc@5'])} | {_fmt(res['acc@10'])} |"]
     if "detector" in by or "detector-products" in by:
