@@ -134,7 +134,7 @@ def register(cli) -> None:
     p.add_argument("--gallery", required=True, help="folder of gallery images (same file stems)")
     p.add_argument("--gallery-domain", choices=("photo", "sketch"), default="photo")
     p.add_argument("--whole-gallery", action="store_true",
-                   help="embed each gallery photo whole, without the detector (the figures before session 22)")
+                   help="embed each gallery photo whole instead of as the index does (no detector)")
     p.add_argument("--weights", help="classifier weights (default: the shipped model)")
     p.add_argument("--json", required=True, help="output JSON path")
 

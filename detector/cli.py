@@ -71,8 +71,8 @@ def register(cli):
     e.add_argument("--limit", type=int, default=None, help="evaluate only this many images")
     e.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
     e.add_argument("--one-pass", action="store_true",
-                   help="--coco: no mirrored second pass for photos of people (served since session 22), as Ultralytics "
-                        "predicts; for comparing with earlier figures")
+                   help="--coco: no mirrored second pass for photos of people: the single pass Ultralytics' own "
+                        "predict makes (for comparing with figures from before that pass)")
     e.add_argument("--plot", type=Path, default=None, help="also write a per-class AP50 bar chart (PNG)")
 
 
