@@ -441,22 +441,24 @@ class Detector:
         matches Ultralytics' own predict."""
         x, lb = letterbox(image, self.imgsz, self.stride)
         out = self.session.run(None, {self.input_name: x})[0]
+        det = self._decode(out, conf, lb)
         flip = _mirrored_anchors(out.shape, x.shape[2], x.shape[3], len(self.names)) if mirror else None
-        if flip is not None and len(suppress_duplicates(self._items(decode(out, SERVE_CONF, len(self.names)), lb))) \
-                >= FLIP_ITEMS:
-            flipped = self.session.run(None, {self.input_name: np.ascontiguousarray(x[..., ::-1])})[0][:, :, flip]
-            flipped[:, 0] = x.shape[3] - flipped[:, 0]  # box centre x back to the unmirrored input
-            out = (out + flipped) / 2
+        if flip is not None:
+            served = det if conf == SERVE_CONF else self._decode(out, SERVE_CONF, lb)
+            if len(suppress_duplicates(self._items(served))) >= FLIP_ITEMS:
+                flipped = self.session.run(None, {self.input_name: np.ascontiguousarray(x[..., ::-1])})[0][:, :, flip]
+                flipped[:, 0] = x.shape[3] - flipped[:, 0]  # box centre x back to the unmirrored input
+                det = self._decode((out + flipped) / 2, conf, lb)
+        return det
+
+    def _decode(self, out: np.ndarray, conf: float, lb: Letterbox) -> np.ndarray:
         det = decode(out, conf, len(self.names))
         if len(det):
             det[:, :4] = lb.to_original(det[:, :4])
         return det
 
-    def _items(self, det: np.ndarray, lb: Letterbox | None = None) -> list[dict]:
-        """Decoded rows (in network pixels when `lb` is given) as garment dicts, degenerate boxes dropped."""
-        if lb is not None and len(det):
-            det = det.copy()
-            det[:, :4] = lb.to_original(det[:, :4])
+    def _items(self, det: np.ndarray) -> list[dict]:
+        """Rows of `raw` as garment dicts, degenerate boxes dropped."""
         return [{"box": [float(v) for v in r[:4]], "category": self.names[int(r[5])], "confidence": float(r[4]),
                  "whole_image": False} for r in det if r[2] - r[0] >= 1 and r[3] - r[1] >= 1]
 
