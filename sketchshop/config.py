@@ -67,7 +67,11 @@ def load_settings(config_file: str | os.PathLike | None = None) -> Settings:
             s.extra[k] = v
             continue
         setattr(s, k, _coerce(type(getattr(s, k)) if not isinstance(getattr(s, k), Path) else Path, v))
-    s.data_dir = Path(s.data_dir)
+    # absolute from here on: a relative path would mean another file to any code that resolves it
+    # elsewhere (Flask's send_file joins a relative path to the app package's directory)
+    for f in fields(Settings):
+        if isinstance(getattr(s, f.name), Path):
+            setattr(s, f.name, getattr(s, f.name).expanduser().resolve())
     return s
 
 

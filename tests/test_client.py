@@ -51,6 +51,28 @@ def test_not_ready_server_gives_api_errors(bare_server, tmp_path):
         c.search(tmp_path / "missing.jpg")
 
 
+def test_images_are_served_from_a_relative_data_dir(tmp_path, monkeypatch, serve_app):
+    """`make demo` runs with the default data dir, `var` relative to where it was started."""
+    from catalog import open_catalog
+    from conftest import add_studio_products
+    from server import create_app
+    from sketchshop.config import settings
+    from sketchshop.studio import generate_products
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKETCHSHOP_DATA_DIR", "var")
+    monkeypatch.delenv("SKETCHSHOP_DB_URL", raising=False)
+    settings.cache_clear()
+    try:
+        cat = open_catalog()
+        (pid,) = add_studio_products(cat, list(generate_products(1, seed=3)))
+        cat.close()
+        client = Client(serve_app(create_app()))
+        data = client.image(client.product(pid)["image_urls"][0])
+        Image.open(io.BytesIO(data)).verify()
+    finally:
+        settings.cache_clear()
+
+
 def test_unreachable_server_is_an_api_error():
     with pytest.raises(ApiError) as e:
         Client("http://127.0.0.1:9", timeout=2).health()
