@@ -2,13 +2,14 @@
 
 Generates a demo shop from the garment studio, crawls it with the real crawler into the
 catalogue, builds the search index with the shipped models, and serves the API and the web
-client. Each step is skipped when its result is already there, so a second run starts in seconds.
+client, with the demo shop beside them so that the results' shop links open. Each step is
+skipped when its result is already there, so a second run starts in seconds.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo-a.yaml"
 # Ten of every fine category in every colour: a query's top 10 can then all share its category
 # and colour, so the search's colour precision@10 measures the models, not a thin catalogue.
 DEMO_PRODUCTS = 10 * len(vocab.FINE_CATEGORIES) * len(vocab.COLOURS)
+DEMO_SHOP = "demo-shop"  # the spec's shop name
 
 
 def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
@@ -34,12 +36,6 @@ def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subpro
     if check and r.returncode:
         raise UserError(f"`sketchshop {' '.join(args)}` failed with exit code {r.returncode}")
     return r
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, timeout: float = 120) -> None:
@@ -61,10 +57,37 @@ def catalogue_products() -> int:
         return 0
 
 
-def crawl_demo_shop(n: int, seed: int) -> None:
-    port = _free_port()
-    shop = subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_demo_shop(n: int, seed: int, port: int) -> subprocess.Popen:
+    if not _port_is_free(port):
+        raise UserError(f"port {port} is taken: the demo shop needs it (choose another with --shop-port)")
+    return subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
                              "--products", str(n), "--seed", str(seed)])
+
+
+def demo_shop_port() -> int | None:
+    """The port of the demo shop the catalogue was crawled from (its products' links point there)."""
+    from urllib.parse import urlsplit
+
+    from catalog import open_catalog
+    cat = open_catalog()
+    try:
+        shops = [s for s in cat.shops() if s["name"] == DEMO_SHOP]
+    finally:
+        cat.close()
+    return urlsplit(shops[0]["base_url"]).port if shops and shops[0]["base_url"] else None
+
+
+def crawl_demo_shop(n: int, seed: int, port: int) -> None:
+    shop = start_demo_shop(n, seed, port)
     try:
         # The shop answers robots.txt at once but renders its products first: wait for the stock.
         _wait(f"http://127.0.0.1:{port}/_ground_truth.json", timeout=1200)
@@ -105,7 +128,7 @@ def demo(args) -> int:
     have = catalogue_products()
     if have < args.products:
         log.info("building the demo catalogue: %d studio products, crawled from the demo shop", args.products)
-        crawl_demo_shop(args.products, args.seed)
+        crawl_demo_shop(args.products, args.seed, args.shop_port)
         have = catalogue_products()
     log.info("catalogue: %d products in %s", have, data)
     missing = models_present()
@@ -118,9 +141,30 @@ def demo(args) -> int:
     log.info("ready in %.0f s; serving on http://%s:%d", time.time() - t0, args.host, args.port)
     if args.no_serve:
         return 0
-    os.execv(sys.executable, [sys.executable, "-m", "sketchshop", "serve", "--host", args.host,
-                              "--port", str(args.port)])
-    return 0
+    return serve(args)
+
+
+def serve(args) -> int:
+    """The API (gunicorn) in the foreground, and the demo shop at the port its products' links name."""
+    port = demo_shop_port()
+    shop = None
+    if port is None:
+        log.warning("no %s in the catalogue: its shop links lead nowhere", DEMO_SHOP)
+    else:
+        try:
+            shop = start_demo_shop(args.products, args.seed, port)
+            log.info("the demo shop (shop links) starts at http://127.0.0.1:%d", port)
+        except UserError as e:
+            log.warning("%s; the shop links will not open", e)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # docker stop, systemd: stop the shop too
+    try:
+        return _sketchshop("serve", "--host", args.host, "--port", str(args.port), check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if shop is not None:
+            shop.terminate()
+            shop.wait(10)
 
 
 def register(cli) -> None:
@@ -128,7 +172,10 @@ def register(cli) -> None:
                                       "(steps already done are skipped)")
     p.add_argument("--products", type=int, default=DEMO_PRODUCTS,
                    help="demo shop size (default: %(default)s, ten of each category in each colour)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0, help="demo shop stock seed (same seed, same products)")
+    p.add_argument("--host", default="127.0.0.1", help="address the API binds (0.0.0.0 behind a proxy)")
+    p.add_argument("--port", type=int, default=8000, help="the API and the web client")
+    p.add_argument("--shop-port", type=int, default=8001,
+                   help="the demo shop, for a first crawl: its products' links name this port, and the shop "
+                        "is served there beside the API")
     p.add_argument("--no-serve", action="store_true", help="build everything, then exit")

@@ -98,3 +98,42 @@ def test_real_photos_as_source(shared_data):
     from crawler.shop import build_products
     ps = build_products(6, seed=1, source=shared_data / "clothing-small" / "validation")
     assert len(ps) == 6 and all(p.images[0][:2] == b"\xff\xd8" for p in ps)
+
+
+def test_demo_serves_its_shop_where_the_catalogue_links(data_dir):
+    """`sketchshop demo` keeps the demo shop up beside the API at the port its crawled products' links name."""
+    import socket
+    import urllib.request
+
+    from catalog import open_catalog
+    from catalog.store import ProductRecord
+    from crawler.shop import build_products
+    from sketchshop.demo import DEMO_SHOP, _wait, demo_shop_port, start_demo_shop
+    from sketchshop.errors import UserError
+    assert demo_shop_port() is None  # nothing crawled yet
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        with pytest.raises(UserError, match="--shop-port"):
+            start_demo_shop(12, 0, port)  # taken: said, not a crash of the shop's process
+
+    p = build_products(12, seed=0)[3]
+    base = f"http://127.0.0.1:{port}"
+    cat = open_catalog()
+    with cat.session() as s:
+        cat.upsert_product(s, cat.get_shop(DEMO_SHOP, base), None, ProductRecord(
+            external_id=p.id, url=f"{base}/p/{p.id}/{p.slug}", title=p.title, brand=p.brand, price=p.price,
+            currency=p.currency, labels=[], images=[]))
+    (url,) = [d["url"] for d in cat.products(per_page=5).items]
+    cat.close()
+    assert demo_shop_port() == port
+
+    shop = start_demo_shop(12, 0, port)
+    try:
+        _wait(f"{base}/_ground_truth.json", timeout=120)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and p.title in r.read().decode()
+    finally:
+        shop.terminate()
+        shop.wait(10)
