@@ -87,6 +87,12 @@ def demo_shop_port() -> int | None:
 
 
 def crawl_demo_shop(n: int, seed: int, port: int) -> None:
+    if not _port_is_free(port):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            free = s.getsockname()[1]
+        log.warning("port %d is taken: the demo shop is crawled at port %d, where its links will point", port, free)
+        port = free
     shop = start_demo_shop(n, seed, port)
     try:
         # The shop answers robots.txt at once but renders its products first: wait for the stock.
