@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -143,8 +141,8 @@ def message(d) -> str | None:
                             "document.getElementById('message-text').textContent")
 
 
-def screenshot(d, name: str, docs: bool = False) -> Path:
-    """Full-page PNG in test-artifacts/ (gitignored); with SKETCHSHOP_DOCS_SCREENSHOT=1 also docs/webclient.png."""
+def screenshot(d, name: str) -> Path:
+    """Full-page PNG in test-artifacts/ (gitignored), to look at after a run."""
     height = d.execute_script("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
     shot = d.execute_cdp_cmd("Page.captureScreenshot", {
         "format": "png", "captureBeyondViewport": True,
@@ -152,8 +150,6 @@ def screenshot(d, name: str, docs: bool = False) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     out = ARTIFACTS / name
     out.write_bytes(base64.b64decode(shot["data"]))
-    if docs and os.environ.get("SKETCHSHOP_DOCS_SCREENSHOT"):
-        shutil.copyfile(out, ROOT / "docs" / "webclient.png")
     return out
 
 
@@ -276,6 +272,10 @@ def test_sketch_colourise_search_and_chips(browser, live_server, live_catalog):
         assert card.find_element(By.CSS_SELECTOR, ".buy").get_attribute("href").startswith(
             "https://studio-shop.example/products/")
         assert card.find_element(By.CSS_SELECTOR, ".card-price").text
+    WebDriverWait(d, 20).until(lambda d: d.execute_script(  # the product pictures arrive from /v1/images
+        "return [...document.querySelectorAll('.item .card-image')].every(i => i.complete)"))
+    assert d.execute_script("return [...document.querySelectorAll('.item .card-image')].map(i => i.naturalWidth)"
+                            ) == [p.image.width] * len(cards)
     screenshot(d, "webclient-sketch.png")
 
     # colour chip off (or on, then off): the search re-runs with only the category filter, from the server
@@ -290,7 +290,7 @@ def test_sketch_colourise_search_and_chips(browser, live_server, live_catalog):
     assert {m["category"] for m in item["matches"]} == {category}
     assert d.find_element(By.CSS_SELECTOR, ".item .chip[data-key='colour']").get_attribute("aria-pressed") == "false"
     assert d.find_elements(By.CSS_SELECTOR, ".item .card")
-    screenshot(d, "webclient-sketch-category.png", docs=True)
+    screenshot(d, "webclient-sketch-category.png")
 
     # every chip off: nothing is required, so the whole ranking shows
     for key in [c["key"] for c in item["chips"] if c["on"]]:
