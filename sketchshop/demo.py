@@ -57,6 +57,12 @@ def catalogue_products() -> int:
         return 0
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -88,9 +94,7 @@ def demo_shop_port() -> int | None:
 
 def crawl_demo_shop(n: int, seed: int, port: int) -> None:
     if not _port_is_free(port):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            free = s.getsockname()[1]
+        free = _free_port()
         log.warning("port %d is taken: the demo shop is crawled at port %d, where its links will point", port, free)
         port = free
     shop = start_demo_shop(n, seed, port)
