@@ -64,7 +64,9 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """As a server would bind it: a port the crawl's shop just left (TIME_WAIT) counts as free."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
