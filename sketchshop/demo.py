@@ -161,7 +161,7 @@ def serve(args) -> int:
     port = demo_shop_port()
     shop = None
     if port is None:
-        log.warning("no %s in the catalogue: its shop links lead nowhere", DEMO_SHOP)
+        log.info("the catalogue holds no %s: only the API is served", DEMO_SHOP)
     else:
         try:
             shop = start_demo_shop(args.products, args.seed, port)

@@ -114,9 +114,10 @@ def test_demo_serves_its_shop_where_the_catalogue_links(data_dir):
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
+        s.listen()
         port = s.getsockname()[1]
         with pytest.raises(UserError, match="--shop-port"):
-            start_demo_shop(12, 0, port)  # taken: said, not a crash of the shop's process
+            start_demo_shop(12, 0, port)  # another server there: said, not a crash of the shop's process
 
     p = build_products(12, seed=0)[3]
     base = f"http://127.0.0.1:{port}"
