@@ -168,11 +168,16 @@ def serve(args) -> int:
             log.info("the demo shop (shop links) starts at http://127.0.0.1:%d", port)
         except UserError as e:
             log.warning("%s; the shop links will not open", e)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # docker stop, systemd: stop the shop too
+    cmd = [sys.executable, "-m", "sketchshop", "serve", "--host", args.host, "--port", str(args.port)]
+    log.info("$ sketchshop %s", " ".join(cmd[3:]))
+    api = subprocess.Popen(cmd)
+    signal.signal(signal.SIGTERM, lambda *_: api.terminate())  # docker stop, systemd: a graceful stop of both
     try:
-        return _sketchshop("serve", "--host", args.host, "--port", str(args.port), check=False).returncode
-    except KeyboardInterrupt:
-        return 130
+        while True:
+            try:
+                return api.wait()
+            except KeyboardInterrupt:  # Ctrl-C (the API has it too when it came from the terminal)
+                api.send_signal(signal.SIGINT)
     finally:
         if shop is not None:
             shop.terminate()
