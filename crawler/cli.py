@@ -98,12 +98,12 @@ def cmd_crawl_runs(args) -> int:
 def cmd_schedule_add(args) -> int:
     from catalog import open_catalog
 
-    from .spec import load_spec
-    load_spec(args.spec, base_url=args.base_url)  # fail now, not at 3 am
+    from .spec import checked_spec_path
+    spec = checked_spec_path(args.spec, base_url=args.base_url)
     opts = {"browsers": args.browsers}
     if args.max_pages:
         opts["max_pages"] = args.max_pages
-    x = open_catalog().add_schedule(args.name, args.spec, args.cron, base_url=args.base_url, options=opts,
+    x = open_catalog().add_schedule(args.name, spec, args.cron, base_url=args.base_url, options=opts,
                                     reindex=args.reindex)
     print(f"schedule {x['name']!r}: {x['cron']} crawl {x['spec']}")
     return 0

@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
+from crawler.spec import checked_spec_path
 from sketchshop.config import settings
 
 from .errors import MAX_ID, ApiError
@@ -57,7 +58,8 @@ def _str(body: dict, key: str, required: bool = True) -> str | None:
 @bp.post("/crawls")
 def start_crawl():
     body = _body()
-    run = _catalog().request_crawl(_str(body, "spec"), base_url=_str(body, "base_url", False),
+    base_url = _str(body, "base_url", False)
+    run = _catalog().request_crawl(checked_spec_path(_str(body, "spec"), base_url), base_url=base_url,
                                    options=body.get("options") if isinstance(body.get("options"), dict) else None)
     return jsonify(run), 202
 
@@ -87,9 +89,9 @@ def list_schedules():
 @bp.post("/schedules")
 def add_schedule():
     body = _body()
-    sched = _catalog().add_schedule(_str(body, "name"), _str(body, "spec"), _str(body, "cron"),
-                                    base_url=_str(body, "base_url", False),
-                                    reindex=bool(body.get("reindex", False)))
+    base_url = _str(body, "base_url", False)
+    sched = _catalog().add_schedule(_str(body, "name"), checked_spec_path(_str(body, "spec"), base_url),
+                                    _str(body, "cron"), base_url=base_url, reindex=bool(body.get("reindex", False)))
     return jsonify(sched), 201
 
 

@@ -92,7 +92,8 @@ SCHEMAS = {
     "CrawlRun": {"type": "object", "additionalProperties": True, "properties": {
         "id": {"type": "integer"}, "status": {"type": "string"}, "spec": {"type": "string"}}},
     "CrawlRequest": {"type": "object", "required": ["spec"], "properties": {
-        "spec": {"type": "string", "description": "crawl spec path, e.g. crawler/specs/demo-a.yaml"},
+        "spec": {"type": "string", "description": "crawl spec path on the server, e.g. crawler/specs/demo-a.yaml "
+                 "(relative to the server's working directory); checked now (400 if it does not load), stored absolute"},
         "base_url": {"type": "string"}, "options": {"type": "object"}}},
     "Schedule": {"type": "object", "additionalProperties": True, "properties": {
         "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"}}},

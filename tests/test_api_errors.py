@@ -1,8 +1,11 @@
 """Everything a client can send wrong gets a JSON 4xx; a server without its index refuses to be ready."""
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +111,13 @@ def test_admin_token_and_validation(client):
     auth = {"Authorization": "Bearer s3cret"}
     _err(client.post("/v1/crawls", data="not json", headers=auth), 400)
     _err(client.post("/v1/crawls", json={"spec": ""}, headers=auth), 400)
+    for spec in ("no/such/spec.yaml", "crawler/specs", "/dev/zero", "README.md", "crawler/specs/demo-a.yaml\u0000"):
+        e = _err(client.post("/v1/crawls", json={"spec": spec}, headers=auth), 400, "bad_request")
+        assert spec.rstrip("\x00").split("/")[-1] in e["message"]  # said now, not when the scheduler runs it at 3 am
+        _err(client.post("/v1/schedules", json={"name": "n", "spec": spec, "cron": "0 3 * * *"}, headers=auth), 400)
     r = client.post("/v1/crawls", json={"spec": "crawler/specs/demo-a.yaml"}, headers=auth)
     assert r.status_code == 202 and r.get_json()["status"] == "queued"
+    assert r.get_json()["spec"] == str(ROOT / "crawler" / "specs" / "demo-a.yaml")  # what the scheduler will open
     runs = client.get("/v1/crawls", headers=auth).get_json()["items"]
     assert [x["id"] for x in runs] == [r.get_json()["id"]]
     _err(client.get("/v1/crawls/999", headers=auth), 404)
