@@ -11,6 +11,7 @@ embedding (InfoNCE between each drawing and its photo). Checkpoints every epoch;
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -140,12 +141,38 @@ def _save(obj, path: Path):
         torch.save(obj, f)
 
 
+SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val")}  # clothing-small's, `dataset classify`'s
+
+
+def data_roots(cfg) -> list[Path]:
+    """--data: one ImageFolder root, or several comma-separated (say the shared photos and a fresh crawl's dataset)."""
+    return [Path(r) for r in str(cfg.data).split(",") if r.strip()]
+
+
+def _split_dir(root: Path, split: str) -> Path:
+    for name in SPLIT_NAMES[split]:
+        if (root / name).is_dir():
+            return root / name
+    raise UserError(f"{root}: no {' or '.join(n + '/' for n in SPLIT_NAMES[split])} folder "
+                    f"(each --data root holds train/ and validation/ class folders)")
+
+
 def _real_items(cfg, split: str):
     from sketchshop.datasets import read_imagefolder
-    root = Path(cfg.data) / split
-    if not root.is_dir():
-        raise UserError(f"{root}: not found (--data must hold train/ and validation/ class folders)")
-    return D.load_items(read_imagefolder(root), desc=f"loading {split}")
+    samples = [s for root in data_roots(cfg) for s in read_imagefolder(_split_dir(root, split))]
+    return D.load_items(samples, desc=f"loading {split}")
+
+
+@functools.cache
+def data_fingerprint(data: str) -> str:
+    """Of every file under the --data roots (name, size, time): a rebuilt dataset never meets old cached features."""
+    h = hashlib.sha256()
+    for root in sorted(data.split(",")):
+        for f in sorted(Path(root).rglob("*")) if Path(root).is_dir() else []:
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:10]
 
 
 # ------------------------------------------------------------------ the feature cache
@@ -158,7 +185,8 @@ def cached_features(name: str, early, items: list[D.Item], views: int, make_view
     very same views, (N, views, K) float32: the pair (features, teacher outputs) is returned.
     """
     from tqdm import tqdm
-    key = f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
+    key = (f"{name}_{cfg.backbone}_f{cfg.frozen}_s{cfg.size}_v{views}_seed{cfg.seed}_n{len(items)}"
+           f"_d{data_fingerprint(str(cfg.data))}")
     path = Path(cfg.workdir) / "cache" / f"{key}.pt"
     tpath = path.with_name(f"{key}_teacher-{teacher[0]}.pt") if teacher else None
     if path.is_file() and (tpath is None or tpath.is_file()):

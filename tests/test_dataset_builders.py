@@ -57,6 +57,30 @@ def test_classify_dataset_split_by_product(filled, tmp_path):
     assert all(s.extra["other_labels"].startswith("fit=") for s in samples)
 
 
+def test_classify_dataset_trains_the_classifier_beside_other_photos(filled, tmp_path):
+    """The ML engineer's retraining: `train classifier --data SHARED,CRAWL` reads the crawl's train/ and val/."""
+    from classifier.train import TrainConfig, _real_items, data_fingerprint
+    from crawler.datasets import build_classify
+    from sketchshop.errors import UserError
+    cat, truth = filled
+    res = build_classify(tmp_path / "cls", val_fraction=0.3, catalog=cat)
+    jpeg = next(iter(truth.values()))[1].images[0]
+    other = tmp_path / "photos"
+    for split in ("train", "validation"):
+        (other / split / "dress").mkdir(parents=True)
+        (other / split / "dress" / "a.jpg").write_bytes(jpeg)
+    cfg = TrainConfig(data=f"{other},{tmp_path / 'cls'}")
+    assert len(_real_items(cfg, "train")) == 1 + res["train"]
+    assert len(_real_items(cfg, "validation")) == 1 + res["val"]
+
+    before = data_fingerprint(cfg.data)
+    (other / "train" / "dress" / "b.jpg").write_bytes(jpeg)
+    data_fingerprint.cache_clear()
+    assert data_fingerprint(cfg.data) != before, "a rebuilt dataset must not meet the old cached features"
+    with pytest.raises(UserError, match="validation/ or val/"):
+        _real_items(TrainConfig(data=str(tmp_path / "photos" / "train")), "validation")
+
+
 def test_detect_dataset_boxes(filled, tmp_path):
     from crawler.datasets import build_detect
     from sketchshop import vocab
