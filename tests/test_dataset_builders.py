@@ -58,7 +58,7 @@ def test_classify_dataset_split_by_product(filled, tmp_path):
 
 
 def test_classify_dataset_trains_the_classifier_beside_other_photos(filled, tmp_path):
-    """The ML engineer's retraining: `train classifier --data SHARED,CRAWL` reads the crawl's train/ and val/."""
+    """The ML engineer's retraining: `train classifier --data SHARED CRAWL` reads the crawl's train/ and val/."""
     from classifier.train import TrainConfig, _real_items, data_fingerprint
     from crawler.datasets import build_classify
     from sketchshop.errors import UserError
