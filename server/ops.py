@@ -22,8 +22,9 @@ def healthz():
 def readyz():
     st = current_app.extensions["sketchshop"]
     body = {"ready": st.ready, "problems": st.problems}
-    if st.searcher is not None and st.searcher.index is not None:
-        body["index"] = {"build": st.searcher.index.build_id, "products": len(st.searcher.index)}
+    index = st.refresh_index()  # the live build, even before the next search would load it
+    if index is not None:
+        body["index"] = {"build": index.build_id, "products": len(index)}
     return jsonify(body), (200 if st.ready else 503)
 
 

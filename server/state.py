@@ -49,13 +49,19 @@ class State:
     def need_searcher(self):
         if self.searcher is None:
             raise ApiError(503, "not_ready", "models are not loaded: " + "; ".join(self.problems.values()))
-        if self.searcher.index is not None:
-            with self._lock:  # pick up a new index build atomically
-                try:
-                    self.searcher.index = self.searcher.index.reload_if_changed()
-                except UserError as e:
-                    log.error("new index build could not be loaded, keeping the old one: %s", e)
+        self.refresh_index()
         return self.searcher
+
+    def refresh_index(self):
+        """Pick up a new index build (a crawl's reindex), atomically; None without a searcher or index."""
+        if self.searcher is None or self.searcher.index is None:
+            return None
+        with self._lock:
+            try:
+                self.searcher.index = self.searcher.index.reload_if_changed()
+            except UserError as e:
+                log.error("new index build could not be loaded, keeping the old one: %s", e)
+        return self.searcher.index
 
     def need_catalog(self):
         if self.catalog is None:

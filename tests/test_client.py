@@ -90,6 +90,13 @@ def test_ready_reports_the_index(client, live_catalog):
     assert r["ready"] is True, r
     assert r["index"]["products"] == live_catalog.index_info["products"] > 0
 
+    # a crawl's reindex moves CURRENT on: /readyz names the new build before any search loads it
+    from catalog.index import SearchIndex
+    live = SearchIndex.open(live_catalog.data_dir / "index")
+    SearchIndex.build(live_catalog.data_dir / "index", live.items, live._vectors_all())
+    new = SearchIndex.open(live_catalog.data_dir / "index").build_id
+    assert new != r["index"]["build"] and client.ready()["index"] == {"build": new, "products": len(live)}
+
 
 def test_photo_search_finds_the_product_itself(client, live_catalog):
     """Index and query share one code path, so a catalogue photo must find its own product."""
