@@ -144,9 +144,9 @@ def _save(obj, path: Path):
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "val")}  # clothing-small's, `dataset classify`'s
 
 
-def data_roots(cfg) -> list[Path]:
-    """--data: one ImageFolder root, or several comma-separated (say the shared photos and a fresh crawl's dataset)."""
-    return [Path(r) for r in str(cfg.data).split(",") if r.strip()]
+def data_roots(data: str) -> list[Path]:
+    """The ImageFolder roots of --data (say the shared photos and a fresh crawl's dataset), comma-joined in the config."""
+    return [Path(r.strip()) for r in str(data).split(",") if r.strip()]
 
 
 def _split_dir(root: Path, split: str) -> Path:
@@ -159,7 +159,7 @@ def _split_dir(root: Path, split: str) -> Path:
 
 def _real_items(cfg, split: str):
     from sketchshop.datasets import read_imagefolder
-    samples = [s for root in data_roots(cfg) for s in read_imagefolder(_split_dir(root, split))]
+    samples = [s for root in data_roots(cfg.data) for s in read_imagefolder(_split_dir(root, split))]
     return D.load_items(samples, desc=f"loading {split}")
 
 
@@ -167,8 +167,8 @@ def _real_items(cfg, split: str):
 def data_fingerprint(data: str) -> str:
     """Of every file under the --data roots (name, size, time): a rebuilt dataset never meets old cached features."""
     h = hashlib.sha256()
-    for root in sorted(data.split(",")):
-        for f in sorted(Path(root).rglob("*")) if Path(root).is_dir() else []:
+    for root in sorted(data_roots(data)):
+        for f in sorted(root.rglob("*")) if root.is_dir() else []:
             if f.is_file():
                 st = f.stat()
                 h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
