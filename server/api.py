@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
@@ -26,6 +27,21 @@ def _image_url(sha: str | None) -> str | None:
     return url_for("v1.image", sha=sha, _external=False) if sha else None
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _shop_url(url: str | None) -> str | None:
+    """A product link on this machine's loopback (the demo shop), named by the host the client reached us at:
+    a phone on the network cannot open 127.0.0.1. Links to any other host are the shops' own, untouched."""
+    if not url:
+        return url
+    u, client_host = urlsplit(url), request.host.rsplit(":", 1)[0].strip("[]")
+    if u.hostname not in LOOPBACK or client_host in LOOPBACK or not client_host:
+        return url
+    host = f"[{client_host}]" if ":" in client_host else client_host
+    return u._replace(netloc=host + (f":{u.port}" if u.port else "")).geturl()
+
+
 def _item_json(described, hits, index, scale: float) -> dict:
     p = described.prediction
     matches = []
@@ -33,7 +49,7 @@ def _item_json(described, hits, index, scale: float) -> dict:
         it = index.items_by_id(h.product_id)
         d = it.display
         matches.append({"product_id": h.product_id, "title": d.get("title"), "brand": d.get("brand"),
-                        "price": it.price, "currency": it.currency, "shop": it.shop, "url": d.get("url"),
+                        "price": it.price, "currency": it.currency, "shop": it.shop, "url": _shop_url(d.get("url")),
                         "image_url": _image_url(d.get("image")), "category": it.category,
                         "colour": it.colour, "score": round(h.score, 4), "matched": h.matched})
     return {
@@ -122,6 +138,7 @@ def _product_json(d: dict) -> dict:
     images = [x["sha256"] if isinstance(x, dict) else x for x in d.get("images", [])]
     out = {k: d.get(k) for k in ("id", "shop", "external_id", "url", "title", "brand", "price", "currency",
                                  "category", "colour", "attributes", "last_seen")}
+    out["url"] = _shop_url(out["url"])
     out["coarse_category"] = vocab.FINE_TO_COARSE.get(d.get("category"), d.get("category"))
     out["image_urls"] = [_image_url(s) for s in images]
     for k in ("prices", "labels", "first_seen"):

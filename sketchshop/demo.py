@@ -74,10 +74,10 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def start_demo_shop(n: int, seed: int, port: int) -> subprocess.Popen:
+def start_demo_shop(n: int, seed: int, port: int, host: str = "127.0.0.1") -> subprocess.Popen:
     if not _port_is_free(port):
         raise UserError(f"port {port} is taken: the demo shop needs it (choose another with --shop-port)")
-    return subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
+    return subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--host", host, "--port", str(port),
                              "--products", str(n), "--seed", str(seed)])
 
 
@@ -164,8 +164,9 @@ def serve(args) -> int:
         log.info("the catalogue holds no %s: only the API is served", DEMO_SHOP)
     else:
         try:
-            shop = start_demo_shop(args.products, args.seed, port)
-            log.info("the demo shop (shop links) starts at http://127.0.0.1:%d", port)
+            # on the API's address too: the API names the shop links by the host its client reached
+            shop = start_demo_shop(args.products, args.seed, port, host=args.host)
+            log.info("the demo shop (shop links) starts at http://%s:%d", args.host, port)
         except UserError as e:
             log.warning("%s; the shop links will not open", e)
     cmd = [sys.executable, "-m", "sketchshop", "serve", "--host", args.host, "--port", str(args.port)]

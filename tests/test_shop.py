@@ -130,6 +130,17 @@ def test_demo_serves_its_shop_where_the_catalogue_links(data_dir):
     cat.close()
     assert demo_shop_port() == port
 
+    # a phone on the network (`demo --host 0.0.0.0`) gets the shop links at the address it reached the API by
+    from server import create_app
+    api = create_app().test_client()
+    for reached, link in (("127.0.0.1:8000", url), ("192.168.1.7:8000", url.replace("127.0.0.1", "192.168.1.7")),
+                          ("[fd00::7]:8000", url.replace("127.0.0.1", "[fd00::7]"))):
+        (item,) = api.get("/v1/products", base_url=f"http://{reached}").get_json()["items"]
+        assert item["url"] == link
+    from server.api import _shop_url
+    with api.application.test_request_context(base_url="http://192.168.1.7:8000"):
+        assert _shop_url("https://shop.example/p/1") == "https://shop.example/p/1"  # a real shop's own link
+
     # The demo crawls its shop, stops it, then serves it again at once at that port, where the shop's ends of
     # the crawling browser's connections linger in the kernel for a minute (TIME_WAIT)
     for run in ("crawl", "serve"):
