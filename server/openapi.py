@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from sketchshop import __version__, vocab
 
+SHOP_URL = {"type": "string", "description": "the product page at its shop (a shop on the server's own loopback, the "
+                                          "demo shop, is named by the host the request reached)"}
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -46,7 +48,8 @@ SCHEMAS = {
         "product_id": {"type": "integer"}, "title": {"type": "string", "nullable": True},
         "brand": {"type": "string", "nullable": True}, "price": {"type": "number", "nullable": True},
         "currency": {"type": "string", "nullable": True}, "shop": {"type": "string", "nullable": True},
-        "url": {"type": "string", "nullable": True}, "image_url": {"type": "string", "nullable": True},
+        "url": {**SHOP_URL, "nullable": True},
+        "image_url": {"type": "string", "nullable": True},
         "category": {"type": "string", "nullable": True}, "colour": {"type": "string", "nullable": True},
         "score": {"type": "number"}, "matched": {"type": "array", "items": {"type": "string"}}}},
     "Item": {"type": "object", "required": ["category", "category_p", "matches"], "properties": {
@@ -79,7 +82,8 @@ SCHEMAS = {
         "embedding": {"type": "array", "items": {"type": "number"}}}},
     "Product": {"type": "object", "required": ["id"], "properties": {
         "id": {"type": "integer"}, "shop": {"type": "string"}, "external_id": {"type": "string"},
-        "url": {"type": "string"}, "title": {"type": "string"}, "brand": {"type": "string", "nullable": True},
+        "url": SHOP_URL,
+        "title": {"type": "string"}, "brand": {"type": "string", "nullable": True},
         "price": {"type": "number", "nullable": True}, "currency": {"type": "string", "nullable": True},
         "category": {"type": "string", "nullable": True}, "coarse_category": {"type": "string", "nullable": True},
         "colour": {"type": "string", "nullable": True},
