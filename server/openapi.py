@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sketchshop import __version__, vocab
 
-SHOP_URL = {"type": "string", "description": "the product page at its shop (a shop on the server's own loopback, the "
+_SHOP_URL = {"type": "string", "description": "the product page at its shop (a shop on the server's own loopback, the "
                                           "demo shop, is named by the host the request reached)"}
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -48,7 +48,7 @@ SCHEMAS = {
         "product_id": {"type": "integer"}, "title": {"type": "string", "nullable": True},
         "brand": {"type": "string", "nullable": True}, "price": {"type": "number", "nullable": True},
         "currency": {"type": "string", "nullable": True}, "shop": {"type": "string", "nullable": True},
-        "url": {**SHOP_URL, "nullable": True},
+        "url": {**_SHOP_URL, "nullable": True},
         "image_url": {"type": "string", "nullable": True},
         "category": {"type": "string", "nullable": True}, "colour": {"type": "string", "nullable": True},
         "score": {"type": "number"}, "matched": {"type": "array", "items": {"type": "string"}}}},
@@ -82,7 +82,7 @@ SCHEMAS = {
         "embedding": {"type": "array", "items": {"type": "number"}}}},
     "Product": {"type": "object", "required": ["id"], "properties": {
         "id": {"type": "integer"}, "shop": {"type": "string"}, "external_id": {"type": "string"},
-        "url": SHOP_URL,
+        "url": _SHOP_URL,
         "title": {"type": "string"}, "brand": {"type": "string", "nullable": True},
         "price": {"type": "number", "nullable": True}, "currency": {"type": "string", "nullable": True},
         "category": {"type": "string", "nullable": True}, "coarse_category": {"type": "string", "nullable": True},
