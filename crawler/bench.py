@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,15 +18,10 @@ from pathlib import Path
 import requests
 
 from sketchshop.errors import UserError
+from sketchshop.net import free_port
 
 log = logging.getLogger(__name__)
 SPECS = Path(__file__).resolve().parent / "specs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _check(cat, shop: str, truth: list[dict]) -> tuple[bool, bool]:
@@ -51,7 +45,7 @@ def bench_crawl(products: int = 1000, browsers=(1, 2), seed: int = 11, layout: s
 
     from .crawl import crawl
     from .spec import load_spec
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     shop = subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--port", str(port),
                              "--products", str(products), "--seed", str(seed), "--layout", layout],

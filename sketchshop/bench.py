@@ -18,7 +18,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 
 from .config import PROJECT_ROOT
 from .errors import UserError
+from .net import free_port
 
 log = logging.getLogger(__name__)
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
@@ -188,12 +188,6 @@ def _ms(**seconds) -> dict:
 
 
 # ---------------------------------------------------------------- HTTP
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _load_worker(url: str, files: list[str], concurrency: int, seconds: float, q) -> None:
     """Runs in its own process: `concurrency` threads post photos until the time is up."""
     import threading
@@ -246,7 +240,7 @@ def _tree_rss_mb(pid: int) -> float:
 
 
 def bench_http(photos, levels=(1, 4, 16), seconds: float = 10, workers: int = 2) -> dict:
-    port = _free_port()
+    port = free_port()
     srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port),
                             "--workers", str(workers)], stderr=subprocess.DEVNULL)
     import requests

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from . import vocab
 from .config import PROJECT_ROOT, settings
 from .errors import UserError
+from .net import free_port, port_is_free
 
 log = logging.getLogger(__name__)
 DEMO_SPEC = PROJECT_ROOT / "crawler" / "specs" / "demo-a.yaml"
@@ -29,10 +29,14 @@ DEMO_PRODUCTS = 10 * len(vocab.FINE_CATEGORIES) * len(vocab.COLOURS)
 DEMO_SHOP = "demo-shop"  # the spec's shop name
 
 
-def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sketchshop", *args]
+def _argv(*args: str) -> list[str]:
+    """A `sketchshop` command in this interpreter, logged as the user would type it."""
     log.info("$ sketchshop %s", " ".join(args))
-    r = subprocess.run(cmd, text=True, capture_output=capture)
+    return [sys.executable, "-m", "sketchshop", *args]
+
+
+def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    r = subprocess.run(_argv(*args), text=True, capture_output=capture)
     if check and r.returncode:
         raise UserError(f"`sketchshop {' '.join(args)}` failed with exit code {r.returncode}")
     return r
@@ -57,28 +61,11 @@ def catalogue_products() -> int:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_is_free(port: int) -> bool:
-    """As a server would bind it: a port the crawl's shop just left (TIME_WAIT) counts as free."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def start_demo_shop(n: int, seed: int, port: int, host: str = "127.0.0.1") -> subprocess.Popen:
-    if not _port_is_free(port):
+    if not port_is_free(port):
         raise UserError(f"port {port} is taken: the demo shop needs it (choose another with --shop-port)")
-    return subprocess.Popen([sys.executable, "-m", "sketchshop", "shop", "serve", "--host", host, "--port", str(port),
-                             "--products", str(n), "--seed", str(seed)])
+    return subprocess.Popen(_argv("shop", "serve", "--host", host, "--port", str(port), "--products", str(n),
+                                  "--seed", str(seed)))
 
 
 def demo_shop_port() -> int | None:
@@ -95,8 +82,8 @@ def demo_shop_port() -> int | None:
 
 
 def crawl_demo_shop(n: int, seed: int, port: int) -> None:
-    if not _port_is_free(port):
-        free = _free_port()
+    if not port_is_free(port):
+        free = free_port()
         log.warning("port %d is taken: the demo shop is crawled at port %d, where its links will point", port, free)
         port = free
     shop = start_demo_shop(n, seed, port)
@@ -169,9 +156,7 @@ def serve(args) -> int:
             log.info("the demo shop (shop links) starts at http://%s:%d", args.host, port)
         except UserError as e:
             log.warning("%s; the shop links will not open", e)
-    cmd = [sys.executable, "-m", "sketchshop", "serve", "--host", args.host, "--port", str(args.port)]
-    log.info("$ sketchshop %s", " ".join(cmd[3:]))
-    api = subprocess.Popen(cmd)
+    api = subprocess.Popen(_argv("serve", "--host", args.host, "--port", str(args.port)))
     signal.signal(signal.SIGTERM, lambda *_: api.terminate())  # docker stop, systemd: a graceful stop of both
     try:
         while True:
