@@ -143,25 +143,21 @@ MAX_SPEC_BYTES = 1_000_000
 def checked_spec_path(path, base_url: str | None = None) -> str:
     """The absolute path of a spec that loads: checked when a crawl is asked for, not when it runs (at 3 am),
     and found by the scheduler whatever directory that runs in."""
-    try:
-        p = Path(path).resolve()
-        exists, regular = p.exists(), p.is_file() and p.stat().st_size <= MAX_SPEC_BYTES
-    except (ValueError, OSError) as e:  # a NUL byte, a path too long
-        raise UserError(f"{str(path)[:200]!r}: cannot read spec ({e})") from None
-    if not regular:
-        why = "no such file" if not exists else f"not a regular file of at most {MAX_SPEC_BYTES:,} bytes"
-        raise UserError(f"{p}: cannot read spec ({why})")
-    load_spec(p, base_url=base_url)
-    return str(p)
+    load_spec(path, base_url=base_url)
+    return str(Path(path).resolve())
 
 
 def load_spec(path, base_url: str | None = None) -> Spec:
     """Read and validate a spec. `base_url` points it at the same shop on another host or port."""
     p = Path(path)
     try:
+        if p.exists() and (not p.is_file() or p.stat().st_size > MAX_SPEC_BYTES):  # a directory, /dev/zero
+            raise UserError(f"{p}: cannot read spec (not a regular file of at most {MAX_SPEC_BYTES:,} bytes)")
         d = yaml.safe_load(p.read_text())
     except OSError as e:
         raise UserError(f"{p}: cannot read spec ({e.strerror})") from None
+    except ValueError as e:  # a NUL byte in the path, a file that is not text
+        raise UserError(f"{str(path)[:200]!r}: cannot read spec ({e})") from None
     except yaml.YAMLError as e:
         raise UserError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(d, dict):
