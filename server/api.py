@@ -33,12 +33,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def _shop_url(url: str | None) -> str | None:
     """A product link on this machine's loopback (the demo shop), named by the host the client reached us at:
     a phone on the network cannot open 127.0.0.1. Links to any other host are the shops' own, untouched."""
-    if not url:
+    u, client = urlsplit(url or ""), urlsplit(request.host_url).hostname
+    if u.hostname not in LOOPBACK or not client or client in LOOPBACK:
         return url
-    u, client_host = urlsplit(url), request.host.rsplit(":", 1)[0].strip("[]")
-    if u.hostname not in LOOPBACK or client_host in LOOPBACK or not client_host:
-        return url
-    host = f"[{client_host}]" if ":" in client_host else client_host
+    host = f"[{client}]" if ":" in client else client
     return u._replace(netloc=host + (f":{u.port}" if u.port else "")).geturl()
 
 

@@ -33,7 +33,7 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        return self.db_url or f"sqlite:///{(self.data_dir / 'catalog.db').resolve()}"
+        return self.db_url or f"sqlite:///{self.data_dir / 'catalog.db'}"
 
     def path(self, *parts: str) -> Path:
         """A path under the data directory (parents created)."""
