@@ -74,7 +74,7 @@ class Colorizer:
         """Load weights (default: the shipped `models/colorizer/colorizer.pt` or SKETCHSHOP_COLORIZER_WEIGHTS)."""
         import torch
 
-        from .model import IN_CHANNELS, UNetGenerator
+        from .model import GRAPH_VERSION, IN_CHANNELS, UNetGenerator
         from .train import FORMAT
         p = weights_path("colorizer", path)
         try:
@@ -94,7 +94,7 @@ class Colorizer:
         example = (torch.rand(1, IN_CHANNELS, self.size, self.size),
                    torch.zeros(1, dtype=torch.long))
         self.fast = onnx_module(self.gen, example, ("sketch_hints", "category"), ("rgb",),
-                                key=f"colorizer-{sha256(p)[:16]}", as_dict=False)
+                                key=f"colorizer-{sha256(p)[:16]}-g{GRAPH_VERSION}", as_dict=False)
         return self
 
     # ------------------------------------------------------------ inputs
