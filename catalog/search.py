@@ -143,7 +143,7 @@ class Searcher:
         coloured = None
         if hints is not None and self.colorizer is not None:
             with timer.stage("colorize"):
-                coloured = self.colorizer.colorize(image, hints=hints, category=category)
+                coloured = self.colorizer.colorize(image, hints=hints, category=category, square=True)
         with timer.stage("classify"):
             layer = hint_layer(hints, image.size)
             if coloured is None:

@@ -185,13 +185,15 @@ class Colorizer:
 
     # ------------------------------------------------------------ the call
     def colorize(self, sketch, hints=None, category: str | None = None, *, keep_strokes: bool = True,
-                 max_side: int = 2048) -> Image.Image:
+                 max_side: int = 2048, square: bool = False) -> Image.Image:
         """Colour a sketch. Returns RGB at the sketch's aspect ratio and size (long side capped at `max_side`).
 
         hints: None; an image of colour strokes (RGBA on transparent, or on white) on the sketch's
         canvas; or a list of {"x", "y", "rgb": [r, g, b] | "#rrggbb"} / {"x", "y", "colour": name}
         in the sketch's pixel coordinates (points outside are ignored). category: a garment
         category name or None. keep_strokes: draw the user's dark strokes over the result.
+        square: return the model's own square canvas instead (the sketch centred on white, `size` px),
+        for a caller that classifies the result and would only scale it back down (sketch search).
         """
         import torch
         if not isinstance(sketch, Image.Image):
@@ -213,7 +215,9 @@ class Colorizer:
         ow, oh = max(1, int(round(w * f))), max(1, int(round(h * f)))
         keep = None
         if keep_strokes:  # what the user's dark strokes leave of the colours under them
-            if gray is None:  # a photo: the strokes of its sketch
+            if square:
+                gray = canvas
+            elif gray is None:  # a photo: the strokes of its sketch
                 gray = cv2.resize(canvas[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_AREA)
             elif gray.shape != (oh, ow):
                 gray = cv2.resize(gray, (ow, oh), interpolation=cv2.INTER_AREA)
@@ -223,8 +227,8 @@ class Colorizer:
         with torch.inference_mode():
             y = (self.fast or self.gen)(torch.from_numpy(x), cat)[0]
         out = ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
-        # crop the square canvas back to the sketch's frame, then to its size (capped)
-        out = cv2.resize(out[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_LINEAR)
+        if not square:  # crop the square canvas back to the sketch's frame, then to its size (capped)
+            out = cv2.resize(out[cy0:cy0 + ch, cx0:cx0 + cw], (ow, oh), interpolation=cv2.INTER_LINEAR)
         if keep is not None:
             out = (out * keep).astype(np.uint8)
         return Image.fromarray(out, "RGB")

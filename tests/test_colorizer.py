@@ -109,6 +109,17 @@ def test_deterministic_and_keeps_size_and_aspect(col):
     assert wide.size == (500, 200)
 
 
+def test_square_is_the_models_canvas_before_the_crop(col):
+    """`square=True` (what sketch search classifies) is the same colouring on the model's canvas: the sketch
+    centred on white, not cropped back and scaled to the sketch's size."""
+    sk, hints = dress_sketch(300, 400), [{"x": 150, "y": 200, "colour": "navy"}]
+    sq = np.asarray(col.colorize(sk, hints, square=True)).astype(int)
+    assert sq.shape == (256, 256, 3)
+    assert (sq[:, :30] > 240).all() and (sq[:, -30:] > 240).all()  # a 300x400 sketch leaves 32 px each side
+    full = np.asarray(col.colorize(sk, hints).resize((192, 256), Image.BILINEAR)).astype(int)
+    assert np.abs(sq[:, 32:224] - full).mean() < 6
+
+
 def test_user_strokes_are_kept(col):
     sk = dress_sketch(300, 400, width=4)
     out = np.asarray(col.colorize(sk)).astype(int)

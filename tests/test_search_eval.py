@@ -172,8 +172,8 @@ def test_sketch_search_frames_a_small_drawing_and_moves_its_hints(live_catalog):
     s, p = live_catalog.searcher, live_catalog.products[5]
     small = _drawn_small(p.sketch)
     layer = _drawn_small(p.hints.convert("RGBA"), mode="RGBA", fill=(0, 0, 0, 0))
-    d, coloured = s.describe_sketch(small, layer)
-    assert coloured.size[0] < 500 and coloured.size[1] < 700, "the colouriser saw the drawing, not the canvas"
+    d, _ = s.describe_sketch(small, layer)
+    assert d.crop.size[0] < 500 and d.crop.size[1] < 700, "the models saw the drawing, not the canvas"
     assert d.prediction["colour"] == s.describe_sketch(p.sketch, p.hints)[0].prediction["colour"]
     w, h = p.sketch.size
     points = [{"x": 380 + w / 5, "y": 120 + h / 5, "rgb": [200, 30, 35]}]  # the middle of the drawing
