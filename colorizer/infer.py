@@ -23,7 +23,7 @@ from sketchshop.errors import ImageError, TooLarge, UserError
 from sketchshop.images import as_drawing, convert, load_image
 from sketchshop.registry import weights_path
 
-from .data import encode_hints, encode_sketch, make_sketch, pad_square, segment_garment
+from .data import encode_hints, encode_sketch, hint_canvas, make_sketch, pad_square, segment_garment
 from .pairs import category_index
 
 log = logging.getLogger(__name__)
@@ -162,13 +162,7 @@ class Colorizer:
             # strokes on white: every clearly non-white pixel is a hint
             far = np.abs(rgba[..., :3].astype(np.int16) - 255).max(axis=2) > 40
             rgba[..., 3] = np.where(far, 255, 0)
-        *rgb, alpha = cv2.split(rgba)  # planes: per-plane maths is several times faster than on HxWx3
-        a = alpha.astype(np.float32) / 255.0
-        pre, _ = pad_square(cv2.merge([c.astype(np.float32) * a for c in rgb] + [a]), 0.0)  # premultiplied
-        k = int(math.ceil(pre.shape[0] / S))
-        if k >= 2:  # small dots must survive the downscale
-            pre = cv2.dilate(pre, np.ones((k, k), np.uint8))
-        pre = cv2.resize(pre, (S, S), interpolation=cv2.INTER_AREA)
+        pre = hint_canvas(rgba, S)
         m = pre[..., 3] >= 0.5
         out[m, :3] = np.clip(pre[m, :3] / pre[m, 3:], 0, 255).astype(np.uint8)
         out[m, 3] = 255

@@ -129,6 +129,33 @@ def test_user_strokes_are_kept(col):
     assert free.shape == out.shape
 
 
+@pytest.mark.parametrize("w,h", [(384, 384), (720, 1280), (1000, 1000), (513, 77), (300, 400), (100, 60), (256, 256)])
+def test_hint_canvas_computes_only_the_hints_part_with_the_same_pixels(w, h):
+    """`hint_canvas` scales only the part of the square that holds hints; the whole square, done the plain way,
+    must give the same floats, for any canvas size and hints anywhere (edges and corners too)."""
+    import cv2
+
+    from colorizer.data import hint_canvas, pad_square
+    rng = np.random.default_rng(w * h)
+    layers = [np.zeros((h, w, 4), np.uint8) for _ in range(4)]
+    for _ in range(4):
+        cv2.circle(layers[0], (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(1, 12)),
+                   tuple(int(v) for v in rng.integers(1, 256, 4)), -1)
+    cv2.line(layers[1], (0, 0), (w - 1, h // 2), (200, 30, 40, 255), 3)
+    layers[2][-1, -1] = (10, 250, 30, 255)
+    layers.append(rng.integers(0, 256, (h, w, 4)).astype(np.uint8))  # layers[3] stays empty
+    for rgba in layers:
+        for size in (256, 128):
+            *rgb, alpha = cv2.split(rgba)
+            a = alpha.astype(np.float32) / 255.0
+            whole, _ = pad_square(cv2.merge([c.astype(np.float32) * a for c in rgb] + [a]), 0.0)
+            k = -(-whole.shape[0] // size)
+            if k >= 2:
+                whole = cv2.dilate(whole, np.ones((k, k), np.uint8))
+            whole = cv2.resize(whole, (size, size), interpolation=cv2.INTER_AREA)
+            assert np.array_equal(hint_canvas(rgba, size), whole)
+
+
 def test_hint_formats_land_in_the_same_place(col):
     sk = dress_sketch(300, 400)
     x, y, rgb = 150, 200, (20, 40, 200)
