@@ -171,12 +171,15 @@ def hint_colour(hints: Image.Image | None) -> tuple[str, float] | None:
     names = {}
     if len(px) > 4000:
         px = px[:: len(px) // 4000]
-    lab = _lab(px.reshape(-1, 1, 3)).reshape(-1, 3)
-    labels, _ = _kmeans(lab, min(3, len(px)))
-    for c in range(labels.max() + 1):
-        sel = px[labels == c]
-        if len(sel):
-            n = vocab.name_colour(tuple(np.median(sel, axis=0)))
-            names[n] = names.get(n, 0) + len(sel)
+    packed = (px @ np.array([65536, 256, 1], np.float32)).astype(np.int64)
+    values, first, counts = np.unique(packed, return_index=True, return_counts=True)
+    if len(values) <= 3:  # a palette's dots: k-means would make each colour its own cluster (and took 1 ms)
+        found, sizes = px[first], counts
+    else:
+        labels, _ = _kmeans(_lab(px.reshape(-1, 1, 3)).reshape(-1, 3), min(3, len(px)))
+        groups = [g for g in (px[labels == c] for c in range(labels.max() + 1)) if len(g)]
+        found, sizes = [np.median(g, axis=0) for g in groups], [len(g) for g in groups]
+    for i, size in zip(vocab.colour_distance_matrix(found).argmin(axis=1), sizes):  # one call names them all
+        names[vocab.COLOURS[i]] = names.get(vocab.COLOURS[i], 0) + int(size)
     best = max(names, key=names.get)
     return best, names[best] / sum(names.values())

@@ -119,6 +119,23 @@ def test_measured_colour_of_garment_not_background():
     assert hint_colour(Image.new("RGBA", (32, 32), (0, 0, 0, 0))) is None
 
 
+def test_hint_colour_is_the_colour_most_hints_have():
+    """Palette dots (a few exact colours) and soft strokes (many shades of one colour) alike."""
+    from PIL import ImageDraw
+
+    from classifier.colour import hint_colour
+    dots = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(dots).ellipse((20, 20, 80, 80), fill=(200, 30, 35, 255))
+    ImageDraw.Draw(dots).ellipse((120, 120, 140, 140), fill=(40, 100, 200, 255))
+    name, share = hint_colour(dots)
+    assert name == "red" and 0.8 < share < 1
+    soft = np.zeros((200, 200, 4), np.uint8)
+    soft[20:120, 20:120, :3] = np.random.default_rng(0).normal((30, 120, 40), 12, (100, 100, 3)).clip(0, 255)
+    soft[20:120, 20:120, 3] = 255
+    soft[150:160, 150:160] = (250, 250, 250, 255)
+    assert hint_colour(Image.fromarray(soft, "RGBA"))[0] == "green"
+
+
 def test_worn_garment_colour_is_read_in_its_box():
     """On a person the border model's foreground is mostly not the garment: a detected red top between
     black hair and black trousers is red in its box, black without it."""
