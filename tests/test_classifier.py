@@ -121,8 +121,6 @@ def test_measured_colour_of_garment_not_background():
 
 def test_hint_colour_is_the_colour_most_hints_have():
     """Palette dots (a few exact colours) and soft strokes (many shades of one colour) alike."""
-    from PIL import ImageDraw
-
     from classifier.colour import hint_colour
     dots = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
     ImageDraw.Draw(dots).ellipse((20, 20, 80, 80), fill=(200, 30, 35, 255))
