@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
+from sketchshop.config import settings
 from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def cmd_shop_serve(args) -> int:
     log.info("demo shop (layout %s) at %s: generating %d products (seed %d)", args.layout, server.url,
              args.products, args.seed)
     try:
-        holder["products"] = build_products(args.products, seed=args.seed, source=args.source, sale=args.sale)
+        holder["products"] = build_products(args.products, seed=args.seed, source=args.source, sale=args.sale,
+                                            cache_dir=settings().cache_dir / "shop")
     except BaseException:
         server.server.shutdown()
         raise

@@ -32,6 +32,25 @@ def test_stock_is_deterministic_and_labelled(stock):
     assert sum(a.price != b.price for a, b in zip(stock, sale)) == 8
 
 
+def test_a_restarted_shop_reads_its_stock_from_the_cache(stock, tmp_path, monkeypatch, caplog):
+    """`shop serve` (each `make demo`) caches the studio stock it rendered; a broken cache file is rendered again."""
+    import crawler.shop.products as P
+    first = P.build_products(24, seed=2, cache_dir=tmp_path)
+    assert first == stock and len(list(tmp_path.glob("stock-*.zip"))) == 1
+
+    def no_render(*a, **k):
+        raise AssertionError("rendered again")
+    with monkeypatch.context() as m:
+        m.setattr(P, "_from_studio", no_render)
+        assert P.build_products(24, seed=2, cache_dir=tmp_path) == stock
+    cached = next(tmp_path.glob("stock-*.zip"))
+    cached.write_bytes(cached.read_bytes()[:1000])  # a half-written or damaged file
+    assert P.build_products(24, seed=2, cache_dir=tmp_path) == stock
+    assert "unreadable" in caplog.text
+    assert P.build_products(24, seed=3, cache_dir=tmp_path) != stock  # other inputs, another file
+    assert len(list(tmp_path.glob("stock-*.zip"))) == 2
+
+
 def test_robots_sitemap_and_private_pages(stock):
     c = client(stock)
     robots = c.get("/robots.txt").get_data(as_text=True)

@@ -6,9 +6,12 @@ spec maps them onto the shared vocabulary, as it would for a real shop.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import random
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -109,10 +112,27 @@ def _from_source(source, n: int, seed: int):
         yield s.category, s.colour or _dominant_colour(im), dict(s.attributes), im, None, None, None, None
 
 
-def build_products(n: int = 120, seed: int = 0, source=None, size: int = 384, sale: float = 0.0) -> list[ShopProduct]:
-    """The shop's products, deterministic for (n, seed, source). `sale` discounts every 3rd price."""
+def build_products(n: int = 120, seed: int = 0, source=None, size: int = 384, sale: float = 0.0,
+                   cache_dir: Path | None = None) -> list[ShopProduct]:
+    """The shop's products, deterministic for (n, seed, source). `sale` discounts every 3rd price. With `cache_dir`,
+    studio stock is read from a file there when one was rendered with the same inputs and code, else rendered
+    and written there: a restarted demo shop (each `make demo`) serves at once instead of after ~20 s."""
     if n < 1:
         raise UserError("--products must be at least 1")
+    if cache_dir is not None and source is None:
+        path = Path(cache_dir) / f"stock-{_stock_key(n, seed, size, sale)}.zip"
+        try:
+            return _read_stock(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            log.warning("rendering the stock again: %s is unreadable (%s)", path, e)
+        out = build_products(n, seed, None, size, sale)
+        try:
+            _write_stock(path, out)
+        except OSError as e:
+            log.warning("the stock is not cached: %s", e)
+        return out
     rng = random.Random(seed * 7919 + 1)
     it = _from_source(source, n, seed) if source else _from_studio(n, seed, size)
     out = []
@@ -134,4 +154,46 @@ def build_products(n: int = 120, seed: int = 0, source=None, size: int = 384, sa
                                rng.choice(FITS), [_jpeg(im)]))
     if not out:
         raise UserError(f"{source}: no usable images")
+    return out
+
+
+STOCKS_KEPT = 4  # cached studio stocks (the demo's ~30 MB, and a few others)
+
+
+def _stock_key(n: int, seed: int, size: int, sale: float) -> str:
+    """Names a studio stock by its inputs and by the code and libraries that render it."""
+    import hashlib
+
+    import cv2
+    import numpy
+    import PIL
+
+    import sketchshop
+    h = hashlib.sha256(repr((n, seed, size, sale, PIL.__version__, numpy.__version__, cv2.__version__)).encode())
+    pkg = Path(sketchshop.__file__).parent
+    for f in [*sorted((pkg / "studio").glob("*.py")), pkg / "vocab.py", Path(__file__)]:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _write_stock(path: Path, products: list[ShopProduct]) -> None:
+    from sketchshop.files import atomic_write
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{**{k: v for k, v in asdict(p).items() if k != "images"}, "n_images": len(p.images)} for p in products]
+    with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w") as z:  # JPEGs: stored, not deflated again
+        z.writestr("stock.json", json.dumps(rows))
+        for p in products:
+            for i, b in enumerate(p.images):
+                z.writestr(f"{p.id}/{i}.jpg", b)
+    for old in sorted(path.parent.glob("stock-*.zip"), key=lambda q: q.stat().st_mtime)[:-STOCKS_KEPT]:
+        old.unlink(missing_ok=True)
+
+
+def _read_stock(path: Path) -> list[ShopProduct]:
+    with zipfile.ZipFile(path) as z:
+        rows = json.loads(z.read("stock.json"))
+        out = [ShopProduct(**{k: v for k, v in r.items() if k != "n_images"},
+                           images=[z.read(f"{r['id']}/{i}.jpg") for i in range(r["n_images"])]) for r in rows]
+    os.utime(path)  # the least recently used stocks are the ones dropped
+    log.info("stock read from %s", path)
     return out
