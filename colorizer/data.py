@@ -57,7 +57,8 @@ def hint_canvas(rgba: np.ndarray, size: int) -> np.ndarray:
     *rgb, alpha = cv2.split(np.ascontiguousarray(rgba[ly0:ly1, lx0:lx1]))  # planes: per-plane maths is faster
     a = alpha.astype(np.float32) / 255.0
     part = np.zeros((y1 - y0, x1 - x0, 4), np.float32)
-    part[ly0 + oy - y0:ly1 + oy - y0, lx0 + ox - x0:lx1 + ox - x0] = cv2.merge([c.astype(np.float32) * a for c in rgb] + [a])
+    premultiplied = cv2.merge([c.astype(np.float32) * a for c in rgb] + [a])
+    part[ly0 + oy - y0:ly1 + oy - y0, lx0 + ox - x0:lx1 + ox - x0] = premultiplied
     if k >= 2:
         part = cv2.dilate(part, np.ones((k, k), np.uint8))
     out[y0 * q // p:y1 * q // p, x0 * q // p:x1 * q // p] = cv2.resize(
