@@ -67,6 +67,19 @@ def test_stale_cache_of_other_weights_is_not_trusted(cache):
         np.testing.assert_allclose(fast(x)["logits"].numpy(), new(x)["logits"].numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_cache_keeps_the_newest_files_of_each_model(cache):
+    """Each retraining names a new file: the oldest of a model's go, other models' stay."""
+    import os
+    net = Net().eval()
+    assert onnx_module(net, (torch.rand(1, 3, 16, 16),), ("x",), ("logits", "feat"), key="other-1")
+    for i in range(6):
+        assert onnx_module(net, (torch.rand(1, 3, 16, 16),), ("x",), ("logits", "feat"), key=f"net-{i}")
+        [f] = cache.glob(f"net-{i}-*.onnx")
+        os.utime(f, (1000 + i, 1000 + i))  # built in this order, whatever the clock's resolution
+    assert sorted(p.name.split("-")[1] for p in cache.glob("net-*.onnx")) == ["2", "3", "4", "5"]
+    assert len(list(cache.glob("other-*.onnx"))) == 1
+
+
 def test_torch_runtime_opts_out(cache, monkeypatch):
     monkeypatch.setenv("SKETCHSHOP_RUNTIME", "torch")
     settings.cache_clear()
