@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import settings
-from .files import atomic_write
+from .files import atomic_write, keep_newest
 
 log = logging.getLogger(__name__)
 OPSET = 17
+KEPT_PER_MODEL = 4  # cached ONNX files per model (the key's text before its first "-"), the newest
 
 
 @functools.cache
@@ -62,7 +63,8 @@ def onnx_module(module, example: tuple, input_names: tuple, output_names: tuple,
         try:
             if not path.is_file():
                 _export(module, example, input_names, output_names, path, as_dict)
-                _prune(path)
+                # each retraining, code change or test run names a new file of up to 17 MB (1.1 GB here once)
+                keep_newest(path.parent, f"{key.split('-', 1)[0]}-*.onnx", KEPT_PER_MODEL)
             fast = _checked(ort, path, module, example, input_names, output_names, threads, as_dict, rtol, atol)
             break
         except Exception as e:  # a broken cache file, an unsupported operator, a parity miss
@@ -71,19 +73,6 @@ def onnx_module(module, example: tuple, input_names: tuple, output_names: tuple,
                 log.warning("%s stays in eager PyTorch: ONNX Runtime path failed (%s)", key, str(e).splitlines()[0][:200])
                 return None
     return fast
-
-
-def _prune(path: Path, keep: int = 4) -> None:
-    """Keep the `keep` newest cached files of this model (the key's text before its first "-"): each retraining
-    or code change names a new file of up to 17 MB, and the cache grew past 1 GB over a few weeks here."""
-    def built(p: Path) -> float:
-        try:
-            return p.stat().st_mtime
-        except OSError:  # another process pruned it meanwhile
-            return 0.0
-    name = path.name.split("-", 1)[0]
-    for old in sorted(path.parent.glob(f"{name}-*.onnx"), key=built, reverse=True)[keep:]:
-        old.unlink(missing_ok=True)
 
 
 def session_options(threads: int):

@@ -57,3 +57,15 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def keep_newest(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` most recently modified files of `folder` matching `pattern` (a bounded cache).
+    A file another process deletes meanwhile is no error."""
+    def modified(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return 0.0
+    for old in sorted(Path(folder).glob(pattern), key=modified, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)

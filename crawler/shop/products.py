@@ -177,7 +177,7 @@ def _stock_key(n: int, seed: int, size: int, sale: float) -> str:
 
 
 def _write_stock(path: Path, products: list[ShopProduct]) -> None:
-    from sketchshop.files import atomic_write
+    from sketchshop.files import atomic_write, keep_newest
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{**{k: v for k, v in asdict(p).items() if k != "images"}, "n_images": len(p.images)} for p in products]
     with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w") as z:  # JPEGs: stored, not deflated again
@@ -185,8 +185,7 @@ def _write_stock(path: Path, products: list[ShopProduct]) -> None:
         for p in products:
             for i, b in enumerate(p.images):
                 z.writestr(f"{p.id}/{i}.jpg", b)
-    for old in sorted(path.parent.glob("stock-*.zip"), key=lambda q: q.stat().st_mtime)[:-STOCKS_KEPT]:
-        old.unlink(missing_ok=True)
+    keep_newest(path.parent, "stock-*.zip", STOCKS_KEPT)
 
 
 def _read_stock(path: Path) -> list[ShopProduct]:
