@@ -8,15 +8,16 @@ Blueprints: `v1` (public API), `admin` (token-protected crawls and schedules), `
 """
 from __future__ import annotations
 
-from flask import Flask
-
 from sketchshop.config import settings
 
-from . import admin, api, errors, metrics, ops
-from .state import State
 
+def create_app(*, searcher=None, catalog=None, load: bool = True):
+    """A Flask app. The blueprints are imported here, not with the package: `sketchshop serve`'s gunicorn master and
+    every other command import `server.cli` and need none of the models' libraries (torch alone is ~500 MB)."""
+    from flask import Flask
 
-def create_app(*, searcher=None, catalog=None, load: bool = True) -> Flask:
+    from . import admin, api, errors, metrics, ops
+    from .state import State
     s = settings()
     app = Flask(__name__, static_folder="web", static_url_path="/static")
     app.config.update(
