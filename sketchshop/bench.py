@@ -221,7 +221,10 @@ def _load_worker(url: str, files: list[str], concurrency: int, seconds: float, q
     q.put({"lat": lat, "errors": errors[0], "seconds": time.time() - t0})
 
 
-def _tree_rss_mb(pid: int) -> float:
+def _tree_memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """The sum over the process and its children of `VmRSS` (cheap to read; counts pages the gunicorn workers share
+    with each other once per process) or of `Pss` (the shared pages split among their users: the real footprint,
+    but reading it walks the page tables, so it is read once per load level)."""
     total = 0
     pids = [pid]
     try:
@@ -231,8 +234,8 @@ def _tree_rss_mb(pid: int) -> float:
         pass
     for p in pids:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{'status' if field == 'VmRSS' else 'smaps_rollup'}").read_text().splitlines():
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             pass
@@ -266,10 +269,11 @@ def bench_http(photos, levels=(1, 4, 16), seconds: float = 10, workers: int = 2)
             p.start()
             peak = 0.0
             while p.is_alive():
-                peak = max(peak, _tree_rss_mb(srv.pid))
+                peak = max(peak, _tree_memory_mb(srv.pid))
                 time.sleep(0.2)
                 if not q.empty():
                     break
+            pss = _tree_memory_mb(srv.pid, "Pss")
             r = q.get(timeout=60)
             p.join(10)
             lat = np.asarray(r["lat"]) if r["lat"] else np.zeros(1)
@@ -277,7 +281,7 @@ def bench_http(photos, levels=(1, 4, 16), seconds: float = 10, workers: int = 2)
                             "p50_ms": round(float(np.percentile(lat, 50)), 1),
                             "p95_ms": round(float(np.percentile(lat, 95)), 1),
                             "p99_ms": round(float(np.percentile(lat, 99)), 1),
-                            "server_peak_rss_mb": round(peak, 1)}
+                            "server_peak_rss_mb": round(peak, 1), "server_pss_mb": round(pss, 1)}
             log.info("HTTP concurrency %d: %s", c, out[f"c{c}"])
         return out
     finally:
@@ -378,7 +382,8 @@ def markdown(res: dict) -> str:
     for k, v in res.get("http", {}).items():
         if k.startswith("c"):
             rows.append(f"| HTTP photo search, concurrency {k[1:]} | {v['rps']} req/s, p50 {v['p50_ms']} ms, "
-                        f"p99 {v['p99_ms']} ms, {v['errors']} errors, server {v['server_peak_rss_mb']} MB |")
+                        f"p99 {v['p99_ms']} ms, {v['errors']} errors, server {v['server_peak_rss_mb']} MB RSS summed, "
+                        f"{v.get('server_pss_mb', '?')} MB PSS |")
     for k, v in res.get("index", {}).items():
         if k != "dim":
             rows.append(f"| index {int(k):,} x {res['index']['dim']} ({v['kind']}) | top-10 p50 {v['query_ms']['p50']} ms, "
