@@ -8,10 +8,15 @@ Blueprints: `v1` (public API), `admin` (token-protected crawls and schedules), `
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sketchshop.config import settings
 
+if TYPE_CHECKING:
+    from flask import Flask
 
-def create_app(*, searcher=None, catalog=None, load: bool = True):
+
+def create_app(*, searcher=None, catalog=None, load: bool = True) -> Flask:
     """A Flask app. The blueprints are imported here, not with the package: `sketchshop serve`'s gunicorn master and
     every other command import `server.cli` and need none of the models' libraries (torch alone is ~500 MB)."""
     from flask import Flask
