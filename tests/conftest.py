@@ -9,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SKETCHSHOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# The files the product builds and caches (ONNX copies, the demo shop's stock) go to a cache of the tests' own,
+# kept between runs, never to the user's: the tests' throw-away weights would push the user's out of it.
+os.environ.setdefault("SKETCHSHOP_CACHE_DIR", str(ROOT / ".pytest_cache" / "sketchshop"))
 
 
 @pytest.fixture(scope="session")
