@@ -21,7 +21,7 @@ from .files import atomic_write, keep_newest
 
 log = logging.getLogger(__name__)
 OPSET = 17
-KEPT_PER_MODEL = 4  # cached ONNX files per model (the key's text before its first "-"), the newest
+KEPT_PER_MODEL = 4  # cached ONNX files per model (the key's text before its first "-"), the last used
 
 
 @functools.cache
@@ -61,7 +61,9 @@ def onnx_module(module, example: tuple, input_names: tuple, output_names: tuple,
     path = Path(settings().cache_dir) / "onnx" / f"{key}-torch{torch.__version__}-opset{OPSET}.onnx"
     for attempt in (1, 2):  # a cached file that fails is rebuilt once
         try:
-            if not path.is_file():
+            if path.is_file():
+                os.utime(path)  # used: the least recently used files of a model are the ones dropped
+            else:
                 _export(module, example, input_names, output_names, path, as_dict)
                 # each retraining, code change or test run names a new file of up to 17 MB (1.1 GB here once)
                 keep_newest(path.parent, f"{key.split('-', 1)[0]}-*.onnx", KEPT_PER_MODEL)
