@@ -30,7 +30,7 @@ AUGMENT = dict(mosaic=1.0, close_mosaic=1, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, fl
 
 
 def run_dir(name: str) -> Path:
-    return settings().path("detector", "runs", name, "x").parent.resolve()
+    return settings().path("detector", "runs", name, "x").parent
 
 
 def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], imgsz: int = DEFAULTS["imgsz"],

@@ -18,7 +18,7 @@ def ultralytics_offline(threads: int | None = None):
     global _READY
     from sketchshop.config import settings
 
-    root = settings().path("ultralytics", "x").parent.resolve()
+    root = settings().path("ultralytics", "x").parent
     if not _READY:
         os.environ["YOLO_OFFLINE"] = "1"
         os.environ["YOLO_AUTOINSTALL"] = "false"

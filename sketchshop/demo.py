@@ -82,11 +82,12 @@ def demo_shop_port() -> int | None:
 
 
 def crawl_demo_shop(n: int, seed: int, port: int) -> None:
-    if not port_is_free(port):
+    try:
+        shop = start_demo_shop(n, seed, port)
+    except UserError:  # the port is taken
         free = free_port()
         log.warning("port %d is taken: the demo shop is crawled at port %d, where its links will point", port, free)
-        port = free
-    shop = start_demo_shop(n, seed, port)
+        port, shop = free, start_demo_shop(n, seed, free)
     try:
         # The shop answers robots.txt at once but renders its products first: wait for the stock.
         _wait(f"http://127.0.0.1:{port}/_ground_truth.json", timeout=1200)
@@ -123,7 +124,7 @@ def index_is_current(n_products: int) -> bool:
 
 def demo(args) -> int:
     t0 = time.time()
-    data = settings().data_dir.resolve()
+    data = settings().data_dir
     have = catalogue_products()
     if have < args.products:
         log.info("building the demo catalogue: %d studio products, crawled from the demo shop", args.products)
