@@ -33,8 +33,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def _shop_url(url: str | None) -> str | None:
     """A product link on this machine's loopback (the demo shop), named by the host the client reached us at:
     a phone on the network cannot open 127.0.0.1. Links to any other host are the shops' own, untouched."""
-    u, client = urlsplit(url or ""), urlsplit(request.host_url).hostname
-    if u.hostname not in LOOPBACK or not client or client in LOOPBACK:
+    u = urlsplit(url or "")
+    if u.hostname not in LOOPBACK:
+        return url
+    client = urlsplit(request.host_url).hostname
+    if not client or client in LOOPBACK:
         return url
     host = f"[{client}]" if ":" in client else client
     return u._replace(netloc=host + (f":{u.port}" if u.port else "")).geturl()
