@@ -32,33 +32,40 @@ def pad_square(a: np.ndarray, fill) -> tuple[np.ndarray, tuple[int, int, int, in
     return out, (x0, y0, w, h)
 
 
+MAX_PERIOD = 16  # input pixels per period of the hints' scaling beyond which they are resampled first
+
+
 def hint_canvas(rgba: np.ndarray, size: int) -> np.ndarray:
     """(size, size, 4) float32: an RGBA hint layer premultiplied, padded to a centred square, dilated so that small
     dots survive, and area-scaled to `size`. Only the part of the square that holds hints is computed (a layer is
     mostly transparent; the whole square's float maths cost about 2 ms a sketch), widened to whole periods of the
-    scaling (p input pixels to q output pixels) so that it comes out exactly as the whole square would."""
+    scaling (p input pixels to q output pixels) so that it comes out exactly as the whole square would.
+    A square whose side shares few factors with `size` has a long period (931 px and 256: the whole square, 10 ms),
+    so its hints are first resampled (nearest) onto the next multiple of `size`: they move by under a pixel."""
     h, w = rgba.shape[:2]
     n = max(h, w)
     out = np.zeros((size, size, 4), np.float32)
     bx, by, bw, bh = cv2.boundingRect(np.ascontiguousarray(rgba[..., 3]))
     if bw == 0:
         return out
+    region = rgba[by:by + bh, bx:bx + bw]
+    x, y = bx + (n - w) // 2, by + (n - h) // 2  # the region's place in the square
+    if n > size and n // math.gcd(n, size) > MAX_PERIOD:
+        m = math.ceil(n / size) * size
+        x, y, x1, y1 = (round(v * m / n) for v in (x, y, x + bw, y + bh))
+        region = cv2.resize(np.ascontiguousarray(region), (max(1, x1 - x), max(1, y1 - y)), interpolation=cv2.INTER_NEAREST)
+        x, y, n = min(x, m - region.shape[1]), min(y, m - region.shape[0]), m
     k = math.ceil(n / size)
-    p, q = n // math.gcd(n, size), size // math.gcd(n, size)
-    if n <= size:  # enlarging samples neighbours, not areas: the whole square
-        p, q, bx, by, bw, bh = n, size, 0, 0, w, h
-    ox, oy = (n - w) // 2, (n - h) // 2
+    p, q = (n, size) if n <= size else (n // math.gcd(n, size), size // math.gcd(n, size))
 
-    def span(lo, length, off):
-        return max(0, (lo + off - k) // p * p), min(n, -(-(lo + off + length + k) // p) * p)
+    def span(lo, length):  # enlarging samples neighbours, not areas: the whole square
+        return (0, n) if n <= size else (max(0, (lo - k) // p * p), min(n, -(-(lo + length + k) // p) * p))
 
-    (x0, x1), (y0, y1) = span(bx, bw, ox), span(by, bh, oy)
-    lx0, lx1, ly0, ly1 = max(x0 - ox, 0), min(x1 - ox, w), max(y0 - oy, 0), min(y1 - oy, h)
-    *rgb, alpha = cv2.split(np.ascontiguousarray(rgba[ly0:ly1, lx0:lx1]))  # planes: per-plane maths is faster
+    (x0, x1), (y0, y1) = span(x, region.shape[1]), span(y, region.shape[0])
+    *rgb, alpha = cv2.split(np.ascontiguousarray(region))  # planes: per-plane maths is faster
     a = alpha.astype(np.float32) / 255.0
     part = np.zeros((y1 - y0, x1 - x0, 4), np.float32)
-    premultiplied = cv2.merge([c.astype(np.float32) * a for c in rgb] + [a])
-    part[ly0 + oy - y0:ly1 + oy - y0, lx0 + ox - x0:lx1 + ox - x0] = premultiplied
+    part[y - y0:y - y0 + region.shape[0], x - x0:x - x0 + region.shape[1]] = cv2.merge([c.astype(np.float32) * a for c in rgb] + [a])
     if k >= 2:
         part = cv2.dilate(part, np.ones((k, k), np.uint8))
     out[y0 * q // p:y1 * q // p, x0 * q // p:x1 * q // p] = cv2.resize(
