@@ -100,9 +100,10 @@ class Catalog:
 
     # ------------------------------------------------------------------ reading
     def products(self, *, category: str | None = None, colour: str | None = None, shop: str | None = None,
-                 min_price: float | None = None, max_price: float | None = None, q: str | None = None,
-                 page: int = 1, per_page: int = 50) -> Page:
-        """Filtered, paged product list (newest first). Unknown category/colour raise UserError."""
+                 min_price: float | None = None, max_price: float | None = None, currency: str | None = None,
+                 q: str | None = None, page: int = 1, per_page: int = 50) -> Page:
+        """Filtered, paged product list (newest first); `q` is a plain substring of the title or brand.
+        Unknown category/colour raise UserError."""
         page, per_page = max(1, int(page)), max(1, min(500, int(per_page)))
         stmt = select(Product)
         try:
@@ -120,8 +121,11 @@ class Catalog:
             stmt = stmt.where(Product.price >= float(min_price))
         if max_price is not None:
             stmt = stmt.where(Product.price <= float(max_price))
+        if currency:
+            stmt = stmt.where(Product.currency == currency.upper())
         if q:
-            stmt = stmt.where(or_(Product.title.ilike(f"%{q}%"), Product.brand.ilike(f"%{q}%")))
+            like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(or_(Product.title.ilike(like, escape="\\"), Product.brand.ilike(like, escape="\\")))
         with self.session() as s:
             total = s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = s.scalars(stmt.options(selectinload(Product.images), selectinload(Product.labels),

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from sketchshop import vocab
-from sketchshop.images import convert
+from sketchshop.images import convert, hint_mask
 
 
 def _lab(a: np.ndarray) -> np.ndarray:
@@ -158,13 +158,11 @@ def combine_colour(p_head: np.ndarray, rgb) -> np.ndarray:
 
 
 def hint_colour(hints: Image.Image | None) -> tuple[str, float] | None:
-    """Colour of a sketch from its hint layer (RGBA dots; transparent = no hint); None if no hints."""
+    """Colour of a sketch from its hint layer (`images.hint_mask`: dots on transparent or on white); None if no hints."""
     if hints is None:
         return None
     rgba = np.asarray(hints.convert("RGBA"))
-    on = rgba[..., 3] > 127
-    if hints.mode != "RGBA":  # an RGB hint image: white is "no hint"
-        on = np.asarray(hints.convert("RGB")).min(axis=2) < 240
+    on = hint_mask(rgba)
     if on.sum() < 4:
         return None
     px = rgba[..., :3][on].astype(np.float32)

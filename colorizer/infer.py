@@ -20,7 +20,7 @@ from sketchshop import vocab
 from sketchshop.accel import pool
 from sketchshop.config import settings
 from sketchshop.errors import ImageError, TooLarge, UserError
-from sketchshop.images import as_drawing, convert, load_image
+from sketchshop.images import as_drawing, convert, hint_mask, load_image
 from sketchshop.registry import weights_path
 
 from .data import encode_hints, encode_sketch, hint_canvas, make_sketch, pad_square, segment_garment
@@ -156,12 +156,9 @@ class Colorizer:
             hints = load_image(hints, max_pixels=settings().max_image_pixels, mode="RGBA")
         if hints.size != tuple(wh):
             hints = hints.resize(wh, Image.NEAREST)  # the same canvas at another resolution
-        has_alpha = hints.mode in ("RGBA", "LA", "PA") or (hints.mode == "P" and "transparency" in hints.info)
         rgba = np.asarray(hints.convert("RGBA"), np.uint8).copy()
-        if not has_alpha or rgba[..., 3].min() == 255:
-            # strokes on white: every clearly non-white pixel is a hint
-            far = np.abs(rgba[..., :3].astype(np.int16) - 255).max(axis=2) > 40
-            rgba[..., 3] = np.where(far, 255, 0)
+        if rgba[..., 3].min() == 255:  # strokes on white: every clearly non-white pixel is a hint
+            rgba[..., 3] = np.where(hint_mask(rgba), 255, 0)
         pre = hint_canvas(rgba, S)
         m = pre[..., 3] >= 0.5
         out[m, :3] = np.clip(pre[m, :3] / pre[m, 3:], 0, 255).astype(np.uint8)

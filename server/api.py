@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from sketchshop import vocab
-from sketchshop.images import original_scale
+from sketchshop.images import original_box, original_scale
 
 from . import uploads
 from catalog.search import hint_layer
@@ -43,7 +43,7 @@ def _shop_url(url: str | None) -> str | None:
     return u._replace(netloc=host + (f":{u.port}" if u.port else "")).geturl()
 
 
-def _item_json(described, hits, index, scale: float) -> dict:
+def _item_json(described, hits, index, image) -> dict:
     p = described.prediction
     matches = []
     for h in hits:
@@ -54,7 +54,7 @@ def _item_json(described, hits, index, scale: float) -> dict:
                         "image_url": _image_url(d.get("image")), "category": it.category,
                         "colour": it.colour, "score": round(h.score, 4), "matched": h.matched})
     return {
-        "box": [round(v * scale, 1) for v in described.box] if described.box else None,
+        "box": original_box(described.box, image) if described.box else None,
         "whole_image": described.whole_image,
         "detector": ({"category": described.detector_category,
                       "confidence": round(described.detector_confidence, 4)}
@@ -72,9 +72,8 @@ def _item_json(described, hits, index, scale: float) -> dict:
 @bp.post("/search")
 def search():
     image = uploads.image_from("image")
-    scale = original_scale(image)
     kind = uploads.kind_from()
-    hints = uploads.hints_from(scale)
+    hints = uploads.hints_from(original_scale(image))
     top_k = uploads.int_arg("top_k", 10, 1, 50)
     filters = uploads.filters_from()
     searcher = _state().need_searcher()
@@ -83,7 +82,7 @@ def search():
     out = searcher.search(image, kind=kind, hints=hints, top_k=top_k, filters=filters)
     observe_stages(out["timing_ms"])
     return jsonify({"query_id": uuid.uuid4().hex, "kind": out["kind"],
-                    "items": [_item_json(d, hits, searcher.index, scale) for d, hits in out["items"]],
+                    "items": [_item_json(d, hits, searcher.index, image) for d, hits in out["items"]],
                     "timing_ms": out["timing_ms"]})
 
 
@@ -112,10 +111,9 @@ def detect():
     image = uploads.image_from("image")
     searcher = _state().need_searcher()
     found = searcher.detector.predict(image)
-    scale = original_scale(image)
     width, height = image.info.get("original_size", image.size)
     return jsonify({"width": width, "height": height, "items": [
-        {"box": [round(float(v) * scale, 1) for v in f["box"]], "category": f["category"],
+        {"box": original_box(f["box"], image), "category": f["category"],
          "confidence": round(float(f["confidence"]), 4), "whole_image": bool(f.get("whole_image"))}
         for f in found]})
 
@@ -162,7 +160,7 @@ def products():
     page = uploads.int_arg("page", 1, 1, 1_000_000)
     per_page = uploads.int_arg("per_page", 50, 1, 200)
     res = _state().need_catalog().products(category=f.category, colour=f.colour, shop=f.shop,
-                                           min_price=f.min_price, max_price=f.max_price,
+                                           min_price=f.min_price, max_price=f.max_price, currency=f.currency,
                                            q=request.args.get("q") or None, page=page, per_page=per_page)
     return jsonify({"items": [_product_json(d) for d in res.items], "total": res.total,
                     "page": res.page, "per_page": res.per_page})

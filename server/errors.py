@@ -35,8 +35,10 @@ def register(app: Flask) -> None:
         code = {413: "too_large", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited",
                 415: "unsupported_media_type"}.get(e.code, (e.name or "error").lower().replace(" ", "_"))
         message = e.description or e.name
-        if e.code == 413:
-            message = f"request larger than {app.config['MAX_CONTENT_LENGTH'] // 1_000_000} MB"
+        if e.code == 413:  # Werkzeug says which limit in its own words; ours name all three
+            c = app.config
+            message = (f"request too large: at most {c['MAX_CONTENT_LENGTH'] / 1e6:g} MB in all, "
+                       f"{c['MAX_FORM_MEMORY_SIZE'] / 1e6:g} MB in a non-file field and {c['MAX_FORM_PARTS']} parts")
         return error_response(e.code or 500, code, message)
 
     @app.errorhandler(Exception)

@@ -26,14 +26,15 @@ _FILTER_PROPS = {
     "min_price": {"type": "number", "minimum": 0},
     "max_price": {"type": "number", "minimum": 0},
     "shop": {"type": "string"},
-    "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+    "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
 }
 _IMAGE = {"type": "string", "format": "binary",
           "description": "JPEG, PNG, WebP or HEIC; EXIF orientation applied. Read at a long side of 1000 px or a "
                          "little more (a larger image is reduced 2, 3, 4... times); boxes and hint points are in "
                          "the uploaded image's pixels all the same"}
-_HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file) or JSON points '
-          '`[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`'}
+_HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file: strokes on transparent, or on '
+          'white) or JSON points `[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`; '
+          'an empty list or a layer without strokes is the same as no hints'}
 _KIND = {"type": "string", "enum": ["photo", "sketch"],
          "description": ("detected when absent: a drawing on a white (or transparent) canvas, or light strokes on a dark one, "
                          "is a sketch; send `sketch` for a phone photo of a drawing on paper")}

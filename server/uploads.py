@@ -4,14 +4,15 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 from flask import request
 from PIL import Image
 
 from catalog.index import Filters
 from sketchshop import vocab
 from sketchshop.config import settings
-from sketchshop.errors import ImageError
-from sketchshop.images import WORK_SIDE, load_image
+from sketchshop.errors import ImageError, TooLarge
+from sketchshop.images import WORK_SIDE, hint_mask, load_image
 
 from .errors import ApiError
 
@@ -35,8 +36,8 @@ def image_from(field: str = "image", *, required: bool = True, mode: str = "RGB"
         # a hint layer keeps its own, as the colouriser fits it to the sketch
         im = load_image(data, max_pixels=settings().max_image_pixels, mode=mode,
                         max_side=WORK_SIDE if field == "image" else None)
-    except ImageError as e:
-        msg = str(e).replace("<bytes>", field)
+    except (ImageError, TooLarge) as e:
+        msg = str(e).replace("<bytes>", f"'{field}'")
         if "not an image" in msg:
             raise ApiError(415, "unsupported_media_type",
                            f"'{field}' is not a JPEG, PNG, WebP or HEIC image") from None
@@ -53,13 +54,14 @@ def hints_from(scale: float = 1.0) -> Image.Image | list | None:
     Points are in the uploaded image's pixels; `scale` is its `original_scale` (points are divided by it).
     """
     if "hints" in request.files:
-        return image_from("hints", mode="RGBA")
+        layer = image_from("hints", mode="RGBA")
+        return layer if hint_mask(np.asarray(layer)).any() else None  # an empty layer is no hints
     raw = request.form.get("hints")
     if not raw:
         return None
     try:
         pts = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, or an integer past Python's 4300-digit limit
         raise ApiError(400, "bad_hints", "'hints' is neither an image file nor JSON points") from None
     if not isinstance(pts, list) or len(pts) > MAX_HINT_POINTS:
         raise ApiError(400, "bad_hints", f"'hints' must be a list of at most {MAX_HINT_POINTS} points")
@@ -78,7 +80,7 @@ def hints_from(scale: float = 1.0) -> Image.Image | list | None:
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ApiError(400, "bad_hints", f"hint point #{i}: needs x, y and colour or rgb ({e})") from None
         out.append({"x": x / scale, "y": y / scale, "rgb": rgb})
-    return out
+    return out or None
 
 
 def int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -118,7 +120,7 @@ def filters_from() -> Filters:
     f.shop = v.get("shop") or None
     cur = v.get("currency")
     if cur:
-        if len(cur) != 3 or not cur.isalpha():
+        if len(cur) != 3 or not (cur.isascii() and cur.isalpha()):
             raise ApiError(400, "bad_filter", "'currency' must be a three-letter code such as EUR")
         f.currency = cur.upper()
     return f

@@ -62,16 +62,19 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
             raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
         if min(w, h) < MIN_SIDE:
             raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
-        if max_side and max(w, h) >= 2 * max_side:
-            k = max_side / max(w, h)
+        # reduced, a sliver of 16x5000 px would lose its short side: no factor below MIN_SIDE there
+        factor = min(max(w, h) // max_side, min(w, h) // MIN_SIDE) if max_side else 1
+        if factor >= 2:
+            k = max(max_side / max(w, h), MIN_SIDE / min(w, h))
             im.draft(None, (math.ceil(w * k), math.ceil(h * k)))  # JPEG: DCT scaling, a no-op elsewhere
         im.load()
         upright = ImageOps.exif_transpose(im)
         if upright.size != im.size:  # a quarter turn
             w, h = h, w
         im = convert(upright, mode, background)
-        if max_side and max(im.size) >= 2 * max_side:
-            im = im.reduce(max(im.size) // max_side)
+        factor = min(max(im.size) // max_side, min(im.size) // MIN_SIDE) if max_side else 1
+        if factor >= 2:
+            im = im.reduce(factor)
     except (ImageError, TooLarge):
         raise
     except UnidentifiedImageError:
@@ -85,9 +88,16 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
 
 
 def original_scale(im: Image.Image) -> float:
-    """How many pixels of the file one pixel of `im` stands for (1.0 unless `load_image` reduced it)."""
-    w = im.info.get("original_size", im.size)[0]
-    return w / im.width
+    """How many pixels of the file one pixel of `im` stands for (1.0 unless `load_image` reduced it), read on the
+    long side: the short one is rounded to few pixels."""
+    return max(im.info.get("original_size", im.size)) / max(im.size)
+
+
+def original_box(box, im: Image.Image) -> list[float]:
+    """A box on `im` in the file's pixels (`original_scale`), kept inside the file's frame."""
+    s = original_scale(im)
+    w, h = im.info.get("original_size", im.size)
+    return [round(min(max(float(v) * s, 0.0), lim), 1) for v, lim in zip(box, (w, h, w, h))]
 
 
 def convert(im: Image.Image, mode: str = "RGB", background=(255, 255, 255)) -> Image.Image:
@@ -150,6 +160,15 @@ def flatten_paper(rgb: np.ndarray, work: int = 256, stretch: bool = True) -> np.
     f = g / np.maximum(cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
     ink = min(float(np.percentile(f, 1)), 0.9) if stretch else 0.0
     return np.clip((f - ink) / (1.0 - ink) * 255.0, 0, 255).astype(np.uint8)
+
+
+def hint_mask(rgba: np.ndarray) -> np.ndarray:
+    """Where an HxWx4 uint8 hint layer holds hints: its opaque pixels, or, when nothing in it is transparent
+    (coloured strokes on white, as a PNG without alpha arrives), the pixels clearly off white."""
+    alpha = rgba[..., 3]
+    if alpha.min() < 255:
+        return alpha > 127
+    return rgba[..., :3].min(axis=2) < 215
 
 
 def to_array(im) -> np.ndarray:

@@ -127,10 +127,13 @@ def category(name: str, *, allow_coarse: bool = True) -> str:
     vocabulary name or alias, else its last word, the garment in "Casual Shoes" or "Polo T-Shirt", else
     its first; each also in the singular ("Tshirts", "Caps"). VocabError otherwise."""
     k = _key(str(name).replace("_", " "))
-    keys = (c for t in (k, k.replace("-", " "), *_ends(k.split())) for c in (t, _singular(t)))
+    keys = [c for t in (k, k.replace("-", " "), *_ends(k.split())) for c in (t, _singular(t))]
     found = _first_known(keys, CATEGORY_ALIASES, FINE_CATEGORIES + (COARSE_CATEGORIES if allow_coarse else ()))
+    if found is None and _first_known(keys, CATEGORY_ALIASES, COARSE_CATEGORIES):
+        raise VocabError(f"category {name!r} is a group here: name one of {', '.join(FINE_CATEGORIES)}")
     if found is None:
-        raise VocabError(f"unknown category {name!r} (known: {', '.join(FINE_CATEGORIES + ('top',))})")
+        known = FINE_CATEGORIES + (tuple(c for c in COARSE_CATEGORIES if c not in FINE_CATEGORIES) if allow_coarse else ())
+        raise VocabError(f"unknown category {name!r} (known: {', '.join(known)})")
     return found
 
 

@@ -76,6 +76,9 @@ def test_health_and_not_ready_without_index(client):
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1, "y": 2, "rgb": [Infinity, 0, 0]}]'}, 400, "bad_hints"),
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": NaN, "y": 2, "colour": "red"}]'}, 400, "bad_hints"),
     ({"image": (io.BytesIO(_png()), "a.png"), "hints": "[" * 50_000}, 400, "bad_hints"),
+    # found by a fuzzing session: an integer past Python's 4300 digits was a 500
+    ({"image": (io.BytesIO(_png()), "a.png"), "hints": '[{"x": 1' + "0" * 5000 + ', "y": 2, "colour": "red"}]'},
+     400, "bad_hints"),
 ])
 def test_bad_search_requests(client, data, status, code):
     _err(client.post("/v1/search", data=data, content_type="multipart/form-data"), status, code)
@@ -85,13 +88,20 @@ def test_bad_search_requests(client, data, status, code):
 def test_too_large_and_pixel_bomb(client, path, bomb_png):
     big = io.BytesIO(b"\xff\xd8" + b"\0" * 3_000_000)
     _err(client.post(path, data={"image": (big, "a.jpg")}, content_type="multipart/form-data"), 413, "too_large")
-    _err(client.post(path, data={"image": (io.BytesIO(bomb_png), "bomb.png")},
-                     content_type="multipart/form-data"), 413)
+    e = _err(client.post(path, data={"image": (io.BytesIO(bomb_png), "bomb.png")},
+                         content_type="multipart/form-data"), 413)
+    assert e["message"].startswith("'image': 12000x12000")
+    e = _err(client.post(path, data={"image": (io.BytesIO(_png()), "a.png"), "hints": "[" + " " * 2_100_000 + "]"},
+                         content_type="multipart/form-data"), 413, "too_large")
+    assert "2 MB in all, 2 MB in a non-file field and 100 parts" in e["message"]  # every limit, as any may be hit
 
 
 def test_wrong_method_and_unknown_route(client):
     _err(client.get("/v1/search"), 405)
     _err(client.get("/v1/nothing-here"), 404)
+    _err(client.open("/v1/search", method="PROPFIND"), 405)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in metrics and "PROPFIND" not in metrics  # a client's method names no new series
 
 
 def test_products_and_images(client):

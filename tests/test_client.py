@@ -238,3 +238,46 @@ def test_odd_uploads_are_refused_cleanly(client, tmp_path):
     with pytest.raises(ApiError) as e:
         client.search(_jpeg(), hints='[{"x": 1, "y": 2, "colour": "octarine"}]')
     assert e.value.code == "bad_hints"
+
+
+# ---------------------------------------------------------------- found by fuzzing the served API
+def test_products_filter_by_currency_and_read_text_literally(client, live_catalog):
+    total = client.products(per_page=200)["total"]
+    counts = {}
+    for c in sorted({p.currency for p in live_catalog.products}):
+        page = client.products(per_page=200, currency=c.lower())
+        assert page["items"] and all(it["currency"] == c for it in page["items"])
+        counts[c] = page["total"]
+    assert sum(counts.values()) == total  # the filter was ignored before: every currency gave them all
+    assert client.products(currency="XYZ")["total"] == 0
+    for q in ("%", "_", "\\"):
+        assert client.products(q=q)["total"] == 0  # SQL's wildcards and its escape are plain text
+    assert client.products(q=live_catalog.products[0].title.split()[-1].lower())["total"] >= 1
+
+
+def test_empty_hints_are_no_hints(client, live_catalog):
+    p = live_catalog.products[9]
+    plain = client.classify(p.image)
+    for hints in ([], Image.new("RGBA", p.image.size, (0, 0, 0, 0))):
+        got = client.classify(p.image, hints=hints)
+        assert (got["colour"], got["colour_p"]) == (plain["colour"], plain["colour_p"])
+
+
+def test_hints_drawn_on_white_read_like_hints_on_transparent(client, live_catalog):
+    """A hint image without transparency (colour strokes on white) is read as strokes by every model."""
+    p = live_catalog.products[5]
+    on_white = Image.new("RGB", p.hints.size, "white")
+    on_white.paste(p.hints, mask=p.hints.getchannel("A"))
+    want = client.classify(p.sketch, kind="sketch", hints=p.hints)["colour"]
+    assert want not in (None, "white")
+    assert client.classify(p.sketch, kind="sketch", hints=on_white)["colour"] == want  # was "white": the paper
+    assert client.search(p.sketch, kind="sketch", hints=on_white)["items"][0]["colour"] == want
+
+
+@pytest.mark.parametrize("size", [(5000, 16), (16, 5000)])
+def test_slivers_get_boxes_inside_their_frame(client, size):
+    det = client.detect(Image.new("RGB", size, (200, 30, 35)))
+    assert (det["width"], det["height"]) == size and det["items"]
+    for f in det["items"]:
+        x1, y1, x2, y2 = f["box"]
+        assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1]

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from sketchshop.errors import ImageError, TooLarge
-from sketchshop.images import load_image, original_scale
+from sketchshop.images import load_image, original_box, original_scale
 
 
 def _bytes(im, fmt="PNG", **kw):
@@ -38,6 +38,16 @@ def test_phone_photos_are_read_at_the_working_size(fmt):
     small = load_image(_bytes(Image.new("RGB", (1999, 1000)), fmt), max_side=1000)
     assert small.size == (1999, 1000) and original_scale(small) == 1.0  # under 2x: as it is
     assert load_image(_bytes(im, fmt)).size == (4032, 3024)  # no max_side: full size
+
+
+@pytest.mark.parametrize("size,read", [((16, 5000), (16, 5000)), ((5000, 16), (5000, 16)), ((40, 5000), (20, 2500)),
+                                       ((36, 9000), (18, 4500))])
+def test_slivers_are_not_reduced_below_the_smallest_side(size, read):
+    """A long thin image is reduced no further than its short side allows, and its boxes map back inside it."""
+    out = load_image(_bytes(Image.new("RGB", size, (200, 30, 30)), "PNG"), max_side=1000)
+    assert out.size == read and min(out.size) >= 16
+    box = original_box((0, 0, out.width + 0.4, out.height + 0.4), out)  # a box to the edge, as a model rounds it
+    assert box == [0.0, 0.0, float(size[0]), float(size[1])]
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "LA", "P", "CMYK", "I;16", "1"])
