@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchshop import vocab
+from sketchshop.cli import count
 from sketchshop.config import settings
 from sketchshop.errors import UserError
 
@@ -146,6 +147,8 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
                              for h in hits) / top_k)
         if s.colour:
             col_p.append(sum(idx.items_by_id(h.product_id).colour == s.colour for h in hits) / top_k)
+    if not times:
+        raise UserError(f"none of the {len(samples)} queries could be read (see the warnings above)")
     return {"n": len(times),
             f"category_precision@{top_k}": round(float(np.mean(cat_p)), 4) if cat_p else None,
             f"colour_precision@{top_k}": round(float(np.mean(col_p)), 4) if col_p else None, "n_colour": len(col_p),
@@ -173,5 +176,5 @@ def register(cli) -> None:
     p.add_argument("--labels", required=True,
                    help="CSV with file (relative to --queries), category, [colour], [hints: a sketch's RGBA hint layer]")
     p.add_argument("--kind", choices=["photo", "sketch"], help="query kind (detected when absent)")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--top-k", type=count(1), default=10)
     p.add_argument("--json", required=True, help="where to write the metrics")

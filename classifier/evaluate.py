@@ -115,6 +115,9 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
                 colour_preds[j] = (same[0] if same else main)["colour"]
         t_model += time.perf_counter() - t0
         n_done += len(idx)
+    if not n_done:
+        raise UserError(f"none of the {len(samples)} images could be read, for example {skipped[0]['file']}: "
+                        f"{skipped[0]['error']}")
     res = {"n": n_done, **score(samples, preds, colour_preds),
            "ms_per_image": round(t_model * 1000 / max(n_done, 1), 2),
            "ms_per_image_batch1": _latency(clf, samples, domain, detector),

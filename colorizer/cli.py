@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from sketchshop.cli import count, number
+
 
 def _train(args) -> int:
     from sketchshop.errors import UserError
@@ -39,21 +41,21 @@ def register(cli) -> None:
                                 "epoch, metrics.json and colorizer.pt there.")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR",
                    help="photo folders (class subfolders allowed); RGBA cut-outs use their alpha as the mask")
-    p.add_argument("--size", type=int, default=256, help="canvas size in px")
-    p.add_argument("--epochs", type=int, default=40, help="epochs (the last --full-epochs on the full canvas)")
-    p.add_argument("--epoch-size", type=int, default=512, help="pairs per epoch (0 = all)")
-    p.add_argument("--crop", type=int, default=128, help="random crop size for the early epochs")
-    p.add_argument("--full-epochs", type=int, default=6, help="final epochs on the full canvas")
-    p.add_argument("--batch", type=int, default=16, help="batch size (a quarter of it on the full canvas)")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (beta1 0.5)")
-    p.add_argument("--l1", type=float, default=100.0, help="L1 loss weight")
-    p.add_argument("--ssim", type=float, default=10.0, help="(1 - SSIM) loss weight")
-    p.add_argument("--adv", type=float, default=1.0, help="adversarial (LSGAN) loss weight")
-    p.add_argument("--max-minutes", type=float, default=None, help="time budget; the last 30%% goes to full-canvas epochs")
-    p.add_argument("--max-photos", type=int, default=None, help="train on a seeded random subset of the photos")
-    p.add_argument("--studio", type=int, default=0, metavar="N", help="add N rendered studio products (exact masks)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (sketch and hint drawing)")
+    p.add_argument("--size", type=count(32), default=256, help="canvas size in px")
+    p.add_argument("--epochs", type=count(1), default=40, help="epochs (the last --full-epochs on the full canvas)")
+    p.add_argument("--epoch-size", type=count(0), default=512, help="pairs per epoch (0 = all)")
+    p.add_argument("--crop", type=count(16), default=128, help="random crop size for the early epochs")
+    p.add_argument("--full-epochs", type=count(0), default=6, help="final epochs on the full canvas")
+    p.add_argument("--batch", type=count(1), default=16, help="batch size (a quarter of it on the full canvas)")
+    p.add_argument("--lr", type=number(0), default=2e-4, help="Adam learning rate (beta1 0.5)")
+    p.add_argument("--l1", type=number(0), default=100.0, help="L1 loss weight")
+    p.add_argument("--ssim", type=number(0), default=10.0, help="(1 - SSIM) loss weight")
+    p.add_argument("--adv", type=number(0), default=1.0, help="adversarial (LSGAN) loss weight")
+    p.add_argument("--max-minutes", type=number(0), default=None, help="time budget; the last 30%% goes to full-canvas epochs")
+    p.add_argument("--max-photos", type=count(1), default=None, help="train on a seeded random subset of the photos")
+    p.add_argument("--studio", type=count(0), default=0, metavar="N", help="add N rendered studio products (exact masks)")
+    p.add_argument("--threads", type=count(1), default=2, help="torch CPU threads")
+    p.add_argument("--workers", type=count(0), default=0, help="data loader processes (sketch and hint drawing)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="weights file (default var/train/colorizer/colorizer.pt)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
@@ -68,9 +70,9 @@ def register(cli) -> None:
                                 "scores of the photo itself blurred (sigma 1/2/4 px) or filled with its mean colour.")
     p.add_argument("--images", required=True, metavar="DIR", help="photos (class subfolders allowed)")
     p.add_argument("--json", required=True, metavar="OUT", help="where to write the scores")
-    p.add_argument("--hints", type=int, default=30, help="hint dots per garment (0 = none)")
+    p.add_argument("--hints", type=count(0), default=30, help="hint dots per garment (0 = none)")
     p.add_argument("--seed", type=int, default=0, help="seed for the hint positions")
     p.add_argument("--weights", default=None, help="weights file (default: the shipped model)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    p.add_argument("--limit", type=count(1), default=None, help="only the first N photos")
     p.add_argument("--use-category", action="store_true", help="pass the class folder as the category")
     p.add_argument("--sheet", default=None, metavar="PNG", help="also write a contact sheet of the first rows")

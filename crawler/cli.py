@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
+from sketchshop.cli import PORT, count, number
 from sketchshop.config import settings
 from sketchshop.errors import UserError
 
@@ -174,18 +175,18 @@ def register(cli) -> None:
                     description="A small fashion shop: JS-rendered grids, lazy images, load-more and numbered "
                                 "pages, cookie banner, robots.txt, sitemap; with fault injection for tests.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8800)
-    p.add_argument("--products", type=int, default=120, help="number of products")
+    p.add_argument("--port", type=PORT, default=8800)
+    p.add_argument("--products", type=count(1), default=120, help="number of products")
     p.add_argument("--seed", type=int, default=0, help="stock seed (same seed, same shop)")
     p.add_argument("--source", help="ImageFolder dir or labels CSV of real photos instead of the studio")
     p.add_argument("--layout", choices=("a", "b"), default="a", help="site structure (each has a spec)")
-    p.add_argument("--page-size", type=int, default=12, help="products per listing page / load-more step")
+    p.add_argument("--page-size", type=count(1), default=12, help="products per listing page / load-more step")
     p.add_argument("--fail-rate", type=_rate, default=0.0, help="fraction of requests answered with 500")
-    p.add_argument("--slow-ms", type=int, default=0, help="delay added to every response")
+    p.add_argument("--slow-ms", type=count(0), default=0, help="delay added to every response")
     p.add_argument("--broken-images", type=_rate, default=0.0, help="fraction of image responses truncated")
     p.add_argument("--truncate-rate", type=_rate, default=0.0, help="fraction of pages/JSON responses truncated")
-    p.add_argument("--crawl-delay", type=float, help="Crawl-delay to announce in robots.txt")
-    p.add_argument("--sale", type=float, default=0.0, help="discount every third product by this fraction")
+    p.add_argument("--crawl-delay", type=number(0), help="Crawl-delay to announce in robots.txt")
+    p.add_argument("--sale", type=number(0, 1), default=0.0, help="discount every third product by this fraction")
 
     p = cli.command("run", cmd_crawl_run, group="crawl", help="crawl a shop into the catalogue with Chromium",
                     description="Crawl the shop a spec describes (Selenium + headless Chromium, K browsers), "
@@ -193,15 +194,15 @@ def register(cli) -> None:
     p.add_argument("--spec", required=True, help="crawl spec YAML (see crawler/specs/, docs/crawling.md)")
     p.add_argument("--base-url", help="point the spec at the same shop on another host/port")
     p.add_argument("--remote-url", help="Selenium Grid URL instead of local Chromium")
-    p.add_argument("--browsers", type=int, default=2, help="browsers in parallel")
-    p.add_argument("--max-pages", type=int, help="stop after this many listing pages")
-    p.add_argument("--image-workers", type=int, default=4, help="threads downloading images")
+    p.add_argument("--browsers", type=count(1), default=2, help="browsers in parallel")
+    p.add_argument("--max-pages", type=count(1), help="stop after this many listing pages")
+    p.add_argument("--image-workers", type=count(1), default=4, help="threads downloading images")
     p.add_argument("--fresh", action="store_true", help="do not resume an interrupted run; start a new one")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     p = cli.command("bench", cmd_crawl_bench, group="crawl",
                     help="products per minute against a local demo shop, for 1 and 2 browsers")
-    p.add_argument("--products", type=int, default=1000)
+    p.add_argument("--products", type=count(1), default=1000)
     p.add_argument("--browsers", default="1,2", help="comma-separated browser counts")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--layout", choices=("a", "b"), default="a")
@@ -209,7 +210,7 @@ def register(cli) -> None:
 
     p = cli.command("runs", cmd_crawl_runs, group="crawl", help="list recent crawl runs and their counts")
     p.add_argument("--shop")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=count(1), default=20)
     p.add_argument("--json", action="store_true")
 
     p = cli.command("schedule", lambda a: a.parser.print_help() or 2, group="crawl",
@@ -220,8 +221,8 @@ def register(cli) -> None:
     q.add_argument("--spec", required=True)
     q.add_argument("--cron", required=True, help="5-field crontab, e.g. '0 3 * * *' (UTC)")
     q.add_argument("--base-url")
-    q.add_argument("--browsers", type=int, default=2)
-    q.add_argument("--max-pages", type=int)
+    q.add_argument("--browsers", type=count(1), default=2)
+    q.add_argument("--max-pages", type=count(1))
     q.add_argument("--reindex", action="store_true", help="rebuild the search index after each crawl")
     q.set_defaults(func=cmd_schedule_add)
     q = sub.add_parser("list", help="list schedules")
@@ -235,22 +236,22 @@ def register(cli) -> None:
 
     p = cli.command("scheduler", cmd_scheduler,
                     help="the one scheduler process: runs due and queued crawls (never inside web workers)")
-    p.add_argument("--poll", type=float, default=30.0, help="seconds between checks for queued crawls")
-    p.add_argument("--max-ticks", type=int, help=argparse_suppress())
+    p.add_argument("--poll", type=number(0.01), default=30.0, help="seconds between checks for queued crawls")
+    p.add_argument("--max-ticks", type=count(1), help=argparse_suppress())
 
     p = cli.command("classify", cmd_dataset_classify, group="dataset",
                     help="ImageFolder + labels CSV from the catalogue, split by product")
     p.add_argument("--out", required=True)
-    p.add_argument("--val", type=float, default=0.15, help="validation fraction (of products)")
+    p.add_argument("--val", type=number(0, 0.9), default=0.15, help="validation fraction (of products)")
     p.add_argument("--shop")
     p.add_argument("--seed", type=int, default=0)
 
     p = cli.command("detect", cmd_dataset_detect, group="dataset",
                     help="YOLO dataset: product photos boxed by segmentation + composited multi-item scenes")
     p.add_argument("--out", required=True)
-    p.add_argument("--scenes", type=int, default=500, help="composited multi-item scenes")
-    p.add_argument("--size", type=int, default=640, help="scene size (px)")
-    p.add_argument("--val", type=float, default=0.15)
+    p.add_argument("--scenes", type=count(0), default=500, help="composited multi-item scenes")
+    p.add_argument("--size", type=count(32), default=640, help="scene size (px)")
+    p.add_argument("--val", type=number(0, 0.9), default=0.15)
     p.add_argument("--shop")
     p.add_argument("--seed", type=int, default=0)
 

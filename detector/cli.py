@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sketchshop.cli import count, number
 from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,18 +26,18 @@ def register(cli):
     p.add_argument("--images", type=Path, default=None, help="image folder; default: the json's folder")
     p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
                    help="lite0-yolo26: YOLO26 head on a frozen ImageNet EfficientNet-Lite0 trunk; others from scratch")
-    p.add_argument("--imgsz", type=int, default=DEFAULTS["imgsz"], help="training and inference size (long side)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="epochs (unless --hours ends it first)")
-    p.add_argument("--batch", type=int, default=DEFAULTS["batch"])
-    p.add_argument("--hours", type=float, default=None,
+    p.add_argument("--imgsz", type=count(32), default=DEFAULTS["imgsz"], help="training and inference size (long side)")
+    p.add_argument("--epochs", type=count(1), default=DEFAULTS["epochs"], help="epochs (unless --hours ends it first)")
+    p.add_argument("--batch", type=count(1), default=DEFAULTS["batch"])
+    p.add_argument("--hours", type=number(0), default=None,
                    help="wall-time budget; training stops (validated, saved) when it runs out")
     p.add_argument("--name", default="default", help="run name under <data_dir>/detector/runs/")
     p.add_argument("--product-shots", type=Path, default=SHOTS,
                    help="class folders of single-product photos added to training, one GrabCut box each")
-    p.add_argument("--product-shots-n", type=int, default=1000, help="how many of them (0: street photos only)")
-    p.add_argument("--studio-products", type=int, default=0, metavar="N",
+    p.add_argument("--product-shots-n", type=count(0), default=1000, help="how many of them (0: street photos only)")
+    p.add_argument("--studio-products", type=count(0), default=0, metavar="N",
                    help="add N studio product renders (every pattern and colour on shop backdrops), one box each")
-    p.add_argument("--copy-paste", type=int, default=632, metavar="N",
+    p.add_argument("--copy-paste", type=count(0), default=632, metavar="N",
                    help="add N copy-paste scenes: training photos with garments cut (by their pixel masks) "
                         "from other training photos pasted in, rare classes more often (0: none)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
@@ -44,8 +45,8 @@ def register(cli):
                    help="start a fresh run from these Ultralytics weights (e.g. models/detector/detector.pt)")
     p.add_argument("--train-trunk", action="store_true",
                    help="lite0-yolo26: fine-tune the ImageNet trunk too (batch-norm statistics stay frozen)")
-    p.add_argument("--lr0", type=float, default=None, help="initial learning rate (default: the recipe's)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--lr0", type=number(0), default=None, help="initial learning rate (default: the recipe's)")
+    p.add_argument("--threads", type=count(1), default=2, help="torch CPU threads")
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
     p.add_argument("--head", choices=("one2one", "one2many"), default="one2many",
@@ -67,9 +68,9 @@ def register(cli):
     e.add_argument("--products", type=Path, help="folder (searched recursively) of single-product photos")
     e.add_argument("--json", type=Path, required=True, help="output JSON")
     e.add_argument("--weights", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    e.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's)")
-    e.add_argument("--limit", type=int, default=None, help="evaluate only this many images")
-    e.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    e.add_argument("--imgsz", type=count(32), default=None, help="input size (default: the model's)")
+    e.add_argument("--limit", type=count(1), default=None, help="evaluate only this many images")
+    e.add_argument("--threads", type=count(1), default=1, help="ONNX Runtime threads")
     e.add_argument("--one-pass", action="store_true",
                    help="--coco: no mirrored second pass for photos of people: the single pass Ultralytics' own "
                         "predict makes (for comparing with figures from before that pass)")

@@ -5,7 +5,7 @@ import logging
 import os
 import shutil
 
-from sketchshop.errors import UserError
+from sketchshop.cli import PORT, count
 
 log = logging.getLogger(__name__)
 
@@ -14,8 +14,6 @@ def serve(args) -> int:
     # The cores shared out among the workers: by default one worker and one inference thread per core,
     # as several single-threaded workers give a better p99 than fewer multi-threaded ones on a small CPU
     # (field notes); fewer workers get more threads each, for a faster single request.
-    if args.workers < 1:
-        raise UserError(f"--workers must be at least 1, not {args.workers}")
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -58,8 +56,8 @@ def _child_exit(server, worker):
 def register(cli) -> None:
     p = cli.command("serve", serve, help="run the API and the mobile web client with gunicorn")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 behind a proxy)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+    p.add_argument("--port", type=PORT, default=8000)
+    p.add_argument("--workers", type=count(1), default=max(1, os.cpu_count() or 1),
                    help="worker processes (default: one per core); the cores are shared out among them as "
                         "inference threads")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import count
 from .config import PROJECT_ROOT
 from .errors import UserError
 from .net import free_port
@@ -455,7 +456,7 @@ def register(cli) -> None:
     p = cli.command("bench", bench, help="measure search, HTTP, index, crawl and synth speed on this machine")
     p.add_argument("--json", help="write every figure here (and a markdown table beside it)")
     p.add_argument("--quick", action="store_true", help="small sizes: about a minute")
-    p.add_argument("--dim", type=int, default=256, help="embedding size for the index-scale test")
+    p.add_argument("--dim", type=count(1), default=256, help="embedding size for the index-scale test")
     p.add_argument("--no-crawl", action="store_true", help="skip the crawl throughput")
     p.add_argument("--index-sizes", metavar="N,N", help="index sizes to measure (default 10000, or "
                                                          "10000,100000,1000000 without --quick)")

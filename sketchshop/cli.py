@@ -9,6 +9,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import math
 import sys
 
 from .errors import UserError
@@ -28,6 +29,39 @@ GROUPS = {
     "shop": "the demo shop the crawler can crawl offline",
     "index": "build the search index over the catalogue",
 }
+
+
+def count(lo: int = 1, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi], so that a 0 or a negative count is a usage error, not a traceback."""
+    def integer(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(_range(lo, hi) + f", not {v}")
+        return v
+    return integer
+
+
+def number(lo: float = 0.0, hi: float | None = None):
+    """An argparse type: a finite number in [lo, hi]."""
+    def finite(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(v) and v >= lo and (hi is None or v <= hi)):
+            raise argparse.ArgumentTypeError(_range(lo, hi) + f", not {text}")
+        return v
+    return finite
+
+
+def _range(lo, hi) -> str:
+    return f"must be at least {lo}" if hi is None else f"must be between {lo} and {hi}"
+
+
+PORT = count(1, 65535)
 
 
 class CLI:
@@ -70,12 +104,18 @@ def setup_logging(verbose: bool = False) -> None:
 
 def main(argv=None) -> int:
     cli = build()
-    args = cli.parser.parse_args(argv)
+    try:
+        args = cli.parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, argparse has printed why)
+        return int(e.code or 0)
     if not getattr(args, "func", None):
         cli.parser.print_help()
         return 2
-    setup_logging(args.verbose)
     try:
+        setup_logging(args.verbose)  # reads the settings: a bad config file or variable is a UserError
+        if isinstance(getattr(args, "json", None), str):  # an output file: checked before the work, not after it
+            from .files import check_output_file
+            check_output_file(args.json)
         rc = args.func(args)
     except UserError as e:
         print(f"sketchshop: error: {e}", file=sys.stderr)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,6 +28,7 @@ class Settings:
     api_keys: str = ""                      # SKETCHSHOP_API_KEYS: comma-separated; open API when empty
     rate_limit: str = ""                    # SKETCHSHOP_RATE_LIMIT, per API key or client, e.g. "600/minute"
     rate_limit_storage: str = "memory://"   # SKETCHSHOP_RATE_LIMIT_STORAGE, e.g. redis://host:6379
+    trusted_proxies: int = 0                # SKETCHSHOP_TRUSTED_PROXIES: reverse proxies in front (their X-Forwarded-*)
     runtime: str = "onnx"                   # SKETCHSHOP_RUNTIME: onnx (ONNX Runtime) or torch, for served networks
     cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sketchshop"  # built files
     user_agent: str = "sketchshop-crawler/0.1 (+https://github.com/sketchshop)"
@@ -42,31 +45,49 @@ class Settings:
         return p
 
 
-def _coerce(kind, value):
-    if kind in (Path, "Path"):
-        return Path(value)
-    if kind in (int, "int"):
-        return int(value)
-    if kind in (float, "float"):
-        return float(value)
+def _coerce(kind, value, source: str):
+    try:
+        if kind is Path:
+            return Path(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}={value!r}: not {'an integer' if kind is int else 'a number' if kind is float else 'a path'}") from None
     return value
 
 
+def _config_file(path) -> dict:
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"config file {path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if values is not None and not isinstance(values, dict):
+        raise UserError(f"config file {path}: must map setting names to values, not hold a {type(values).__name__}")
+    return values or {}
+
+
 def load_settings(config_file: str | os.PathLike | None = None) -> Settings:
+    """Raises UserError naming the file, key or variable that is wrong."""
     s = Settings()
     config_file = config_file or os.environ.get("SKETCHSHOP_CONFIG")
-    values: dict = {}
+    values, sources = {}, {}
     if config_file:
-        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
+        values = _config_file(config_file)
+        sources = {k: f"{config_file}: {k}" for k in values}
     for f in fields(Settings):
         env = os.environ.get(f"SKETCHSHOP_{f.name.upper()}")
         if env is not None:
-            values[f.name] = env
+            values[f.name], sources[f.name] = env, f"SKETCHSHOP_{f.name.upper()}"
     for k, v in values.items():
         if k not in {f.name for f in fields(Settings)}:
             s.extra[k] = v
             continue
-        setattr(s, k, _coerce(type(getattr(s, k)) if not isinstance(getattr(s, k), Path) else Path, v))
+        default = getattr(s, k)
+        setattr(s, k, _coerce(Path if isinstance(default, Path) else type(default), v, sources[k]))
     # absolute from here on: a relative path would mean another file to any code that resolves it
     # elsewhere (Flask's send_file joins a relative path to the app package's directory)
     for f in fields(Settings):

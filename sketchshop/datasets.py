@@ -55,33 +55,45 @@ def read_labels_csv(csv_path, root=None, *, check_files: bool = True) -> list[Sa
         f = open(csv_path, newline="", encoding="utf-8-sig")
     except OSError as e:
         raise UserError(f"{csv_path}: cannot read ({e.strerror})") from None
-    out = []
     with f:
-        reader = csv.DictReader(f)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if "file" not in cols:
-            raise UserError(f"{csv_path}:1: no 'file' column (columns: {', '.join(cols) or 'none'})")
-        for lineno, row in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
-            where = f"{csv_path}:{lineno}"
-            if not row.get("file"):
-                raise UserError(f"{where}: empty 'file'")
-            s = Sample(root / row["file"])
-            if check_files and not s.path.is_file():
-                raise UserError(f"{where}: image {row['file']!r} not found under {root}")
-            try:
-                if row.get("category"):
-                    s.category = vocab.category(row["category"])
-                if row.get("colour") or row.get("color"):
-                    s.colour = vocab.colour(row.get("colour") or row.get("color"))
-                for a in vocab.ATTRIBUTES:
-                    if row.get(a):
-                        s.attributes[a] = vocab.attribute_value(a, row[a])
-            except vocab.VocabError as e:
-                raise UserError(f"{where}: {e}") from None
-            s.extra = {k: v for k, v in row.items()
-                       if k not in ("file", "category", "colour", "color", *vocab.ATTRIBUTES)}
-            out.append(s)
+        try:
+            return _read_labels(csv.DictReader(f), csv_path, root, check_files)
+        except UnicodeDecodeError:
+            raise UserError(f"{csv_path}: not UTF-8 text (save the CSV as UTF-8)") from None
+        except csv.Error as e:
+            raise UserError(f"{csv_path}: not a readable CSV ({e})") from None
+
+
+def _read_labels(reader: csv.DictReader, csv_path: Path, root: Path, check_files: bool) -> list[Sample]:
+    out = []
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    if "file" not in cols:
+        raise UserError(f"{csv_path}:1: no 'file' column (columns: {', '.join(cols) or 'none'})")
+    for lineno, row in enumerate(reader, start=2):
+        where = f"{csv_path}:{lineno}"
+        if None in row:  # DictReader's key for cells past the header's columns
+            raise UserError(f"{where}: {len(cols) + len(row[None])} cells for the header's {len(cols)} columns")
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if not row.get("file"):
+            raise UserError(f"{where}: empty 'file'")
+        s = Sample(root / row["file"])
+        if check_files and not s.path.is_file():
+            raise UserError(f"{where}: image {row['file']!r} not found under {root}")
+        try:
+            if row.get("category"):
+                s.category = vocab.category(row["category"])
+            if row.get("colour") or row.get("color"):
+                s.colour = vocab.colour(row.get("colour") or row.get("color"))
+            for a in vocab.ATTRIBUTES:
+                if row.get(a):
+                    s.attributes[a] = vocab.attribute_value(a, row[a])
+        except vocab.VocabError as e:
+            raise UserError(f"{where}: {e}") from None
+        s.extra = {k: v for k, v in row.items()
+                   if k not in ("file", "category", "colour", "color", *vocab.ATTRIBUTES)}
+        out.append(s)
+    if not out:
+        raise UserError(f"{csv_path}: no rows under the header")
     return out
 
 

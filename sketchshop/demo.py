@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from . import vocab
+from .cli import PORT, count
 from .config import PROJECT_ROOT, settings
 from .errors import UserError
 from .net import free_port, port_is_free
@@ -174,12 +175,12 @@ def serve(args) -> int:
 def register(cli) -> None:
     p = cli.command("demo", demo, help="build the demo shop, crawl it, index it and serve the API and web client "
                                       "(steps already done are skipped)")
-    p.add_argument("--products", type=int, default=DEMO_PRODUCTS,
+    p.add_argument("--products", type=count(1), default=DEMO_PRODUCTS,
                    help="demo shop size (default: %(default)s, ten of each category in each colour)")
     p.add_argument("--seed", type=int, default=0, help="demo shop stock seed (same seed, same products)")
     p.add_argument("--host", default="127.0.0.1", help="address the API binds (0.0.0.0 behind a proxy)")
-    p.add_argument("--port", type=int, default=8000, help="the API and the web client")
-    p.add_argument("--shop-port", type=int, default=8001,
+    p.add_argument("--port", type=PORT, default=8000, help="the API and the web client")
+    p.add_argument("--shop-port", type=PORT, default=8001,
                    help="the demo shop, for a first crawl: its products' links name this port, and the shop "
                         "is served there beside the API")
     p.add_argument("--no-serve", action="store_true", help="build everything, then exit")

@@ -19,11 +19,19 @@ def _check_writable(parent: Path) -> None:
         raise UserError(f"{parent}: output directory is not writable")
 
 
+def check_output_file(path) -> None:
+    """UserError unless `path` can be written as a file (checked before a long command, not after it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory (give a file name)")
+    _check_writable(path.parent)
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **kw):
     """Open a temp file beside `path`; rename over it only if the block succeeds."""
     path = Path(path)
-    _check_writable(path.parent)
+    check_output_file(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import vocab
+from .cli import count
 from .config import PROJECT_ROOT, settings
 from .errors import UserError
 
@@ -477,8 +478,6 @@ def report(args) -> int:
 
     from .files import atomic_write
     sections = parse_only(args.only)
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be >= 1, not {args.limit}")
     bench_json = Path(args.bench_json) if args.bench_json else None
     bench_res = _read_bench(bench_json) if bench_json else None
     out = Path(args.out)
@@ -572,7 +571,7 @@ def register(cli) -> None:
                     "PASS/MISS, the command behind each number, per-class tables, confusion matrix, contact "
                     "sheets, benchmark table) and DIR/json/eval-*.json.")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (created)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N images per eval (quick runs)")
+    p.add_argument("--limit", type=count(1), default=None, metavar="N", help="at most N images per eval (quick runs)")
     p.add_argument("--only", default=None, metavar="LIST",
                    help="comma-separated sections to run, from: " + ",".join(SECTIONS) + " (default: all)")
     p.add_argument("--no-data-pictures", action="store_true",

@@ -12,3 +12,75 @@ def test_commands_register_without_the_model_libraries():
             "print(sorted(m for m in ('torch', 'timm', 'onnxruntime', 'faiss', 'flask', 'selenium') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.strip() == "[]"
+
+
+import pytest  # noqa: E402
+
+from sketchshop.cli import main  # noqa: E402
+
+
+@pytest.mark.parametrize("argv,culprit", [
+    (["eval", "classifier", "--images", ".", "--labels", "x.csv", "--batch", "0", "--json", "o.json"], "--batch"),
+    (["eval", "search", "--queries", ".", "--labels", "x.csv", "--top-k", "-5", "--json", "o.json"], "--top-k"),
+    (["catalog", "products", "--page", "0"], "--page"),
+    (["catalog", "products", "--per-page", "99999999999999999999"], "--per-page"),
+    (["catalog", "products", "--min-price", "nan"], "--min-price"),
+    (["synth", "--n", "many", "--out", "o"], "--n"),
+    (["serve", "--port", "70000"], "--port"),
+])
+def test_bad_option_values_are_usage_errors(argv, culprit, capsys):
+    assert main(argv) == 2
+    assert culprit in capsys.readouterr().err
+
+
+def test_a_command_that_reads_the_catalogue_never_creates_one(data_dir, capsys):
+    missing = data_dir / "nowhere" / "catalog.db"
+    assert main(["catalog", "stats", "--json", "--db", f"sqlite:///{missing}"]) == 2
+    assert "no catalogue at" in capsys.readouterr().err and not missing.parent.exists()
+    assert main(["catalog", "products"]) == 2  # the default catalogue of an empty data dir: none yet
+    assert not (data_dir / "catalog.db").exists()
+    assert main(["catalog", "stats", "--db", "not a url"]) == 2
+
+
+def test_catalogue_filters_are_checked(data_dir, capsys):
+    from catalog import open_catalog
+    open_catalog().close()
+    assert main(["catalog", "products", "--min-price", "10", "--max-price", "1"]) == 2
+    assert main(["catalog", "products", "--currency", "µµµ"]) == 2
+    assert main(["catalog", "products", "--shop", "\udcff\udcfe"]) == 2  # bytes the shell could not decode
+    assert main(["catalog", "products", "--currency", "eur", "--q", "100%"]) == 0
+    assert "(0 of 0, page 1)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env,text,culprit", [
+    ({"SKETCHSHOP_MAX_UPLOAD_MB": "abc"}, None, "SKETCHSHOP_MAX_UPLOAD_MB='abc': not a number"),
+    ({"SKETCHSHOP_CONFIG": "{missing}"}, None, "cannot read"),
+    ({"SKETCHSHOP_CONFIG": "{file}"}, "data_dir: [unclosed", "not valid YAML"),
+    ({"SKETCHSHOP_CONFIG": "{file}"}, "- a\n- list\n", "must map setting names to values"),
+    ({"SKETCHSHOP_CONFIG": "{file}"}, "max_image_pixels: lots\n", "max_image_pixels='lots': not an integer"),
+])
+def test_a_bad_configuration_is_named_not_a_traceback(env, text, culprit, tmp_path, monkeypatch, capsys):
+    from sketchshop.config import settings
+    config = tmp_path / "sketchshop.yaml"
+    if text is not None:
+        config.write_text(text)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v.format(missing=tmp_path / "none.yaml", file=config))
+    settings.cache_clear()
+    try:
+        assert main(["catalog", "stats"]) == 2
+        assert culprit in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+
+
+def test_eval_with_no_readable_image_or_an_output_folder_fails_saying_so(tmp_path, capsys):
+    (tmp_path / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "labels.csv").write_text("file,category\na.jpg,dress\n")
+    argv = ["eval", "classifier", "--images", str(tmp_path), "--labels", str(tmp_path / "labels.csv"), "--json"]
+    assert main(argv + [str(tmp_path / "out.json")]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+    assert main(argv + [str(tmp_path)]) == 2  # said before any image is read
+    assert "is a directory" in capsys.readouterr().err

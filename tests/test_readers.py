@@ -55,10 +55,13 @@ def test_labels_csv(tmp_path):
     ("file,sleeve\nx/1.jpg,tentacles\n", ":2: unknown sleeve value"),
     ("name,category\nx/1.jpg,dress\n", ":1: no 'file' column"),
     ("file,category\n,dress\n", ":2: empty 'file'"),
+    ("file,category\nx/1.jpg,dress,red,extra\n", ":2: 4 cells for the header's 2 columns"),
+    ("file,category\n", "no rows under the header"),
+    (b"file,category\nx/1.jpg,\xff\xfe\n", "not UTF-8 text"),
 ])
 def test_labels_csv_errors_name_the_line(tmp_path, body, culprit):
     _img(tmp_path / "x" / "1.jpg")
-    (tmp_path / "labels.csv").write_text(body)
+    (tmp_path / "labels.csv").write_bytes(body if isinstance(body, bytes) else body.encode())
     with pytest.raises(UserError, match=culprit.replace("(", r"\(")):
         datasets.read_labels_csv(tmp_path / "labels.csv")
 

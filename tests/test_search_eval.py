@@ -45,12 +45,15 @@ def test_sketch_hints_column_gives_the_colour(live_catalog, tmp_path):
 
 def test_missing_hints_file_is_skipped_not_a_crash(live_catalog, tmp_path):
     from catalog.search_cli import evaluate_search
+    from sketchshop.errors import UserError
     p = live_catalog.products[0]
     p.sketch.save(tmp_path / "s.png")
-    res = evaluate_search(tmp_path, _write(tmp_path, [{"file": "s.png", "category": p.category, "colour": "",
-                                                        "hints": "missing.png"}]), "sketch",
+    missing = {"file": "s.png", "category": p.category, "colour": "", "hints": "missing.png"}
+    res = evaluate_search(tmp_path, _write(tmp_path, [missing, {**missing, "hints": ""}]), "sketch",
                           searcher=live_catalog.searcher)
-    assert res["n"] == 0
+    assert res["n"] == 1
+    with pytest.raises(UserError, match="none of the 1 queries could be read"):  # not an exit 0 with n = 0
+        evaluate_search(tmp_path, _write(tmp_path, [missing]), "sketch", searcher=live_catalog.searcher)
 
 
 def test_describe_cache_is_keyed_by_both_models(tmp_path):

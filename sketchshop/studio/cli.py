@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cli import count
 from ..errors import UserError
 
 EPILOG = """\
@@ -42,11 +43,11 @@ def register(cli) -> None:
                     group=None)
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--n", type=int, help="number of products (every category and colour once n >= 13)")
+    p.add_argument("--n", type=count(1), help="number of products (every category and colour once n >= 13)")
     p.add_argument("--out", type=Path, help="output directory (built atomically; must be new or empty)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--size", type=int, default=384, help="product image size in px (default 384; 256-512 typical)")
-    p.add_argument("--scenes", type=int, default=None, help="number of 640x640 multi-item scenes (default n/5)")
-    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
+    p.add_argument("--size", type=count(32), default=384, help="product image size in px (default 384; 256-512 typical)")
+    p.add_argument("--scenes", type=count(0), default=None, help="number of 640x640 multi-item scenes (default n/5)")
+    p.add_argument("--workers", type=count(1), default=2, help="parallel worker processes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
     p.add_argument("--contact-sheet", type=Path, metavar="PNG", help="also (or only) write a contact sheet PNG")
