@@ -37,6 +37,10 @@ def create_app(*, searcher=None, catalog=None, load: bool = True) -> Flask:
     else:
         state.searcher, state.catalog = searcher, catalog
     app.extensions["sketchshop"] = state
+    if s.trusted_proxies:  # behind nginx: the client's address (rate limits) and host (shop links) from its headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        n = s.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     errors.register(app)
     metrics.register(app)
     ops.register_limits(app)

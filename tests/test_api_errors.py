@@ -179,3 +179,21 @@ def test_api_keys_and_rate_limits(data_dir, monkeypatch):
                     content_type="multipart/form-data").status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
     assert c.get("/healthz").status_code == 200  # ops routes are never limited
+
+
+@pytest.mark.parametrize("proxies", ["0", "1"])
+def test_client_addresses_come_from_a_proxy_only_when_it_is_trusted(data_dir, monkeypatch, proxies):
+    """Behind nginx (`docs/nginx.conf`) every request comes from the proxy's address: with SKETCHSHOP_TRUSTED_PROXIES
+    the rate limit counts per client again; without it, a client's own X-Forwarded-For changes nothing."""
+    monkeypatch.setenv("SKETCHSHOP_RATE_LIMIT", "2/minute")
+    monkeypatch.setenv("SKETCHSHOP_TRUSTED_PROXIES", proxies)
+    from sketchshop.config import settings
+    settings.cache_clear()
+    from server import create_app
+    c = create_app().test_client()
+
+    def codes(client_ip):
+        return [c.post("/v1/search", data={}, headers={"X-Forwarded-For": client_ip},
+                       content_type="multipart/form-data").status_code for _ in range(3)]
+    assert codes("203.0.113.1") == [400, 400, 429]
+    assert codes("203.0.113.2") == ([400, 400, 429] if proxies == "1" else [429, 429, 429])
