@@ -208,9 +208,12 @@ class Catalog:
     # ------------------------------------------------------------------ crawls and schedules
     def request_crawl(self, spec: str, *, base_url: str | None = None, options: dict | None = None,
                       trigger: str = "api") -> dict:
-        """Queue a crawl for the scheduler process (`sketchshop scheduler`) to run. Never crawls here."""
+        """Queue a crawl for the scheduler process (`sketchshop scheduler`) to run. Never crawls here.
+        UserError for options the crawl would not take (`crawler.schedule.crawl_options`)."""
+        from crawler.schedule import crawl_options
+        options = crawl_options(options)
         with self.session() as s:
-            r = CrawlRun(spec=str(spec), base_url=base_url, options=options or {}, trigger=trigger,
+            r = CrawlRun(spec=str(spec), base_url=base_url, options=options, trigger=trigger,
                          status="queued")
             s.add(r)
             s.flush()
@@ -222,13 +225,15 @@ class Catalog:
 
     def add_schedule(self, name: str, spec: str, cron: str, *, base_url: str | None = None,
                      options: dict | None = None, reindex: bool = False) -> dict:
-        from crawler.schedule import parse_cron  # validates the crontab
+        from crawler.schedule import check_schedule_name, crawl_options, parse_cron
+        check_schedule_name(name)
         parse_cron(cron)
+        options = crawl_options(options)
         with self.session() as s:
             if s.scalar(select(Schedule).where(Schedule.name == name)):
                 raise UserError(f"schedule {name!r} already exists (remove it first)")
-            x = Schedule(name=name, spec=str(spec), cron=cron, base_url=base_url, options=options or {},
-                         reindex=reindex)
+            x = Schedule(name=name, spec=str(spec), cron=cron, base_url=base_url, options=options,
+                         reindex=bool(reindex))
             s.add(x)
             s.flush()
             return _schedule_dict(x)

@@ -121,8 +121,12 @@ def cmd_schedule_list(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for x in rows:
+        try:
+            nxt = next_fire(x["cron"]).isoformat(timespec="minutes")
+        except UserError:
+            nxt = "never (fix its cron)"
         print(f"{x['name']:<16} {x['cron']:<16} {x['spec']}  base_url={x['base_url'] or '-'} reindex={x['reindex']} "
-              f"last={x['last_fired_at'] or 'never'} next={next_fire(x['cron']).isoformat(timespec='minutes')}")
+              f"last={x['last_fired_at'] or 'never'} next={nxt}")
     if not rows:
         print("no schedules")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -28,18 +29,62 @@ def parse_cron(expr: str):
     if len(str(expr).split()) != 5:
         raise UserError(f"cron {expr!r}: need 5 fields (minute hour day month weekday), e.g. '0 3 * * *'")
     try:
-        return CronTrigger.from_crontab(expr, timezone=timezone.utc)
+        trigger = CronTrigger.from_crontab(expr, timezone=timezone.utc)
     except ValueError as e:
         raise UserError(f"cron {expr!r}: {e}") from None
+    if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:  # "0 0 30 2 *": February 30th
+        raise UserError(f"cron {expr!r} never fires (no such date)")
+    return trigger
+
+
+SCHEDULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_schedule_name(name) -> str:
+    """A name that fits a URL path segment and a log line (the admin API deletes by name)."""
+    if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
+        raise UserError(f"schedule name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def crawl_options(opts) -> dict:
+    """A queued crawl's options, checked when it is asked for (not when the scheduler runs it at 3 am):
+    browsers (1-16), max_pages (1 or more), remote_url (a Selenium Grid's http(s) URL), reindex (a boolean)."""
+    if opts is None:
+        return {}
+    if not isinstance(opts, dict):
+        raise UserError("options must be a mapping such as {'browsers': 2, 'max_pages': 10}")
+    unknown = set(opts) - {"browsers", "max_pages", "remote_url", "reindex"}
+    if unknown:
+        raise UserError(f"options: unknown {sorted(unknown)} (known: browsers, max_pages, remote_url, reindex)")
+    out = {}
+    for key, lo, hi in (("browsers", 1, 16), ("max_pages", 1, None)):
+        v = opts.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi and v > hi):
+            raise UserError(f"options.{key}: an integer from {lo}{f' to {hi}' if hi else ' up'}, not {v!r}")
+        out[key] = v
+    if opts.get("remote_url") is not None:
+        from .spec import check_base_url
+        out["remote_url"] = check_base_url(opts["remote_url"], "options.remote_url")
+    if "reindex" in opts:
+        if not isinstance(opts["reindex"], bool):
+            raise UserError(f"options.reindex: true or false, not {opts['reindex']!r}")
+        out["reindex"] = opts["reindex"]
+    return out
 
 
 def next_fire(expr: str, after: datetime | None = None) -> datetime:
-    """First fire time strictly after `after` (naive UTC in, naive UTC out)."""
+    """First fire time strictly after `after` (naive UTC in, naive UTC out). UserError if it never fires."""
+    from datetime import timedelta
     after = (after or datetime.now(timezone.utc).replace(tzinfo=None)).replace(tzinfo=timezone.utc)
-    t = parse_cron(expr).get_next_fire_time(None, after)
-    if t <= after:  # get_next_fire_time may return `after` itself when it matches exactly
-        from datetime import timedelta
-        t = parse_cron(expr).get_next_fire_time(None, after + timedelta(seconds=1))
+    trigger = parse_cron(expr)
+    t = trigger.get_next_fire_time(None, after)
+    if t is not None and t <= after:  # get_next_fire_time may return `after` itself when it matches exactly
+        t = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    if t is None:
+        raise UserError(f"cron {expr!r} never fires after {after:%Y-%m-%d %H:%M}")
     return t.astimezone(timezone.utc).replace(tzinfo=None)
 
 
@@ -51,7 +96,12 @@ def fire_due(cat, now: datetime | None = None) -> list[int]:
     with cat.session() as s:
         # on PostgreSQL a second scheduler (another host) skips the rows this one is firing
         for x in s.scalars(select(Schedule).where(Schedule.enabled.is_(True)).with_for_update(skip_locked=True)):
-            if next_fire(x.cron, x.last_fired_at or x.created_at) <= now:
+            try:
+                due = next_fire(x.cron, x.last_fired_at or x.created_at) <= now
+            except UserError as e:  # stored before its cron was checked this well: it alone is skipped
+                log.error("schedule %s: %s", x.name, e)
+                continue
+            if due:
                 active = s.scalar(select(CrawlRun.id).where(CrawlRun.trigger == f"schedule:{x.name}",
                                                             CrawlRun.status.in_(("queued", "running"))))
                 x.last_fired_at = now
@@ -93,8 +143,9 @@ def run_queued(cat, progress: bool = False) -> list[dict]:
             run_id, spec_path, base_url, opts = run.id, run.spec, run.base_url, dict(run.options or {})
             trigger = run.trigger
         try:
+            opts = crawl_options(opts)  # rows queued before options were checked
             spec = load_spec(spec_path, base_url=base_url)
-            res = crawl(spec, browsers=int(opts.get("browsers", 2)), max_pages=opts.get("max_pages"),
+            res = crawl(spec, browsers=opts.get("browsers", 2), max_pages=opts.get("max_pages"),
                         remote_url=opts.get("remote_url"), run_id=run_id, trigger=trigger, catalog=cat,
                         progress=progress)
             if opts.get("reindex") and res["status"] == "done":

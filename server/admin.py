@@ -23,8 +23,8 @@ def _auth():
     token = settings().admin_token
     if not token:
         raise ApiError(403, "admin_disabled", "the admin API is disabled (set SKETCHSHOP_ADMIN_TOKEN)")
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "unauthorized", "missing or wrong admin token (Authorization: Bearer ...)")
 
 
@@ -60,7 +60,7 @@ def start_crawl():
     body = _body()
     base_url = _str(body, "base_url", False)
     run = _catalog().request_crawl(checked_spec_path(_str(body, "spec"), base_url), base_url=base_url,
-                                   options=body.get("options") if isinstance(body.get("options"), dict) else None)
+                                   options=body.get("options"))
     return jsonify(run), 202
 
 
@@ -90,8 +90,12 @@ def list_schedules():
 def add_schedule():
     body = _body()
     base_url = _str(body, "base_url", False)
+    reindex = body.get("reindex", False)
+    if not isinstance(reindex, bool):
+        raise ApiError(400, "bad_request", f"'reindex' must be true or false, not {reindex!r}")
     sched = _catalog().add_schedule(_str(body, "name"), checked_spec_path(_str(body, "spec"), base_url),
-                                    _str(body, "cron"), base_url=base_url, reindex=bool(body.get("reindex", False)))
+                                    _str(body, "cron"), base_url=base_url, options=body.get("options"),
+                                    reindex=reindex)
     return jsonify(sched), 201
 
 

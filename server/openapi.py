@@ -99,12 +99,18 @@ SCHEMAS = {
     "CrawlRequest": {"type": "object", "required": ["spec"], "properties": {
         "spec": {"type": "string", "description": "crawl spec path on the server, e.g. crawler/specs/demo-a.yaml "
                  "(relative to the server's working directory); checked now (400 if it does not load), stored absolute"},
-        "base_url": {"type": "string"}, "options": {"type": "object"}}},
+        "base_url": {"type": "string"}, "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
+    "CrawlOptions": {"type": "object", "additionalProperties": False, "properties": {
+        "browsers": {"type": "integer", "minimum": 1, "maximum": 16}, "max_pages": {"type": "integer", "minimum": 1},
+        "remote_url": {"type": "string", "description": "a Selenium Grid, e.g. http://grid:4444/wd/hub"},
+        "reindex": {"type": "boolean"}}},
     "Schedule": {"type": "object", "additionalProperties": True, "properties": {
         "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"}}},
     "ScheduleRequest": {"type": "object", "required": ["name", "spec", "cron"], "properties": {
-        "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"},
-        "base_url": {"type": "string"}, "reindex": {"type": "boolean"}}},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, "spec": {"type": "string"},
+        "cron": {"type": "string", "description": "5 fields, UTC, e.g. '0 3 * * *'; 400 if it never fires"},
+        "base_url": {"type": "string"}, "reindex": {"type": "boolean"},
+        "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
     "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"},
                                                 "problems": {"type": "object", "additionalProperties": {"type": "string"}}}},
 }

@@ -150,6 +150,22 @@ def test_admin_rejects_what_it_cannot_store(client):
     _err(client.get("/v1/crawls/99999999999999999999", headers=auth), 404, "not_found")
 
 
+def test_admin_refuses_what_a_crawl_could_not_run(client):
+    """Found by fuzzing the admin API: each was accepted (202/201) and broke later, or was a 500."""
+    auth = {"Authorization": "Bearer s3cret"}
+    _err(client.get("/v1/crawls", headers={"Authorization": "s3cret"}), 401)  # the token without its scheme
+    spec = "crawler/specs/demo-a.yaml"
+    for body in ({"spec": spec, "options": {"browsers": "lots"}}, {"spec": spec, "options": {"max_pages": -1}},
+                 {"spec": spec, "options": {"threads": 4}}, {"spec": spec, "base_url": "http://[::1"},
+                 {"spec": spec, "base_url": "http://127.0.0.1:99999"}):
+        _err(client.post("/v1/crawls", json=body, headers=auth), 400, "bad_request")
+    sched = {"name": "n", "spec": spec, "cron": "0 3 * * *"}
+    for bad in ({"cron": "0 0 30 2 *"}, {"name": "a/b"}, {"name": "nul\u0000"}, {"reindex": "false"},
+                {"options": {"browsers": 0}}, {"base_url": "http://[::1"}):
+        _err(client.post("/v1/schedules", json={**sched, **bad}, headers=auth), 400, "bad_request")
+    assert client.get("/v1/schedules", headers=auth).get_json()["items"] == []
+
+
 def test_admin_disabled_without_token(data_dir, monkeypatch):
     monkeypatch.delenv("SKETCHSHOP_ADMIN_TOKEN", raising=False)
     from sketchshop.config import settings

@@ -20,6 +20,57 @@ def test_cron_parsing_and_next_fire():
     for bad in ("0 3 * *", "61 * * * *", "x y z a b", ""):
         with pytest.raises(UserError):
             parse_cron(bad)
+    for never in ("0 0 30 2 *", "0 0 31 4 *"):  # February 30th, April 31st: valid fields, no such date
+        with pytest.raises(UserError, match="never fires"):
+            parse_cron(never)
+
+
+def test_a_schedule_that_never_fires_stops_no_other(data_dir):
+    """One stored before crons were checked for dates that exist: skipped alone, listed as never firing."""
+    from catalog import open_catalog
+    from catalog.models import Schedule
+    from crawler.schedule import fire_due
+    from sketchshop.cli import main
+    cat = open_catalog()
+    cat.add_schedule("ok", str(SPEC_A), "* * * * *")
+    with cat.session() as s:
+        s.add(Schedule(name="feb30", spec=str(SPEC_A), cron="0 0 30 2 *", options={}))
+        for x in s.query(Schedule):
+            x.created_at = datetime.utcnow() - timedelta(minutes=2)
+    runs = fire_due(cat)
+    assert [r["trigger"] for r in cat.runs() if r["id"] in runs] == ["schedule:ok"]
+    assert main(["crawl", "schedule", "list"]) == 0
+
+
+@pytest.mark.parametrize("options,culprit", [
+    ({"browsers": "lots"}, "options.browsers"), ({"browsers": 0}, "options.browsers"),
+    ({"max_pages": -1}, "options.max_pages"), ({"remote_url": "http://[::1"}, "remote_url"),
+    ({"reindex": "false"}, "options.reindex"), ({"threads": 4}, "unknown"), (["browsers"], "mapping"),
+])
+def test_crawl_options_are_checked_when_asked_for(data_dir, options, culprit):
+    from catalog import open_catalog
+    from sketchshop.errors import UserError
+    cat = open_catalog()
+    with pytest.raises(UserError, match=culprit):
+        cat.request_crawl(str(SPEC_A), options=options)
+    with pytest.raises(UserError, match=culprit):
+        cat.add_schedule("x", str(SPEC_A), "0 3 * * *", options=options)
+    assert cat.runs() == [] and cat.schedules() == []
+
+
+def test_a_bad_queued_run_fails_alone(data_dir):
+    """A row queued with options no crawl takes (stored before they were checked) is marked failed, and the queue
+    goes on: it used to fail every scheduler tick, holding every run behind it."""
+    from catalog import open_catalog
+    from catalog.models import CrawlRun
+    from crawler.schedule import run_queued
+    cat = open_catalog()
+    with cat.session() as s:
+        s.add(CrawlRun(spec=str(SPEC_A), options={"browsers": "lots"}, trigger="api", status="queued"))
+        s.add(CrawlRun(spec="/nonexistent.yaml", options={}, trigger="api", status="queued"))
+    done = run_queued(cat)
+    assert [(r["status"], "browsers" in (r["error"] or "") or "spec" in (r["error"] or "")) for r in done] == [
+        ("failed", True), ("failed", True)]
 
 
 def test_schedule_cli_add_list_remove(data_dir, capsys):
