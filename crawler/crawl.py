@@ -334,7 +334,8 @@ class Crawl:
         p = self.spec.politeness
         last = "?"
         for attempt in range(p.retries + 1):
-            if attempt:
+            if attempt:  # said as it happens: a shop that hangs takes timeout_s per attempt
+                log.info("%s: %s on attempt %d of %d; retrying", url, last, attempt, p.retries + 1)
                 self.polite.backoff(attempt - 1)
             try:
                 if navigate or attempt:
@@ -568,6 +569,12 @@ class Crawl:
                 run = s.get(CrawlRun, self.run.id)
                 pending = s.scalar(select(CrawlTask.id).where(CrawlTask.run_id == run.id,
                                                               CrawlTask.status == "pending").limit(1))
+                done_any = s.scalar(select(CrawlTask.id).where(CrawlTask.run_id == run.id,
+                                                               CrawlTask.status == "done").limit(1))
+                first_error = s.scalar(select(CrawlTask.error).where(CrawlTask.run_id == run.id,
+                                                                     CrawlTask.status == "failed").limit(1))
+                if not fatal and first_error and not done_any:  # nothing crawled: a broken shop or spec, not "done"
+                    fatal = f"every page failed, e.g. {first_error}"
                 run.status = "failed" if fatal else ("partial" if pending else "done")
                 run.error = fatal
                 run.finished_at = utcnow()

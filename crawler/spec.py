@@ -30,6 +30,10 @@ class Politeness:
     user_agent: str | None = None        # default: settings().user_agent
 
 
+POLITENESS_TYPES = {"requests_per_second": (int, float), "obey_robots": (bool,), "retries": (int,),
+                    "backoff_s": (int, float), "timeout_s": (int, float), "user_agent": (str, type(None))}
+
+
 @dataclass
 class PageSpec:
     ready: str                            # CSS: the content is there
@@ -162,20 +166,43 @@ def load_spec(path, base_url: str | None = None) -> Spec:
         raise UserError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(d, dict):
         raise UserError(f"{p}: a spec is a YAML mapping")
+    base = check_base_url(base_url or d.get("base_url"), str(p))
+    try:
+        return _spec(d, p, base)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:  # a value of the wrong shape
+        raise UserError(f"{p}: invalid spec ({type(e).__name__}: {e})") from None
+
+
+def check_base_url(base, where: str = "base_url") -> str:
+    """`base` if it is an http(s) URL with a host (and a valid port); UserError naming it otherwise."""
+    try:
+        u = urlsplit(base) if isinstance(base, str) else None
+        port_ok = u is not None and (u.port is None or u.port > 0)  # .port raises on 99999 and on "[::1"
+    except ValueError as e:
+        raise UserError(f"{where}: base_url {base!r}: {e}") from None
+    if not (u and u.scheme in ("http", "https") and u.hostname and port_ok):
+        raise UserError(f"{where}: base_url must be an http(s) URL (got {base!r}); set it or pass --base-url")
+    return base
+
+
+def _spec(d: dict, p: Path, base: str) -> Spec:
     w = str(p)
-    base = base_url or d.get("base_url")
-    if not base or urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
-        raise UserError(f"{w}: base_url must be an http(s) URL (got {base!r}); set it or pass --base-url")
     facets = {k: _map_facet(k, v, f"{w}: facets") for k, v in (d.get("facets") or {}).items()}
     starts = _req(d, "start_urls", w, list)
+    if not starts:
+        raise UserError(f"{w}: start_urls is empty: nothing to crawl")
     for s in starts:
         if isinstance(s, dict):
             if not s.get("url") or not all(k in facets and str(v) in facets[k] for k, v in (s.get("facets") or {}).items()):
                 raise UserError(f"{w}: start URL {s!r}: needs 'url' and facet values listed under 'facets'")
             continue
-        for n in re.findall(r"{(\w+)}", str(s)):
+        if not isinstance(s, str) or not s.strip():
+            raise UserError(f"{w}: start URL {s!r}: a URL or path template such as '/c/{{category}}'")
+        for n in re.findall(r"{(\w+)}", s):
             if n not in facets:
                 raise UserError(f"{w}: start URL {s!r} uses facet '{n}' that 'facets' does not define")
+        if set("{}") & set(re.sub(r"{\w+}", "", s)):  # start_tasks fills in {name} and nothing else
+            raise UserError(f"{w}: start URL {s!r}: not a template of {{facet}} names")
     L = _req(d, "listing", w, dict)
     listing = ListingSpec(ready=_req(L, "ready", f"{w}: listing"), fields=_fields(L.get("fields"), f"{w}: listing"),
                           error=L.get("error"), page_complete=L.get("page_complete"),
@@ -205,18 +232,28 @@ def load_spec(path, base_url: str | None = None) -> Spec:
     bad = set(pol) - set(Politeness.__dataclass_fields__)
     if bad:
         raise UserError(f"{w}: politeness: unknown keys {sorted(bad)}")
-    try:
-        politeness = Politeness(**pol)
-        if politeness.requests_per_second <= 0 or politeness.retries < 0:
-            raise ValueError("requests_per_second must be > 0 and retries >= 0")
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{w}: politeness: {e}") from None
+    politeness = Politeness(**pol)
+    for k, v in vars(politeness).items():  # YAML gives any type
+        want = POLITENESS_TYPES[k]
+        if not isinstance(v, want) or isinstance(v, bool) and bool not in want:
+            raise UserError(f"{w}: politeness.{k}: must be {' or '.join(t.__name__ for t in want)}, not {v!r}")
+    if not (0 < politeness.requests_per_second <= 100 and 0 <= politeness.retries <= 20
+            and 0 < politeness.timeout_s <= 600 and 0 <= politeness.backoff_s <= 60):
+        raise UserError(f"{w}: politeness: requests_per_second in (0, 100], retries 0-20, timeout_s in (0, 600], "
+                        "backoff_s 0-60")
     return Spec(name=_req(d, "name", w), base_url=base.rstrip("/"), start_urls=[s if isinstance(s, dict) else str(s) for s in starts],
                 facets=facets, listing=listing, product_page=pp, attributes=attrs, politeness=politeness,
-                block=tuple((d.get("browser") or {}).get("block", BLOCK_DEFAULT)),
+                block=_block(d.get("browser") or {}, w),
                 cookie_banner=d.get("cookie_banner"), min_image_side=int(d.get("min_image_side", 64)),
                 label_fields={str(k): str(v) for k, v in label_fields.items()},
                 path=str(p.resolve()))
+
+
+def _block(browser: dict, where: str) -> tuple[str, ...]:
+    block = browser.get("block", BLOCK_DEFAULT)
+    if isinstance(block, str) or not all(isinstance(b, str) for b in block):
+        raise UserError(f"{where}: browser.block is a list of URL patterns such as ['*.woff2']")
+    return tuple(block)
 
 
 def parse_price(text: str | None) -> tuple[float | None, str | None]:

@@ -148,6 +148,26 @@ def test_robots_txt_is_obeyed(stock, data_dir, tmp_path):
     assert open_catalog().stats()["products"] == N
 
 
+def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path, capsys):
+    """A shop whose pages never show what the spec waits for (a changed layout, an error page for everything):
+    the run is "failed", naming a page's error, and `crawl run` exits 1; it used to end "done" with 0 products."""
+    _need_chromium()
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    from sketchshop.cli import main
+    d = yaml.safe_load(by_category_spec(tmp_path, name="changed-shop").read_text())
+    d["listing"]["ready"] = ".a-class-this-shop-never-had"
+    d["start_urls"] = ["/c/dresses", "/c/skirts"]
+    d["politeness"].update(retries=0, timeout_s=1)
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(d))
+    with shop(stock, layout="a") as url:
+        res = crawl(load_spec(tmp_path / "changed.yaml", base_url=url), browsers=1, progress=False)
+        assert (res["status"], res["products"], res["failed"]) == ("failed", 0, 2)
+        assert "every page failed, e.g." in res["error"] and "/c/" in res["error"]
+        assert main(["crawl", "run", "--spec", str(tmp_path / "changed.yaml"), "--base-url", url,
+                     "--browsers", "1"]) == 1
+
+
 def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
     _need_chromium()
     from catalog import open_catalog

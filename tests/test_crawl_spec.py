@@ -36,6 +36,20 @@ def _write(tmp_path, d) -> Path:
     (lambda d: d["politeness"].update(requests_per_second=0), "politeness"),
     (lambda d: d["politeness"].update(speed=3), "unknown keys"),
     (lambda d: d.update(base_url="not a url"), "base_url"),
+    # found by fuzzing the crawler: each was a traceback at crawl time, or a crawl of nothing that said "done"
+    (lambda d: d.update(base_url="http://[::1"), "Invalid IPv6 URL"),
+    (lambda d: d.update(base_url="http://127.0.0.1:99999"), "out of range"),
+    (lambda d: d.update(facets="x"), "invalid spec"),
+    (lambda d: d.update(browser="x"), "invalid spec"),
+    (lambda d: d.update(browser={"block": "*.jpg"}), "browser.block"),
+    (lambda d: d.update(min_image_side="big"), "invalid spec"),
+    (lambda d: d["politeness"].update(timeout_s=-1), "timeout_s"),
+    (lambda d: d["politeness"].update(retries=1.5), "politeness.retries: must be int"),
+    (lambda d: d["politeness"].update(requests_per_second="fast"), "politeness.requests_per_second"),
+    (lambda d: d.update(start_urls=["/c/{category}}"]), "not a template"),
+    (lambda d: d.update(start_urls=["/c/{category!r}"]), "not a template"),
+    (lambda d: d.update(start_urls=[123, None]), "start URL 123"),
+    (lambda d: d.update(start_urls=[]), "start_urls is empty"),
 ])
 def test_bad_specs_name_the_problem(tmp_path, mutate, needle):
     from crawler.spec import load_spec
