@@ -13,6 +13,7 @@ resumes the interrupted run; products are keyed by (shop, product id), so none i
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -32,7 +33,7 @@ from sqlalchemy import select
 
 from catalog import ProductRecord, open_catalog
 from catalog.models import CrawlRun, CrawlTask, utcnow
-from sketchshop.errors import ImageError, UserError
+from sketchshop.errors import ImageError, TooLarge, UserError
 
 from .spec import PageSpec, Spec, parse_price
 
@@ -190,6 +191,8 @@ class Polite:
                 continue
             try:
                 return validate(data) if validate else data
+            except TooLarge as e:  # a pixel bomb stays one: no retry, and the product keeps its other images
+                raise FetchError(f"{url}: {str(e).replace('<bytes>: ', '')}") from None
             except ImageError as e:
                 last = str(e)
         raise FetchError(f"{url}: {last} after {self.p.retries + 1} attempts")
@@ -398,6 +401,7 @@ class Crawl:
         except UserError as e:
             self.results.put(("fatal", None, str(e)))
             return
+        task = None
         try:
             while not self.stop.is_set():
                 try:
@@ -412,6 +416,7 @@ class Crawl:
                 with self.lock:
                     if self.max_pages is not None and self.pages_taken >= self.max_pages:
                         self.results.put(("skip", task, None))
+                        task = None
                         continue
                     self.pages_taken += 1
                 try:
@@ -431,13 +436,21 @@ class Crawl:
                                 raw["robots_skipped_page"] = purl
                         futures.append(self.pool.submit(self._record, raw, task.facet, task.url))
                     self.results.put(("page", task, (futures, nxt)))
+                    task = None
                     self.t_listed = time.monotonic()
                 except FetchError as e:
                     log.warning("listing failed: %s", e)
                     self.results.put(("failed", task, str(e)))
+                    task = None
                     driver = self._healthy(driver, make_driver)
+        except Exception as e:  # a browser lost for good: the writer says why, once (not a thread's traceback)
+            if not self.stop.is_set():
+                if task is not None:
+                    self.tasks.put(task)  # another browser takes its page
+                self.results.put(("fatal", None, f"browser {idx}: {type(e).__name__}: {e}"))
         finally:
-            driver.quit()
+            with contextlib.suppress(Exception):
+                driver.quit()
 
     def _healthy(self, driver, make_driver):
         """The same driver if it still answers, else a new one (a crashed Chromium must not fail the rest)."""

@@ -97,3 +97,31 @@ def test_unreachable_shop_is_a_clear_error(data_dir):
     spec.politeness.retries, spec.politeness.backoff_s = 1, 0.05
     with pytest.raises(UserError, match="cannot reach"):
         crawl(spec, browsers=1, progress=False)
+
+
+def test_a_pixel_bomb_image_fails_alone_at_once(tmp_path):
+    """An image of 144 Mpx in a few kB: a FetchError for that image, named, without retrying it (the crawl keeps the
+    product and its other images). It was a TooLarge that dropped the whole product as '<bytes>: ...'."""
+    import io
+
+    from flask import Flask
+    from PIL import Image
+
+    from crawler.crawl import FetchError, Polite
+    from crawler.shop import ShopServer
+    from crawler.spec import load_spec
+    from sketchshop.images import load_image
+    buf = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buf, "PNG")
+    app, hits = Flask("bombs"), []
+
+    @app.get("/bomb.png")
+    def bomb():
+        hits.append(1)
+        return buf.getvalue(), 200, {"Content-Type": "image/png"}
+    with ShopServer(app) as url:
+        spec = load_spec(SPECS[0], base_url=url)
+        spec.politeness.obey_robots = False
+        with pytest.raises(FetchError, match="bomb.png: 12000x12000 is more than") as e:
+            Polite(spec, "sketchshop-test/1").get_bytes(url + "/bomb.png", load_image)
+    assert "<bytes>" not in str(e.value) and len(hits) == 1
