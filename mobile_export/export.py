@@ -212,6 +212,7 @@ def export(out, models=MODELS, *, int8: bool = False, weights: dict | None = Non
                 "latency": "median ms of 15 runs after 3 warm-up runs, batch 1, 1 CPU thread, on the export machine",
                 "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
                 "parity_thresholds": _thresholds(), "models": {}}
+    _replaceable(Path(out))
     with atomic_dir(out) as stage:
         with tqdm(total=len(targets) * (6 + int8), unit="step", mininterval=1) as bar:
             for t in targets:
@@ -247,14 +248,24 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def _replaceable(out: Path) -> None:
+    """An export replaces `out` whole: only an earlier export (its manifest) or an empty folder, never a file or a
+    folder of the user's."""
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).is_file())):
+        raise UserError(f"{out}: exists and is not an export directory (no {MANIFEST}); choose another --out")
+
+
 def load_manifest(out) -> dict:
     p = Path(out) / MANIFEST
     try:
-        return json.loads(p.read_text())
+        m = json.loads(p.read_text())
     except FileNotFoundError:
         raise UserError(f"{p}: no manifest (not an export directory)") from None
     except (OSError, ValueError) as e:
         raise UserError(f"{p}: unreadable manifest ({e})") from None
+    if not isinstance(m, dict) or not isinstance(m.get("models"), dict):
+        raise UserError(f"{p}: not a manifest (a JSON object with 'models')")
+    return m
 
 
 def verify(out) -> list[str]:

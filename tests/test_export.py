@@ -175,6 +175,22 @@ def test_missing_checkpoint_and_bad_options(tmp_path, capsys):
     assert rc == 2 and "teapot" in capsys.readouterr().err
     rc = main(["export", "--out", str(tmp_path / "nothing"), "--verify"])
     assert rc == 2 and "manifest" in capsys.readouterr().err
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "manifest.json").write_text("[]")
+    assert main(["export", "--out", str(tmp_path / "listed"), "--verify"]) == 2
+    assert "not a manifest" in capsys.readouterr().err
+
+
+def test_an_export_never_replaces_what_is_not_an_export(tmp_path, capsys):
+    """`--out` is replaced whole, so it must be an earlier export or empty: a fuzzing session's --out of a file, and of
+    a folder holding the user's files, were deleted (exit 0)."""
+    (tmp_path / "afile.txt").write_text("keep me")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    for out in ("afile.txt", "mine"):
+        assert main(["export", "--out", str(tmp_path / out), "--models", "classifier"]) == 2
+        assert "not an export directory" in capsys.readouterr().err
+    assert (tmp_path / "afile.txt").read_text() == (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
 
 
 def test_parity_checks_can_fail():
