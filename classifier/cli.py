@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sketchshop.cli import count, number
 from sketchshop.config import PROJECT_ROOT
+from sketchshop.errors import UserError
 
 
 def default_data(name: str = "clothing-small") -> str:
@@ -92,7 +93,7 @@ def register(cli) -> None:
     p.add_argument("--size", type=count(32), default=224, help="training crop size in px (the early-stage cache is built at it)")
     p.add_argument("--infer-size", type=count(32), default=256,
                    help="served letterbox size in px (FixRes: about 1.15x --size, as random crops enlarge garments)")
-    p.add_argument("--studio-n", type=count(0), default=600, help="studio products rendered (85%% train)")
+    p.add_argument("--studio-n", type=count(20), default=600, help="studio products rendered (85%% train)")
     p.add_argument("--doodle", type=number(0, 1), default=0.0,
                    help="share of training drawings that are outline doodles (classifier/doodle.py); 0: none")
     p.add_argument("--average", metavar="W1,W2",
@@ -107,7 +108,7 @@ def register(cli) -> None:
                            "photos, default ccp-train) and its gate on the frozen network of --heads-of, written to --out")
     p.add_argument("--heads-of", "--sketch-head-of", metavar="W", dest="heads_of",
                    help="with --sketch-head or --worn-head: the weights (default: the shipped model)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")
     p.add_argument("--calibrate", action="store_true",
@@ -148,7 +149,7 @@ def register(cli) -> None:
     src.add_argument("--imagefolder", help="ImageFolder of single-garment photos (outlines cut out with GrabCut)")
     src.add_argument("--coco", help="COCO json with mask_file label maps and fine_label_names (Clothing Co-Parsing)")
     p.add_argument("--held-out", action="store_true", help="with --coco: only the detector's held-out photos")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--out", required=True, help="output folder: PNG doodles and labels.csv")
 
     p = cli.command("worn", cmd_worn, group="dataset",
@@ -172,14 +173,19 @@ def _held_out(args) -> set | None:
 def cmd_doodles(args) -> int:
     import json
     from .doodle import doodle_dataset
-    print(json.dumps(doodle_dataset(args.out, imagefolder=args.imagefolder, coco=args.coco, ids=_held_out(args),
-                                    seed=args.seed)))
+    res = doodle_dataset(args.out, imagefolder=args.imagefolder, coco=args.coco, ids=_held_out(args), seed=args.seed)
+    print(json.dumps(res))
+    if not res["doodles"]:
+        raise UserError("no doodle could be made from the input (see the warnings above)")
     return 0
 
 
 def cmd_worn(args) -> int:
     import json
     from .street import worn_dataset
-    print(json.dumps(worn_dataset(args.out, args.coco, ids=_held_out(args))))
+    res = worn_dataset(args.out, args.coco, ids=_held_out(args))
+    print(json.dumps(res))
+    if not res["garments"]:
+        raise UserError("no garment could be cut out of the input (see the warnings above)")
     return 0
 

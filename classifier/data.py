@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps
 
 from sketchshop import vocab
+from sketchshop.errors import UserError
 from sketchshop.images import convert, load_image, to_array
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,8 @@ def load_items(samples, desc: str = "loading") -> list[Item]:
         out.append(Item(a, cat, col, attrs))
     if bad:
         log.warning("%d unreadable images skipped", bad)
+    if samples and not out:
+        raise UserError(f"{desc}: none of the {len(samples)} images could be read, e.g. {samples[0].path}")
     return out
 
 

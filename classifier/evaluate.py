@@ -172,8 +172,8 @@ def eval_classifier_cli(args) -> int:
         if not Path(args.images).is_dir():
             raise UserError(f"{args.images}: not a directory")
         samples = read_labels_csv(args.labels, args.images)
-    if not samples:
-        raise UserError("no labelled images to evaluate")
+    if not any(s.category or s.colour for s in samples):
+        raise UserError(f"{args.labels or args.imagefolder}: no category or colour label to compare with")
     clf = Classifier.load(args.weights)
     import torch
     torch.set_num_threads(2)
@@ -192,6 +192,8 @@ def _folder_images(d) -> dict[str, Path]:
     out = {}
     for p in sorted(d.iterdir()):
         if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+            if p.stem in out:
+                log.warning("%s: %s and %s share a name; only the first is used", d, out[p.stem].name, p.name)
             out.setdefault(p.stem, p)
     if not out:
         raise UserError(f"{d}: no images")
@@ -236,6 +238,10 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
         if k not in pos:
             continue
         ranks.append(int((sims[i] > sims[i, pos[k]]).sum()))
+    if not ranks:
+        bad = (gbad + qbad)[:1]
+        raise UserError("no sketch could be matched with a readable gallery image"
+                        + (f", e.g. {bad[0]['file']}: {bad[0]['error']}" if bad else ""))
     r = np.array(ranks)
     return {"n": int(len(r)), "acc@1": round(float((r < 1).mean()), 4), "acc@5": round(float((r < 5).mean()), 4),
             "acc@10": round(float((r < 10).mean()), 4), "gallery_size": len(gk),

@@ -114,6 +114,24 @@ class WornHead(nn.Module):
         return lp + (mixed - gp) @ self.groups  # each fine class lies in exactly one group
 
 
+CHECKPOINT_FORMAT = "sketchshop-classifier/1"
+
+
+def read_checkpoint(path) -> dict:
+    """A classifier checkpoint of this vocabulary; a missing, corrupt or foreign file is a UserError."""
+    if not Path(path).is_file():
+        raise UserError(f"classifier weights {path}: no such file")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"classifier weights {path} are corrupt or not a torch file ({type(e).__name__})") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
+    if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):
+        raise UserError(f"{path}: trained for another vocabulary; retrain with `sketchshop train classifier`")
+    return ck
+
+
 class GarmentNet(nn.Module):
     """Backbone + heads. forward() returns a dict of logits and the L2-normalised embedding; with a
     sketch head, also "category_sketch" (classifier/sketch_head.py); with a worn head, also

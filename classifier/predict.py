@@ -14,7 +14,7 @@ from sketchshop.registry import weights_path
 
 from . import data as D
 from .colour import combine_colour, hint_colour, measured_colour
-from .model import GarmentNet
+from .model import GarmentNet, read_checkpoint
 
 log = logging.getLogger(__name__)
 KINDS = ("photo", "sketch")
@@ -55,14 +55,7 @@ class Classifier:
     def load(cls, path=None) -> "Classifier":
         """Load the shipped weights (or `path`); a missing, corrupt or foreign file is a UserError."""
         p = weights_path("classifier", path)
-        try:
-            ck = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"classifier weights {p} are corrupt or not a torch file ({type(e).__name__})") from None
-        if not isinstance(ck, dict) or ck.get("format") != "sketchshop-classifier/1":
-            raise UserError(f"{p}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
-        if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):
-            raise UserError(f"{p}: trained for another vocabulary; retrain with `sketchshop train classifier`")
+        ck = read_checkpoint(p)
         try:
             model = GarmentNet.from_checkpoint(ck)
         except (RuntimeError, KeyError) as e:

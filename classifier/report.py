@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sketchshop import vocab
+from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 from sketchshop.registry import DEFAULT_WEIGHTS, sha256
 
@@ -107,12 +108,15 @@ def fit_temperature(logits: torch.Tensor, y) -> dict:
 def recalibrate(cfg) -> Path:
     """Fit the category temperature of the weights in cfg.out on the validation photos; rewrite
     the weights' meta, metrics.json and the card (the network itself is unchanged)."""
-    from .model import GarmentNet
+    from .model import GarmentNet, read_checkpoint
     from .train import _real_items, predict_items
     out = Path(cfg.out)
     weights = out / DEFAULT_WEIGHTS["classifier"]
-    ck = torch.load(weights, map_location="cpu", weights_only=True)
-    metrics = json.loads((out / "metrics.json").read_text())
+    ck = read_checkpoint(weights)
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{out / 'metrics.json'}: needed beside the weights ({e})") from None
     model = GarmentNet.from_checkpoint(ck)
     val_items = _real_items(cfg, "validation")
     cal = fit_temperature(predict_items(model.eval(), val_items, ck["size"])["category"],

@@ -27,7 +27,7 @@ from sketchshop.files import atomic_write
 from sketchshop.registry import DEFAULT_WEIGHTS, sha256
 
 from . import data as D
-from .model import GROUPS, GarmentNet, SketchHead
+from .model import GROUPS, GarmentNet, SketchHead, read_checkpoint
 
 log = logging.getLogger(__name__)
 WHITE = (255, 255, 255)
@@ -59,7 +59,7 @@ def pooled_features(model: GarmentNet, images: list[np.ndarray], desc: str, prep
 def frozen_network(weights: Path, head: str) -> tuple[dict, dict, GarmentNet]:
     """(checkpoint, its state_dict less `head`, the network without `head` in eval mode): what a head
     trainer starts from."""
-    ck = torch.load(weights, map_location="cpu", weights_only=True)
+    ck = read_checkpoint(weights)
     sd = {k: v for k, v in ck["state_dict"].items() if k.split(".")[0] != head}
     model = GarmentNet.from_checkpoint(ck, without=(head,)).to(memory_format=torch.channels_last).eval()
     return ck, sd, model

@@ -105,6 +105,8 @@ def masked_garments(coco, ids=None, desc: str = "garments", root=None):
                 labels, labels_of = np.asarray(Image.open(root / im["mask_file"])), im["id"]
             except (OSError, KeyError) as e:
                 raise UserError(f"{coco}: image {im['id']}: no readable mask_file ({e})") from None
+            if labels.ndim != 2:  # a label map is one channel of class indices (a JPEG would blur them anyway)
+                raise UserError(f"{coco}: image {im['id']}: mask_file {im['mask_file']} is not a one-channel label map")
         x, y, w, h = (int(round(v)) for v in a["bbox"])
         mask = labels[y:y + h, x:x + w] == names.index(a["fine_label"]) if a.get("fine_label") in names else None
         yield im, a, vocab.coarse(cats[a["category_id"]]), (x, y, w, h), mask

@@ -29,10 +29,9 @@ from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
 from . import data as D
-from .model import GROUPS, GarmentNet, split_backbone
+from .model import CHECKPOINT_FORMAT, GROUPS, GarmentNet, read_checkpoint, split_backbone
 
 log = logging.getLogger(__name__)
-FORMAT = "sketchshop-classifier/1"
 
 
 @dataclass
@@ -460,11 +459,25 @@ def street_metrics(logits: torch.Tensor, items: list[D.Item]) -> dict:
 
 def checkpoint_dict(model: GarmentNet, cfg: TrainConfig, meta: dict) -> dict:
     sd = {k: v.contiguous() for k, v in model.state_dict().items()}
-    return {"format": FORMAT, "backbone": model.backbone_name, "embed_dim": model.embed[-1].out_features,
+    return {"format": CHECKPOINT_FORMAT, "backbone": model.backbone_name, "embed_dim": model.embed[-1].out_features,
             "size": cfg.infer_size, "train_size": cfg.size, "mean": D._MEAN.tolist(), "std": D._STD.tolist(),
             "categories": list(vocab.FINE_CATEGORIES), "colours": list(vocab.COLOURS),
             "attributes": {a.name: list(a.values) for a in vocab.ATTRIBUTES.values()},
             "state_dict": sd, "meta": meta}
+
+
+def averaged_network(cks: list[dict]) -> GarmentNet:
+    """The uniform average of checkpoints' networks. Heads added to a trained network (sketch, worn) learnt its
+    features, not the average's: they are left out, to be trained again on it."""
+    model = GarmentNet(cks[0]["backbone"], pretrained=False, embed_dim=cks[0]["embed_dim"])
+    base = model.state_dict()
+    heads = sorted({k.split(".")[0] for ck in cks for k in ck["state_dict"] if k not in base})
+    if heads:
+        log.warning("the %s head(s) are left out of the average: train them again on it (--sketch-head, --worn-head)",
+                    ", ".join(heads))
+    model.load_state_dict({k: (sum(ck["state_dict"][k].float() for ck in cks) / len(cks)).to(v.dtype)
+                           if v.is_floating_point() else v for k, v in cks[0]["state_dict"].items() if k in base})
+    return model
 
 
 def average(cfg: TrainConfig, paths: list[str]) -> Path:
@@ -472,18 +485,10 @@ def average(cfg: TrainConfig, paths: list[str]) -> Path:
     (e.g. with and without doodles), evaluated and written into cfg.out like a trained model."""
     from .report import write_artifacts
     from .studio_data import load_studio, real_sketch_items
-    cks = []
-    for p in paths:
-        try:
-            cks.append(torch.load(p, map_location="cpu", weights_only=True))
-        except Exception as e:
-            raise UserError(f"{p}: not readable classifier weights ({type(e).__name__})") from None
-    keys = {(ck.get("format"), ck.get("backbone"), ck.get("embed_dim")) if isinstance(ck, dict) else None for ck in cks}
-    if len(keys) != 1 or not isinstance(cks[0], dict) or cks[0].get("format") != FORMAT:
+    cks = [read_checkpoint(p) for p in paths]
+    if len({(ck["backbone"], ck["embed_dim"]) for ck in cks}) != 1:
         raise UserError(f"--average needs classifier weights of one backbone and embedding size: {', '.join(paths)}")
-    model = GarmentNet(cks[0]["backbone"], pretrained=False, embed_dim=cks[0]["embed_dim"])
-    model.load_state_dict({k: (sum(ck["state_dict"][k].float() for ck in cks) / len(cks)).to(v.dtype)
-                           if v.is_floating_point() else v for k, v in cks[0]["state_dict"].items()})
+    model = averaged_network(cks)
     cfg = replace(cfg, backbone=cks[0]["backbone"], size=cks[0]["train_size"], infer_size=cks[0]["size"])
     val_items = _real_items(cfg, "validation")
     _, studio_val, _ = load_studio(cfg)

@@ -181,7 +181,7 @@ def register(cli) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=8800)
     p.add_argument("--products", type=count(1), default=120, help="number of products")
-    p.add_argument("--seed", type=int, default=0, help="stock seed (same seed, same shop)")
+    p.add_argument("--seed", type=count(0), default=0, help="stock seed (same seed, same shop)")
     p.add_argument("--source", help="ImageFolder dir or labels CSV of real photos instead of the studio")
     p.add_argument("--layout", choices=("a", "b"), default="a", help="site structure (each has a spec)")
     p.add_argument("--page-size", type=count(1), default=12, help="products per listing page / load-more step")
@@ -208,7 +208,7 @@ def register(cli) -> None:
                     help="products per minute against a local demo shop, for 1 and 2 browsers")
     p.add_argument("--products", type=count(1), default=1000)
     p.add_argument("--browsers", default="1,2", help="comma-separated browser counts")
-    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--seed", type=count(0), default=11)
     p.add_argument("--layout", choices=("a", "b"), default="a")
     p.add_argument("--json", help="write the figures to this JSON file")
 
@@ -248,7 +248,7 @@ def register(cli) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--val", type=number(0, 0.9), default=0.15, help="validation fraction (of products)")
     p.add_argument("--shop")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
 
     p = cli.command("detect", cmd_dataset_detect, group="dataset",
                     help="YOLO dataset: product photos boxed by segmentation + composited multi-item scenes")
@@ -257,7 +257,7 @@ def register(cli) -> None:
     p.add_argument("--size", type=count(32), default=640, help="scene size (px)")
     p.add_argument("--val", type=number(0, 0.9), default=0.15)
     p.add_argument("--shop")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count(0), default=0)
 
 
 def argparse_suppress():

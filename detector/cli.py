@@ -26,7 +26,7 @@ def register(cli):
     p.add_argument("--images", type=Path, default=None, help="image folder; default: the json's folder")
     p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
                    help="lite0-yolo26: YOLO26 head on a frozen ImageNet EfficientNet-Lite0 trunk; others from scratch")
-    p.add_argument("--imgsz", type=count(32), default=DEFAULTS["imgsz"], help="training and inference size (long side)")
+    p.add_argument("--imgsz", type=count(32, 2048, multiple=32), default=DEFAULTS["imgsz"], help="training and inference size (long side)")
     p.add_argument("--epochs", type=count(1), default=DEFAULTS["epochs"], help="epochs (unless --hours ends it first)")
     p.add_argument("--batch", type=count(1), default=DEFAULTS["batch"])
     p.add_argument("--hours", type=number(0), default=None,
@@ -46,7 +46,7 @@ def register(cli):
     p.add_argument("--train-trunk", action="store_true",
                    help="lite0-yolo26: fine-tune the ImageNet trunk too (batch-norm statistics stay frozen)")
     p.add_argument("--lr0", type=number(0), default=None, help="initial learning rate (default: the recipe's)")
-    p.add_argument("--threads", type=count(1), default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=count(1, 64), default=2, help="torch CPU threads")
     p.add_argument("--install", action="store_true",
                    help="export the result into models/detector/ (detector.onnx, detector.pt, card, metrics)")
     p.add_argument("--head", choices=("one2one", "one2many"), default="one2many",
@@ -68,9 +68,9 @@ def register(cli):
     e.add_argument("--products", type=Path, help="folder (searched recursively) of single-product photos")
     e.add_argument("--json", type=Path, required=True, help="output JSON")
     e.add_argument("--weights", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    e.add_argument("--imgsz", type=count(32), default=None, help="input size (default: the model's)")
+    e.add_argument("--imgsz", type=count(32, 2048, multiple=32), default=None, help="input size (default: the model's)")
     e.add_argument("--limit", type=count(1), default=None, help="evaluate only this many images")
-    e.add_argument("--threads", type=count(1), default=1, help="ONNX Runtime threads")
+    e.add_argument("--threads", type=count(1, 64), default=1, help="ONNX Runtime threads")
     e.add_argument("--one-pass", action="store_true",
                    help="--coco: no mirrored second pass for photos of people: the single pass Ultralytics' own "
                         "predict makes (for comparing with figures from before that pass)")
@@ -104,6 +104,13 @@ def _train(args) -> int:
     from .train import train
     if not args.data.is_file():
         raise UserError(f"{args.data}: COCO json not found")
+    from sketchshop.datasets import read_coco
+    if not any(im.boxes for im in read_coco(args.data, args.images or args.data.parent)):  # before minutes of GrabCut
+        raise UserError(f"{args.data}: no annotated boxes to train on")
+    if args.export_only:
+        from .train import run_dir
+        if not (run_dir(args.name) / "weights" / "best.pt").is_file():
+            raise UserError(f"{run_dir(args.name) / 'weights' / 'best.pt'}: no trained checkpoint for run {args.name!r}")
     extra = []
     if args.product_shots_n > 0:
         if not args.product_shots.is_dir():
@@ -123,8 +130,6 @@ def _train(args) -> int:
     if args.export_only:
         from .train import run_dir
         best = run_dir(args.name) / "weights" / "best.pt"
-        if not best.is_file():
-            raise UserError(f"{best}: no trained checkpoint for run {args.name!r}")
     else:
         best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
                      batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh,

@@ -43,6 +43,8 @@ def evaluate_coco(coco_json, images_dir=None, *, weights=None, imgsz: int | None
         images = images[:limit]
     if not images:
         raise UserError(f"{coco_json}: no images to evaluate")
+    if not any(im.boxes for im in images):  # COCO's mAP would be its "no ground truth" sentinel, -1
+        raise UserError(f"{coco_json}: no annotated boxes{' in the first ' + str(limit) + ' images' if limit else ''}")
     det = Detector.load(weights, threads=threads)
     if imgsz:
         det = det.with_imgsz(imgsz)

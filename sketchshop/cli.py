@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import logging
 import math
+import os
 import sys
 
 from .errors import UserError
@@ -31,8 +32,9 @@ GROUPS = {
 }
 
 
-def count(lo: int = 1, hi: int | None = None):
-    """An argparse type: an integer in [lo, hi], so that a 0 or a negative count is a usage error, not a traceback."""
+def count(lo: int = 1, hi: int | None = None, multiple: int = 1):
+    """An argparse type: an integer in [lo, hi] (and a multiple of `multiple`), so that a 0, a negative count or an
+    image size of 100000 is a usage error, not a traceback or an out-of-memory kill."""
     def integer(text: str) -> int:
         try:
             v = int(text)
@@ -40,6 +42,8 @@ def count(lo: int = 1, hi: int | None = None):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if v < lo or (hi is not None and v > hi):
             raise argparse.ArgumentTypeError(_range(lo, hi) + f", not {v}")
+        if v % multiple:
+            raise argparse.ArgumentTypeError(f"must be a multiple of {multiple}, not {v}")
         return v
     return integer
 
@@ -62,6 +66,9 @@ def _range(lo, hi) -> str:
 
 
 PORT = count(1, 65535)
+
+
+OUTPUT_FILES = ("json", "plot", "sheet", "contact_sheet")  # options that name a file a command writes (not a flag)
 
 
 class CLI:
@@ -113,12 +120,18 @@ def main(argv=None) -> int:
         return 2
     try:
         setup_logging(args.verbose)  # reads the settings: a bad config file or variable is a UserError
-        if isinstance(getattr(args, "json", None), str):  # an output file: checked before the work, not after it
-            from .files import check_output_file
-            check_output_file(args.json)
+        for name in OUTPUT_FILES:  # checked before the work, not after it
+            if isinstance(getattr(args, name, None), (str, os.PathLike)):
+                from .files import check_output_file
+                check_output_file(getattr(args, name))
         rc = args.func(args)
     except UserError as e:
         print(f"sketchshop: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the user gave (or set in SKETCHSHOP_*): a folder that is a file, /proc, no space
+        if args.verbose:
+            raise
+        print(f"sketchshop: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sketchshop: interrupted", file=sys.stderr)

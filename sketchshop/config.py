@@ -88,6 +88,8 @@ def load_settings(config_file: str | os.PathLike | None = None) -> Settings:
             continue
         default = getattr(s, k)
         setattr(s, k, _coerce(Path if isinstance(default, Path) else type(default), v, sources[k]))
+    if str(s.runtime).lower() not in ("onnx", "torch"):
+        raise UserError(f"{sources.get('runtime', 'runtime')}={s.runtime!r}: onnx (ONNX Runtime) or torch (eager PyTorch)")
     # absolute from here on: a relative path would mean another file to any code that resolves it
     # elsewhere (Flask's send_file joins a relative path to the app package's directory)
     for f in fields(Settings):

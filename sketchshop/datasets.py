@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,8 +131,21 @@ def read_coco(json_path, images_dir=None) -> list[CocoImage]:
                 raise UserError(f"{json_path}: annotation #{i} (id {a.get('id')}) refers to an unknown "
                                 f"image or category")
             im = images[a["image_id"]]
-            im.boxes.append(tuple(float(v) for v in a["bbox"]))
+            im.boxes.append(_bbox(a.get("bbox"), f"{json_path}: annotation #{i} (id {a.get('id')})"))
             im.labels.append(cats[a["category_id"]])
-    except (KeyError, TypeError) as e:
+    except KeyError as e:
         raise UserError(f"{json_path}: not COCO detection json (missing {e})") from None
+    except (TypeError, AttributeError, IndexError) as e:
+        raise UserError(f"{json_path}: not COCO detection json ({e})") from None
     return list(images.values())
+
+
+def _bbox(box, where: str) -> tuple[float, float, float, float]:
+    """A COCO box [x, y, w, h]: four finite numbers, w and h above 0."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: bbox must be [x, y, width, height], not {box!r}") from None
+    if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
+        raise UserError(f"{where}: bbox {box!r} needs finite numbers and a width and height above 0")
+    return x, y, w, h

@@ -177,7 +177,7 @@ def register(cli) -> None:
                                       "(steps already done are skipped)")
     p.add_argument("--products", type=count(1), default=DEMO_PRODUCTS,
                    help="demo shop size (default: %(default)s, ten of each category in each colour)")
-    p.add_argument("--seed", type=int, default=0, help="demo shop stock seed (same seed, same products)")
+    p.add_argument("--seed", type=count(0), default=0, help="demo shop stock seed (same seed, same products)")
     p.add_argument("--host", default="127.0.0.1", help="address the API binds (0.0.0.0 behind a proxy)")
     p.add_argument("--port", type=PORT, default=8000, help="the API and the web client")
     p.add_argument("--shop-port", type=PORT, default=8001,

@@ -751,6 +751,23 @@ def test_average_refuses_foreign_or_mismatched_weights(weights, tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def test_the_shipped_weights_can_be_averaged_without_their_added_heads(caplog):
+    """The shipped model has a sketch and a worn head (trained on its own features): averaging it with another run
+    keeps the network and leaves the heads out, saying so (it was a state_dict error)."""
+    from classifier.model import read_checkpoint
+    from classifier.train import averaged_network
+    from sketchshop.registry import weights_path
+    shipped = weights_path("classifier", must_exist=False)
+    if not shipped.is_file():
+        pytest.skip(f"shipped classifier weights missing: {shipped}")
+    ck = read_checkpoint(shipped)
+    assert {"sketch_category", "worn_category"} <= {k.split(".")[0] for k in ck["state_dict"]}
+    net = averaged_network([ck, ck])
+    assert net.sketch_category is None and net.worn_category is None
+    assert torch.equal(net.state_dict()["category.weight"], ck["state_dict"]["category.weight"])
+    assert "sketch_category, worn_category head(s) are left out" in caplog.text
+
+
 def test_drawing_frame_cuts_a_small_drawing_to_its_strokes():
     from classifier.data import DRAWING_FILL, drawing_frame, frame_drawing
     canvas = Image.new("RGB", (720, 1280), "white")

@@ -54,6 +54,8 @@ def test_catalogue_filters_are_checked(data_dir, capsys):
 
 @pytest.mark.parametrize("env,text,culprit", [
     ({"SKETCHSHOP_MAX_UPLOAD_MB": "abc"}, None, "SKETCHSHOP_MAX_UPLOAD_MB='abc': not a number"),
+    ({"SKETCHSHOP_RUNTIME": "nonsense"}, None, "SKETCHSHOP_RUNTIME='nonsense': onnx"),
+    ({"SKETCHSHOP_DATA_DIR": "/proc/sketchshop-test"}, None, "/proc/sketchshop-test"),
     ({"SKETCHSHOP_CONFIG": "{missing}"}, None, "cannot read"),
     ({"SKETCHSHOP_CONFIG": "{file}"}, "data_dir: [unclosed", "not valid YAML"),
     ({"SKETCHSHOP_CONFIG": "{file}"}, "- a\n- list\n", "must map setting names to values"),
@@ -84,3 +86,17 @@ def test_eval_with_no_readable_image_or_an_output_folder_fails_saying_so(tmp_pat
     assert not (tmp_path / "out.json").exists()
     assert main(argv + [str(tmp_path)]) == 2  # said before any image is read
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_data_dir_that_is_a_file_is_an_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from sketchshop.config import settings
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("SKETCHSHOP_DATA_DIR", str(tmp_path / "afile"))
+    settings.cache_clear()
+    try:
+        assert main(["index", "build", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sketchshop: error:") and "afile" in err and "Traceback" not in err
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()

@@ -82,6 +82,10 @@ def test_coco(tmp_path):
     ('{"images": [], "categories": [{"id": 1, "name": "robot"}]}', "category id 1"),
     ('{"images": [], "categories": [{"id": 1, "name": "hat"}], '
      '"annotations": [{"id": 5, "image_id": 7, "category_id": 1, "bbox": [0,0,1,1]}]}', "annotation #0"),
+    ("[]", "not COCO"),
+    *[('{"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "hat"}], '
+       '"annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": %s}]}' % box, r"annotation #0 \(id 5\): bbox")
+      for box in ('["a", null, 3]', "[1, 2, 3]", "[1, 2, 3, 4, 5]", "[0, 0, -4, 5]", "[0, 0, 0, 5]", "[0, 0, 1e999, 5]")],
 ])
 def test_coco_errors(tmp_path, doc, culprit):
     (tmp_path / "c.json").write_text(doc)

@@ -45,7 +45,7 @@ def register(cli) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--n", type=count(1), help="number of products (every category and colour once n >= 13)")
     p.add_argument("--out", type=Path, help="output directory (built atomically; must be new or empty)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=count(0), default=0, help="random seed (default 0)")
     p.add_argument("--size", type=count(32), default=384, help="product image size in px (default 384; 256-512 typical)")
     p.add_argument("--scenes", type=count(0), default=None, help="number of 640x640 multi-item scenes (default n/5)")
     p.add_argument("--workers", type=count(1), default=2, help="parallel worker processes (default 2)")
