@@ -100,3 +100,39 @@ def test_a_data_dir_that_is_a_file_is_an_error_not_a_traceback(tmp_path, monkeyp
     finally:
         monkeypatch.undo()
         settings.cache_clear()
+
+
+def test_model_commands_refuse_inputs_with_nothing_to_measure(tmp_path, capsys):
+    """Found by fuzzing the model commands: each exited 0 with NaN, -1 or nothing, or was a traceback."""
+    import json
+
+    from PIL import Image
+    (tmp_path / "junk").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / "junk" / name).write_bytes(b"not an image")
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "red.jpg")
+    (tmp_path / "files.csv").write_text("file\nred.jpg\n")
+    coco = {"images": [{"id": 1, "file_name": "red.jpg", "width": 64, "height": 64}],
+            "categories": [{"id": 1, "name": "hat"}], "annotations": []}
+    (tmp_path / "empty.json").write_text(json.dumps(coco))
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04 truncated")
+    out = str(tmp_path / "o.json")
+    cases = [
+        (["eval", "classifier", "--images", str(tmp_path), "--labels", str(tmp_path / "files.csv"), "--json", out],
+         "no category or colour label"),
+        (["eval", "detector", "--coco", str(tmp_path / "empty.json"), "--json", out], "no annotated boxes"),
+        (["eval", "detector", "--coco", str(tmp_path / "empty.json"), "--imgsz", "100000", "--json", out], "--imgsz"),
+        (["train", "detector", "--data", str(tmp_path / "empty.json")], "no annotated boxes to train on"),
+        (["eval", "sbir", "--sketches", str(tmp_path / "junk"), "--gallery", str(tmp_path / "junk"), "--whole-gallery",
+          "--json", out], "no sketch could be matched"),
+        (["dataset", "doodles", "--imagefolder", str(tmp_path / "classes"), "--out", str(tmp_path / "d")], "no doodle"),
+        (["train", "classifier", "--sketch-head", "--heads-of", str(tmp_path / "trunc.pt"), "--out", str(tmp_path / "h")],
+         "trunc.pt are corrupt"),
+    ]
+    (tmp_path / "classes" / "hat").mkdir(parents=True)
+    (tmp_path / "classes" / "hat" / "x.jpg").write_bytes(b"not an image")
+    for argv, culprit in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert culprit in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "o.json").exists()
