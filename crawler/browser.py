@@ -65,9 +65,7 @@ def make_driver(remote_url: str | None = None, mobile: bool = False, block=BLOCK
             opts.binary_location = binary
             profile = tempfile.mkdtemp(prefix="sketchshop-chromium-")
             opts.add_argument(f"--user-data-dir={profile}")
-            # its own session: a Ctrl-C (or `timeout`'s signal) to the crawl's process group reaches the crawl,
-            # which stops its threads and quits each browser, not chromedriver, which would die under them
-            driver = webdriver.Chrome(service=Service(driver_path, popen_kw={"start_new_session": True}), options=opts)
+            driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     except WebDriverException as e:
         if profile:
             shutil.rmtree(profile, ignore_errors=True)

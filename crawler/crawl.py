@@ -252,7 +252,12 @@ class Crawl:
                 run = s.scalar(select(CrawlRun).where(CrawlRun.shop_id == self.shop_id,
                                                       CrawlRun.status.in_(("running", "interrupted")))
                                .order_by(CrawlRun.id.desc()))
-                if run is not None:
+                if run is not None and run.base_url and run.base_url != self.spec.base_url:
+                    # its pages' URLs name the other host: resuming would crawl there while saying here
+                    log.warning("interrupted run %d of %s was at %s, not %s: starting a new run (the old one is "
+                                "left as it was)", run.id, self.spec.name, run.base_url, self.spec.base_url)
+                    run = None
+                elif run is not None:
                     log.info("resuming interrupted run %d of %s", run.id, self.spec.name)
             if run is None:
                 run = CrawlRun(spec=self.spec.path, trigger=self.trigger)

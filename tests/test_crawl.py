@@ -241,6 +241,25 @@ def test_kill_and_resume(stock, data_dir, catalog_db, tmp_path):
     assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
 
 
+def test_an_interrupted_run_is_not_resumed_at_another_address(stock, data_dir, tmp_path):
+    """Its pending pages' URLs name the first shop's address: a crawl pointed elsewhere starts a run of its own."""
+    _need_chromium()
+    from catalog import open_catalog
+    from catalog.models import CrawlRun
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path)
+    with shop(stock, layout="a") as first:
+        res = crawl(load_spec(spec_file, base_url=first), browsers=1, max_pages=1, progress=False)
+    cat = open_catalog()
+    with cat.session() as s:  # as a kill leaves it
+        s.get(CrawlRun, res["id"]).status = "interrupted"
+    with shop(stock, layout="a") as second:
+        again = crawl(load_spec(spec_file, base_url=second), browsers=1, max_pages=1, progress=False)
+    assert again["id"] != res["id"] and again["base_url"] == second.rstrip("/")
+    assert cat.run(res["id"])["status"] == "interrupted"
+
+
 def test_recrawl_updates_without_duplicates(stock, data_dir, catalog_db, tmp_path):
     _need_chromium()
     from catalog import open_catalog
