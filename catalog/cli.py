@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from sketchshop.cli import count, number
+from sketchshop.errors import UserError
 
 
 def _existing_catalog(url: str | None):
@@ -13,7 +14,6 @@ def _existing_catalog(url: str | None):
     from sqlalchemy.exc import ArgumentError
 
     from sketchshop.config import settings
-    from sketchshop.errors import UserError
 
     from . import open_catalog
     try:
@@ -42,7 +42,6 @@ def cmd_stats(args) -> int:
 
 
 def cmd_products(args) -> int:
-    from sketchshop.errors import UserError
     if args.min_price is not None and args.max_price is not None and args.min_price > args.max_price:
         raise UserError("--min-price is above --max-price")
     if args.currency and not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isalpha()):

@@ -62,9 +62,7 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
             raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
         if min(w, h) < MIN_SIDE:
             raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
-        # reduced, a sliver of 16x5000 px would lose its short side: no factor below MIN_SIDE there
-        factor = min(max(w, h) // max_side, min(w, h) // MIN_SIDE) if max_side else 1
-        if factor >= 2:
+        if _reduction(w, h, max_side) >= 2:
             k = max(max_side / max(w, h), MIN_SIDE / min(w, h))
             im.draft(None, (math.ceil(w * k), math.ceil(h * k)))  # JPEG: DCT scaling, a no-op elsewhere
         im.load()
@@ -72,9 +70,8 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         if upright.size != im.size:  # a quarter turn
             w, h = h, w
         im = convert(upright, mode, background)
-        factor = min(max(im.size) // max_side, min(im.size) // MIN_SIDE) if max_side else 1
-        if factor >= 2:
-            im = im.reduce(factor)
+        if _reduction(*im.size, max_side) >= 2:
+            im = im.reduce(_reduction(*im.size, max_side))
     except (ImageError, TooLarge):
         raise
     except UnidentifiedImageError:
@@ -85,6 +82,12 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         im.info["original_size"] = (w, h)
     im.info["format"] = fmt
     return im
+
+
+def _reduction(w: int, h: int, max_side: int | None) -> int:
+    """The whole factor `load_image` reduces a w x h image by: the long side to at least `max_side`, and the short
+    side never below MIN_SIDE (a 16x5000 px sliver is not reduced)."""
+    return min(max(w, h) // max_side, min(w, h) // MIN_SIDE) if max_side else 1
 
 
 def original_scale(im: Image.Image) -> float:
