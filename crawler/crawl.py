@@ -38,6 +38,16 @@ from sketchshop.errors import ImageError, TooLarge, UserError
 from .spec import PageSpec, Spec, parse_price
 
 log = logging.getLogger(__name__)
+STOPPING = threading.Event()  # set by `stop_all`: every crawl of this process stops at its next result
+
+
+class Interrupted(Exception):
+    """A crawl stopped on request (`stop_all`): its run is left "interrupted", to be resumed."""
+
+
+def stop_all() -> None:
+    """Ask the crawls running in this process to stop soon, resumably (the scheduler on Ctrl-C or SIGTERM)."""
+    STOPPING.set()
 
 # Wait in the page (no WebDriver polling round trips) until the content is ready, an error is
 # shown, or the HTML is visibly incomplete; then read every card in the same call.
@@ -557,6 +567,8 @@ class Crawl:
                 with self.lock:
                     if self.outstanding <= 0:
                         break
+                if STOPPING.is_set():
+                    raise Interrupted(f"run {self.run.id} stopped on request; it resumes on the next crawl of {spec.name}")
                 if not any(w.is_alive() for w in workers) and self.results.empty():
                     fatal = "; ".join(fatal_msgs) or "every browser stopped"
                     break

@@ -9,6 +9,7 @@ worker would fire every job). After a crawl a schedule can rebuild the search in
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import re
@@ -131,7 +132,7 @@ def run_queued(cat, progress: bool = False) -> list[dict]:
     """Run queued crawls one at a time (oldest first). A run whose spec is broken is marked failed."""
     from catalog.models import CrawlRun, utcnow
 
-    from .crawl import ShopBusy, crawl
+    from .crawl import Interrupted, ShopBusy, crawl
     from .spec import load_spec
     done, busy = [], set()
     while True:
@@ -154,6 +155,9 @@ def run_queued(cat, progress: bool = False) -> list[dict]:
             log.warning("run %d stays queued: %s", run_id, e)
             busy.add(run_id)
             continue
+        except Interrupted as e:  # the scheduler is stopping: the rest of the queue waits for the next one
+            log.warning("%s", e)
+            return done
         except UserError as e:
             log.error("run %d: %s", run_id, e)
             with cat.session() as s:
@@ -211,6 +215,10 @@ class Scheduler:
         try:
             sched.start()
         except (KeyboardInterrupt, SystemExit):
-            pass
+            from .crawl import stop_all
+            log.info("stopping: a running crawl is left interrupted, to resume next time")
+            stop_all()
+            with contextlib.suppress(Exception):
+                sched.shutdown(wait=True)  # the crawl's thread marks its run before the process exits
         finally:
             lock.close()

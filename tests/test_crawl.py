@@ -241,6 +241,42 @@ def test_kill_and_resume(stock, data_dir, catalog_db, tmp_path):
     assert not list(Path(data_dir, "images").glob("*/.tmp-*"))
 
 
+def test_a_crawl_asked_to_stop_is_left_to_resume(stock, data_dir, tmp_path):
+    """What the scheduler does on Ctrl-C or SIGTERM (`crawl.stop_all`): the running crawl stops at its next result, its
+    run is "interrupted" (it was "failed": the interpreter's exit refused the crawl's image downloads), and the next
+    crawl resumes it."""
+    _need_chromium()
+    import threading
+
+    from catalog import open_catalog
+    from crawler import crawl as C
+    from crawler.spec import load_spec
+    spec_file = by_category_spec(tmp_path)
+    with shop(stock, layout="a", slow_ms=120) as url:
+        spec, got, cat = load_spec(spec_file, base_url=url), {}, open_catalog()  # the schema, before the crawl's thread
+
+        def run():
+            try:
+                C.crawl(spec, browsers=1, progress=False)
+            except C.Interrupted as e:
+                got["stopped"] = str(e)
+        t = threading.Thread(target=run)
+        t.start()
+        t0 = time.time()
+        while cat.stats()["products"] < 4 and time.time() - t0 < 60:
+            time.sleep(0.1)
+        C.stop_all()
+        try:
+            t.join(60)
+        finally:
+            C.STOPPING.clear()
+        assert "stopped on request" in got["stopped"]
+        (run_,) = cat.runs()
+        assert run_["status"] == "interrupted" and 4 <= cat.stats()["products"] < N
+        res = C.crawl(spec, browsers=1, progress=False)
+    assert res["id"] == run_["id"] and res["status"] == "done" and cat.stats()["products"] == N
+
+
 def test_an_interrupted_run_is_not_resumed_at_another_address(stock, data_dir, tmp_path):
     """Its pending pages' URLs name the first shop's address: a crawl pointed elsewhere starts a run of its own."""
     _need_chromium()
