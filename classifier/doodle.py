@@ -129,40 +129,41 @@ def doodle_dataset(out_dir, *, imagefolder=None, coco=None, ids=None, seed: int 
 
     from sketchshop.datasets import read_imagefolder
     from sketchshop.errors import UserError
-    from sketchshop.files import atomic_write
+    from sketchshop.files import replaced_dir
     from sketchshop.images import load_image
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rng, rows, skipped = random.Random(seed), [], 0
-
-    def save(d, name, category):
-        Image.fromarray(d).save(out / name)
-        rows.append((name, category))
-
-    if imagefolder:
-        for s in tqdm(read_imagefolder(imagefolder), desc="doodles", unit="img"):
-            try:
-                d = garment_doodle(np.asarray(load_image(s.path)), rng)
-            except UserError as e:  # one unreadable photo must not stop the set
-                log.warning("%s", e)
-                d = None
-            if d is None:
-                skipped += 1
-                continue
-            save(d, f"{s.path.parent.name}_{s.path.stem}.png", s.category)
-    elif coco:
-        from .street import masked_garments
-        for im, a, category, (_, _, w, h), mask in masked_garments(coco, ids, "doodles"):
-            d = None if mask is None or max(w, h) < min_side else \
-                doodle(np.pad(mask.astype(np.uint8) * 255, max(w, h) // 8), rng)
-            if d is None:
-                skipped += 1
-                continue
-            save(d, f"{im['id']:04d}_{a['id']}.png", category)
-    else:
+    if not (imagefolder or coco):
         raise UserError("give --imagefolder or --coco")
-    with atomic_write(out / "labels.csv") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "category"])
-        w.writerows(rows)
+    with replaced_dir(out, "labels.csv") as tmp:  # the whole set or nothing
+        def save(d, name, category):
+            Image.fromarray(d).save(tmp / name)
+            rows.append((name, category))
+
+        if imagefolder:
+            for s in tqdm(read_imagefolder(imagefolder), desc="doodles", unit="img"):
+                try:
+                    d = garment_doodle(np.asarray(load_image(s.path)), rng)
+                except UserError as e:  # one unreadable photo must not stop the set
+                    log.warning("%s", e)
+                    d = None
+                if d is None:
+                    skipped += 1
+                    continue
+                save(d, f"{s.path.parent.name}_{s.path.stem}.png", s.category)
+        else:
+            from .street import masked_garments
+            for im, a, category, (_, _, w, h), mask in masked_garments(coco, ids, "doodles"):
+                d = None if mask is None or max(w, h) < min_side else \
+                    doodle(np.pad(mask.astype(np.uint8) * 255, max(w, h) // 8), rng)
+                if d is None:
+                    skipped += 1
+                    continue
+                save(d, f"{im['id']:04d}_{a['id']}.png", category)
+        if not rows:
+            raise UserError(f"no doodle could be made from the input ({skipped} skipped; see the warnings above)")
+        with open(tmp / "labels.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "category"])
+            w.writerows(rows)
     return {"doodles": len(rows), "skipped": skipped, "labels": str(out / "labels.csv")}

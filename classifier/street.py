@@ -121,31 +121,33 @@ def worn_dataset(out_dir, coco, ids=None, min_side: int = 48, root=None) -> dict
     import csv
 
     from detector.infer import CLASSIFY_MARGIN, crop_rect
-    from sketchshop.files import atomic_write
+    from sketchshop.files import replaced_dir
 
     from .colour import dominant_colour
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     root, rows, skipped, photo, photo_of = Path(root or Path(coco).parent), [], 0, None, None
-    for im, a, category, (x, y, w, h), mask in masked_garments(coco, ids, "worn garments", root):
-        if mask is None or max(w, h) < min_side or mask.sum() < min_side ** 2 / 4:
-            skipped += 1
-            continue
-        if photo_of != im["id"]:
-            try:
-                photo, photo_of = Image.open(root / im["file_name"]).convert("RGB"), im["id"]
-            except OSError as e:
-                raise UserError(f"{root / im['file_name']}: cannot read ({e})") from None
-        c = crop_rect(photo.size, (x, y, x + w, y + h), CLASSIFY_MARGIN)
-        piece = photo.crop(c)
-        inside = np.zeros((c[3] - c[1], c[2] - c[0]), bool)
-        inside[y - c[1]: y - c[1] + mask.shape[0], x - c[0]: x - c[0] + mask.shape[1]] = mask
-        colour, _ = dominant_colour(piece, inside)
-        name = f"{im['id']:04d}_{a['id']}.jpg"
-        piece.save(out / name, quality=95)
-        rows.append((name, category, colour))
-    with atomic_write(out / "labels.csv") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "category", "colour"])
-        w.writerows(rows)
+    with replaced_dir(out, "labels.csv") as tmp:  # the whole set or nothing
+        for im, a, category, (x, y, w, h), mask in masked_garments(coco, ids, "worn garments", root):
+            if mask is None or max(w, h) < min_side or mask.sum() < min_side ** 2 / 4:
+                skipped += 1
+                continue
+            if photo_of != im["id"]:
+                try:
+                    photo, photo_of = Image.open(root / im["file_name"]).convert("RGB"), im["id"]
+                except OSError as e:
+                    raise UserError(f"{root / im['file_name']}: cannot read ({e})") from None
+            c = crop_rect(photo.size, (x, y, x + w, y + h), CLASSIFY_MARGIN)
+            piece = photo.crop(c)
+            inside = np.zeros((c[3] - c[1], c[2] - c[0]), bool)
+            inside[y - c[1]: y - c[1] + mask.shape[0], x - c[0]: x - c[0] + mask.shape[1]] = mask
+            colour, _ = dominant_colour(piece, inside)
+            name = f"{im['id']:04d}_{a['id']}.jpg"
+            piece.save(tmp / name, quality=95)
+            rows.append((name, category, colour))
+        if not rows:
+            raise UserError(f"no garment could be cut out of the input ({skipped} skipped; see the warnings above)")
+        with open(tmp / "labels.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "category", "colour"])
+            w.writerows(rows)
     return {"garments": len(rows), "skipped": skipped, "labels": str(out / "labels.csv")}

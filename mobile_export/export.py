@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchshop.errors import UserError
-from sketchshop.files import atomic_dir
+from sketchshop.files import replaced_dir
 from sketchshop.registry import sha256
 
 from . import runtime
@@ -212,8 +212,7 @@ def export(out, models=MODELS, *, int8: bool = False, weights: dict | None = Non
                 "latency": "median ms of 15 runs after 3 warm-up runs, batch 1, 1 CPU thread, on the export machine",
                 "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
                 "parity_thresholds": _thresholds(), "models": {}}
-    _replaceable(Path(out))
-    with atomic_dir(out) as stage:
+    with replaced_dir(out, MANIFEST) as stage:  # an earlier export or an empty folder, never a folder of the user's
         with tqdm(total=len(targets) * (6 + int8), unit="step", mininterval=1) as bar:
             for t in targets:
                 manifest["models"][t.name] = export_model(t, stage, int8=int8, progress=bar)
@@ -246,13 +245,6 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _replaceable(out: Path) -> None:
-    """An export replaces `out` whole: only an earlier export (its manifest) or an empty folder, never a file or a
-    folder of the user's."""
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MANIFEST).is_file())):
-        raise UserError(f"{out}: exists and is not an export directory (no {MANIFEST}); choose another --out")
 
 
 def load_manifest(out) -> dict:

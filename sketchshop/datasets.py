@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import vocab
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
@@ -66,7 +69,7 @@ def read_labels_csv(csv_path, root=None, *, check_files: bool = True) -> list[Sa
 
 
 def _read_labels(reader: csv.DictReader, csv_path: Path, root: Path, check_files: bool) -> list[Sample]:
-    out = []
+    out, seen = [], {}
     cols = [c.strip() for c in (reader.fieldnames or [])]
     if "file" not in cols:
         raise UserError(f"{csv_path}:1: no 'file' column (columns: {', '.join(cols) or 'none'})")
@@ -77,6 +80,9 @@ def _read_labels(reader: csv.DictReader, csv_path: Path, root: Path, check_files
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         if not row.get("file"):
             raise UserError(f"{where}: empty 'file'")
+        if row["file"] in seen:
+            log.warning("%s: %s again (first on line %d): counted twice", where, row["file"], seen[row["file"]])
+        seen.setdefault(row["file"], lineno)
         s = Sample(root / row["file"])
         if check_files and not s.path.is_file():
             raise UserError(f"{where}: image {row['file']!r} not found under {root}")

@@ -135,4 +135,9 @@ def test_model_commands_refuse_inputs_with_nothing_to_measure(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert culprit in err and "Traceback" not in err, (argv, err)
-    assert not (tmp_path / "o.json").exists()
+    assert not (tmp_path / "o.json").exists() and not (tmp_path / "d").exists()  # a failed set leaves nothing
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    Image.new("RGB", (200, 260), "white").save(tmp_path / "classes" / "hat" / "x.jpg")
+    assert main(["dataset", "doodles", "--imagefolder", str(tmp_path / "classes"), "--out", str(tmp_path / "mine")]) == 2
+    assert "not an earlier output" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()

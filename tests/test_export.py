@@ -189,7 +189,7 @@ def test_an_export_never_replaces_what_is_not_an_export(tmp_path, capsys):
     (tmp_path / "mine" / "precious.txt").write_text("keep me")
     for out in ("afile.txt", "mine"):
         assert main(["export", "--out", str(tmp_path / out), "--models", "classifier"]) == 2
-        assert "not an export directory" in capsys.readouterr().err
+        assert "not an earlier output (no manifest.json)" in capsys.readouterr().err
     assert (tmp_path / "afile.txt").read_text() == (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
 
 

@@ -66,6 +66,13 @@ def test_labels_csv_errors_name_the_line(tmp_path, body, culprit):
         datasets.read_labels_csv(tmp_path / "labels.csv")
 
 
+def test_labels_csv_says_when_a_file_is_listed_twice(tmp_path, caplog):
+    _img(tmp_path / "x" / "1.jpg")
+    (tmp_path / "labels.csv").write_text("file,category\nx/1.jpg,dress\nx/1.jpg,dress\n")
+    assert len(datasets.read_labels_csv(tmp_path / "labels.csv")) == 2
+    assert "labels.csv:3: x/1.jpg again (first on line 2)" in caplog.text
+
+
 def test_coco(tmp_path):
     doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 20}],
            "categories": [{"id": 3, "name": "Jacket"}, {"id": 4, "name": "t-shirt"}],
