@@ -242,5 +242,5 @@ falls back to the whole image, trimmed.
 
 
 def _ultralytics_version() -> str:
-    import ultralytics
-    return ultralytics.__version__
+    import importlib.metadata  # not the import itself: it patches PIL.Image.open (detector.ultra)
+    return importlib.metadata.version("ultralytics")

@@ -7,6 +7,7 @@ good export is never overwritten by a bad one.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
 import logging
 import os
@@ -184,10 +185,9 @@ def _versions() -> dict:
     import onnxruntime
     import torch
     v = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-    try:
-        import ultralytics
-        v["ultralytics"] = ultralytics.__version__
-    except ImportError:
+    try:  # the installed version, without importing it (its import patches PIL.Image.open: detector.ultra)
+        v["ultralytics"] = importlib.metadata.version("ultralytics")
+    except importlib.metadata.PackageNotFoundError:
         pass
     return v
 
