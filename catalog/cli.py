@@ -2,31 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from sketchshop.cli import count, number
 from sketchshop.errors import UserError
 
 
-def _existing_catalog(url: str | None):
-    """The catalogue at `url`, which must exist: a command that only reads it never creates an empty one."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from sketchshop.config import settings
-
-    from . import open_catalog
-    try:
-        u = make_url(url or settings().database_url)
-    except ArgumentError:
-        raise UserError(f"{url!r} is not an SQLAlchemy database URL (e.g. sqlite:///var/catalog.db)") from None
-    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") and not Path(u.database).is_file():
-        raise UserError(f"no catalogue at {u.database}: crawl a shop first (`sketchshop crawl run`), or run `make demo`")
-    return open_catalog(url)
-
-
 def cmd_stats(args) -> int:
-    cat = _existing_catalog(args.db)
+    from . import open_catalog
+    cat = open_catalog(args.db, create=False)
     st = cat.stats()
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
@@ -42,18 +25,14 @@ def cmd_stats(args) -> int:
 
 
 def cmd_products(args) -> int:
-    if args.min_price is not None and args.max_price is not None and args.min_price > args.max_price:
-        raise UserError("--min-price is above --max-price")
-    if args.currency and not (len(args.currency) == 3 and args.currency.isascii() and args.currency.isalpha()):
-        raise UserError("--currency must be a three-letter code such as EUR")
-    for name in ("category", "colour", "shop", "q"):
+    from . import open_catalog
+    for name in ("category", "colour", "shop", "currency", "q"):
         value = getattr(args, name)
         if value and not value.isprintable():
             raise UserError(f"--{name} {value!r} is not text (an undecodable byte, or a control character)")
-    page = _existing_catalog(args.db).products(category=args.category, colour=args.colour, shop=args.shop,
-                                               min_price=args.min_price, max_price=args.max_price,
-                                               currency=args.currency, q=args.q, page=args.page,
-                                               per_page=args.per_page)
+    page = open_catalog(args.db, create=False).products(
+        category=args.category, colour=args.colour, shop=args.shop, min_price=args.min_price,
+        max_price=args.max_price, currency=args.currency, q=args.q, page=args.page, per_page=args.per_page)
     if args.json:
         print(json.dumps({"total": page.total, "page": page.page, "items": page.items}, indent=2))
         return 0

@@ -70,14 +70,17 @@ def _migrate(engine) -> None:
 
 
 class Catalog:
-    def __init__(self, url: str | None = None, images_dir=None):
+    def __init__(self, url: str | None = None, images_dir=None, *, create: bool = True):
         from sketchshop.config import settings
         s = settings()
         self.url = url or s.database_url
+        sqlite_file = Path(self.url[len("sqlite:///"):]) if self.url.startswith("sqlite:///") else None
+        if not create and sqlite_file is not None and not sqlite_file.is_file():  # a reader never makes an empty one
+            raise UserError(f"no catalogue at {sqlite_file}: crawl a shop first (`sketchshop crawl run`), or run `make demo`")
         self.images = ImageStore(images_dir or s.data_dir / "images")
         try:
-            if self.url.startswith("sqlite:///"):
-                Path(self.url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            if sqlite_file is not None:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(self.url, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError) as e:
             raise UserError(f"bad database URL {self.url!r}: {e}") from None
@@ -121,7 +124,11 @@ class Catalog:
             stmt = stmt.where(Product.price >= float(min_price))
         if max_price is not None:
             stmt = stmt.where(Product.price <= float(max_price))
+        if min_price is not None and max_price is not None and min_price > max_price:
+            raise UserError(f"min price {min_price} is above max price {max_price}")
         if currency:
+            if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
+                raise UserError(f"currency {currency!r}: a three-letter code such as EUR")
             stmt = stmt.where(Product.currency == currency.upper())
         if q:
             like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -379,9 +386,10 @@ def _schedule_dict(x: Schedule) -> dict:
             "last_fired_at": _iso(x.last_fired_at), "last_run_id": x.last_run_id}
 
 
-def open_catalog(url: str | None = None, images_dir=None) -> Catalog:
-    """Open (creating and migrating) the catalogue at `url` (default: settings().database_url)."""
-    return Catalog(url, images_dir)
+def open_catalog(url: str | None = None, images_dir=None, *, create: bool = True) -> Catalog:
+    """Open (creating, unless `create` is False, and migrating) the catalogue at `url` (default:
+    settings().database_url)."""
+    return Catalog(url, images_dir, create=create)
 
 
 __all__ = ["Catalog", "Page", "ProductRecord", "open_catalog", "CrawlRun", "CrawlTask", "Schedule"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 from flask import request
 from PIL import Image
 
@@ -12,7 +11,7 @@ from catalog.index import Filters
 from sketchshop import vocab
 from sketchshop.config import settings
 from sketchshop.errors import ImageError, TooLarge
-from sketchshop.images import WORK_SIDE, hint_mask, load_image
+from sketchshop.images import WORK_SIDE, has_hints, load_image
 
 from .errors import ApiError
 
@@ -55,7 +54,7 @@ def hints_from(scale: float = 1.0) -> Image.Image | list | None:
     """
     if "hints" in request.files:
         layer = image_from("hints", mode="RGBA")
-        return layer if hint_mask(np.asarray(layer)).any() else None  # an empty layer is no hints
+        return layer if has_hints(layer) else None  # an empty layer is no hints
     raw = request.form.get("hints")
     if not raw:
         return None

@@ -67,18 +67,13 @@ def atomic_dir(path):
         raise
 
 
-def check_replaceable(path, marker: str) -> None:
-    """An output folder a command replaces whole must be absent, empty, or an earlier output of it (it holds
-    `marker`): never a file, nor a folder of the user's."""
+@contextlib.contextmanager
+def replaced_dir(path, marker: str):
+    """`atomic_dir` for an output folder a command replaces whole: it must be absent, empty, or an earlier output
+    of the command (it holds `marker`), never a file nor a folder of the user's."""
     path = Path(path)
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / marker).is_file())):
         raise UserError(f"{path}: exists and is not an earlier output (no {marker}); choose another folder")
-
-
-@contextlib.contextmanager
-def replaced_dir(path, marker: str):
-    """`atomic_dir` for an output folder (`check_replaceable`): all of it, or nothing and the old one kept."""
-    check_replaceable(path, marker)
     with atomic_dir(path) as tmp:
         yield tmp
 

@@ -103,3 +103,16 @@ def test_webp_and_heic_roundtrip():
     assert load_image(_bytes(im, "WEBP")).size == (64, 48)
     pytest.importorskip("pillow_heif")
     assert load_image(_bytes(im, "HEIF")).size == (64, 48)
+
+
+def test_has_hints_agrees_with_hint_mask():
+    from sketchshop.images import has_hints, hint_mask
+    layers = [Image.new("RGBA", (40, 30), (0, 0, 0, 0)), Image.new("RGBA", (40, 30), (255, 255, 255, 255))]
+    for base in list(layers):
+        for dot in ((200, 30, 30, 255), (200, 30, 30, 100), (230, 230, 230, 255), (10, 10, 10, 0)):
+            im = base.copy()
+            im.paste(dot, (5, 5, 9, 9))
+            layers.append(im)
+    for im in layers:
+        assert has_hints(im) == bool(hint_mask(np.asarray(im)).any())
+    assert [has_hints(im) for im in layers[:2]] == [False, False]
