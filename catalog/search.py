@@ -149,7 +149,8 @@ class Searcher:
             if coloured is None:
                 (pred,) = self.classifier.predict([image], kind="sketch", hints=[layer])
             else:  # one batch of two: cheaper than two runs. Both take the hints' colour (no measuring).
-                pred, photo = self.classifier.predict([image, coloured], kind=["sketch", "photo"], hints=[layer, layer])
+                pred, photo = self.classifier.predict([image, coloured], kind=["sketch", "colourised"],
+                                                      hints=[layer, layer])
                 pred = merge_predictions(pred, photo)
         return Described(None, True, None, None, pred, image), coloured
 

@@ -17,7 +17,11 @@ from .colour import combine_colour, hint_colour, measured_colour
 from .model import GarmentNet, read_checkpoint
 
 log = logging.getLogger(__name__)
-KINDS = ("photo", "sketch")
+# "colourised": the colouriser's image of a drawing, read as a photo but run in int8 where that pays
+KINDS = ("photo", "sketch", "colourised")
+# the int8 copy must keep, against float on 32 studio renders and 32 drawings, this share of the
+# category heads' answers and this mean embedding cosine (measured 0.995 / 0.9994: see the card)
+INT8_AGREEMENT, INT8_COSINE = 0.95, 0.99
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -35,13 +39,40 @@ def _as_image(x):
     return load_image(x)
 
 
+def _int8_copy(fast, size: int):
+    """An int8 copy of the network for the colouriser's images in a sketch search, calibrated and checked
+    on studio renders and drawings generated here. Not for photos (0.3-0.6 points of category top-1 on
+    the validation photos) nor drawings (sketch retrieval lost 1-3 queries in 341): the classifier card,
+    "The colouriser's images in int8"."""
+    from sketchshop.accel import int8_module
+    from sketchshop.studio import render_product
+
+    def feeds(seed: int, n: int) -> list[dict]:
+        products = [render_product(seed, i, size=size) for i in range(n)]
+        images = [p.image for p in products] + [D.frame_drawing(as_drawing(p.sketch)) for p in products]
+        return [{"image": D.preprocess(im, size).numpy()[None]} for im in images]
+
+    def close(ref: list[dict], got: list[dict]) -> dict:
+        heads = [k for k in ref[0] if k.startswith("category")]
+        agree = float(np.mean([r[k].argmax() == g[k].argmax() for r, g in zip(ref, got) for k in heads]))
+        a, b = (np.concatenate([o["embedding"] for o in outs]) for outs in (ref, got))
+        cosine = float(np.mean((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
+        ok = agree >= INT8_AGREEMENT and cosine >= INT8_COSINE
+        return {"category_agreement": round(agree, 4), "embedding_cosine": round(cosine, 4),
+                "why_not": None if ok else (f"int8 keeps {agree:.3f} of the category answers (want {INT8_AGREEMENT}) "
+                                            f"and embedding cosine {cosine:.4f} (want {INT8_COSINE})")}
+
+    return int8_module(fast, feeds(1, 64), feeds(2, 32), close)
+
+
 class Classifier:
     """Category, colour, attributes and a search embedding for garment crops, photos or sketches."""
 
     def __init__(self, model: GarmentNet, size: int = D.SIZE, colour_mode: str = "combined", meta: dict | None = None,
-                 fast=None):
+                 fast=None, fast_int8=None):
         self.model = model.eval()
         self.fast = fast  # the same network in ONNX Runtime (sketchshop.accel), or None: eager PyTorch
+        self.fast_int8 = fast_int8 or fast  # for the colouriser's images: int8 where it pays
         self.size = size
         self.colour_mode = colour_mode  # "head", "measured" or "combined" (chosen on studio data, see card)
         self.meta = meta or {}
@@ -66,22 +97,26 @@ class Classifier:
         from sketchshop.registry import sha256
         fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), model.output_names,
                            key=f"classifier-{sha256(p)[:16]}")
-        return cls(model, size, meta.get("colour_mode", "combined"), meta, fast)
+        return cls(model, size, meta.get("colour_mode", "combined"), meta, fast, fast and _int8_copy(fast, size))
 
     def preprocess(self, image) -> torch.Tensor:
         """THE preprocessing (index time = query time)."""
         return D.preprocess(_as_image(image), self.size)
 
     @torch.no_grad()
-    def _forward(self, ims: list, batch: int = 4, measure: list | None = None) -> tuple[dict, list]:
+    def _forward(self, ims: list, batch: int = 4, measure: list | None = None,
+                 int8: list | None = None) -> tuple[dict, list]:
         """The network's outputs for `ims`, and the measured colour of each image i with `measure[i]`
-        (True, or the garment's box in it; see `colour.measured_colour`), else None.
+        (True, or the garment's box in it; see `colour.measured_colour`), else None. Images with `int8[i]`
+        run in `fast_int8`, in batches of their own.
 
         Preprocessing runs on a thread pool while the network runs on earlier chunks; small chunks
         because batch 3-4 ran fastest per image on this 2-core CPU (8: +3 %, 16: +5 %). A single
         image is preprocessed here while its colour is measured on the pool, through the network's run.
         Both read one copy of the image's pixels (copying them out of PIL took up to 0.8 ms)."""
         measure = measure or [None] * len(ims)
+        int8 = int8 or [False] * len(ims)
+        order = sorted(range(len(ims)), key=lambda i: not int8[i])  # the int8 group first, each in order
         single = len(ims) == 1
 
         def prep(i):
@@ -92,33 +127,41 @@ class Classifier:
                 return D.preprocess(a, self.size), colour
             return D.preprocess(a, self.size), None if m is None else measured_colour(a, box=box)
 
-        done = map(prep, range(len(ims))) if single else pool().map(prep, range(len(ims)))
+        done = map(prep, order) if single else pool().map(prep, order)
         outs: dict[str, list] = {}
         colours = []
-        for i in range(0, len(ims), batch):
-            chunk = [next(done) for _ in range(min(batch, len(ims) - i))]
-            colours += [c for _, c in chunk]
+        groups = [j for j in order if int8[j]], [j for j in order if not int8[j]]
+        chunks = [g[i:i + batch] for g in groups for i in range(0, len(g), batch)]
+        for chunk in chunks:
+            items = [next(done) for _ in chunk]
+            colours += [c for _, c in items]
             # numpy, not torch.stack: torch's OpenMP threads spin for a while after a parallel op,
             # and took a core from ONNX Runtime's run right after it (network 8.7 -> 11.5 ms)
-            x = torch.from_numpy(np.stack([x.numpy() for x, _ in chunk]))
-            out = self.fast(x) if self.fast else self.model(x.contiguous(memory_format=torch.channels_last))
+            x = torch.from_numpy(np.stack([x.numpy() for x, _ in items]))
+            fast = self.fast_int8 if int8[chunk[0]] else self.fast
+            out = fast(x) if fast else self.model(x.contiguous(memory_format=torch.channels_last))
             for k, v in out.items():
                 outs.setdefault(k, []).append(v)
-        return {k: torch.cat(v) for k, v in outs.items()}, [c.result() if single and c else c for c in colours]
+        back = torch.from_numpy(np.argsort(order))  # to the callers' order
+        colours = [colours[i] for i in back.tolist()]
+        return ({k: torch.cat(v)[back] for k, v in outs.items()},
+                [c.result() if single and c else c for c in colours])
 
     def embed(self, images: list, kind: str = "photo") -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings; photos and sketches share one space."""
         self._check_kind(kind)
         if not images:
             return np.zeros((0, self.embed_dim), np.float32)
-        return self._forward(self._inputs(images, [kind] * len(images)))[0]["embedding"].numpy().astype(np.float32)
+        ims = self._inputs(images, [kind] * len(images))
+        return self._forward(ims, int8=[kind == "colourised"] * len(ims))[0]["embedding"].numpy().astype(np.float32)
 
     def predict(self, images: list, kind: str | list[str] = "photo", hints: list | None = None, topk: int = 3,
                 priors: list | None = None, boxes: list | None = None) -> list[dict]:
         """Per image: category (+p, top-k), colour (+p), applicable attributes (+p), embedding.
 
         `kind`: one for all images, or one per image (a sketch and its colourised image in one batch);
-        drawings ("sketch") take the sketch head's category when the model has one, photos the worn head's.
+        drawings ("sketch") take the sketch head's category when the model has one, photos the worn head's;
+        "colourised" (the colouriser's image of a drawing) is read as a photo but runs in int8 where that pays.
         `hints`: per image None or an RGBA hint layer. An image with hints takes its colour from them
         (a sketch, or the colouriser's image of it), a photo without them its measured colour, and a
         sketch without them has none.
@@ -145,7 +188,7 @@ class Classifier:
                 tasks[id(h)] = pool().submit(hint_colour, h)
         measure = [None if from_hints or self.colour_mode == "head" else (box or True)
                    for from_hints, box in zip(hinted, boxes)]
-        out, colours = self._forward(ims, measure=measure)
+        out, colours = self._forward(ims, measure=measure, int8=[k == "colourised" for k in kinds])
         colours = [tasks[id(h)].result() if from_hints and h is not None else c
                    for h, from_hints, c in zip(hints, hinted, colours)]
         o = {k: v.numpy() for k, v in out.items()}  # numpy from here: a tenth of torch's per-call cost

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sketchshop import accel
 from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -125,51 +126,16 @@ def to_ort(onnx_paths: list[Path], out_dir: Path, ops_config: Path | None = None
 def session(path: Path, threads: int = 1):
     """An ONNX Runtime CPU session (ONNX or ORT format), single-threaded by default, set up as served."""
     import onnxruntime as ort
-
-    from sketchshop.accel import session_options
-    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), accel.session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=("Conv", "Gemm", "MatMul"),
-                  exclude: list[str] = (), per_channel: bool = True, weight_type: str = "int8",
-                  weight_only: list[str] = ()) -> Path:
-    """Static int8 (QDQ, per-channel weights, uint8 activations, MinMax) calibrated on `calibration`.
-
-    Only `op_types` are quantised: the arithmetic that carries the cost. Everything else (the
-    normalisation, the L2 norm of the embedding, resizes, the detector's top-k) stays float.
-    `weight_type="uint8"` (U8U8) avoids the U8S8 saturation of x86 CPUs without VNNI (AVX2 only;
-    ONNX Runtime's quantisation guide), which costs depthwise-heavy networks most.
-    `weight_only` Conv nodes (normally among `exclude`) keep float activations but int8 weights.
+                  exclude: list[str] = (), weight_type: str = "int8", weight_only: list[str] = ()) -> Path:
+    """Static int8 (`sketchshop.accel.quantize_int8`) of the arithmetic that carries the cost, `op_types`:
+    everything else (the normalisation, the L2 norm of the embedding, resizes, the detector's top-k)
+    stays float. `weight_only` Conv nodes (normally among `exclude`) keep float activations but int8 weights.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    root = logging.getLogger()
-    level = root.level
-    with tempfile.TemporaryDirectory(prefix="q-", dir=dst.parent) as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        root.setLevel(max(level, logging.WARNING))  # onnxruntime.quantization logs every node at INFO on root
-        with contextlib.ExitStack() as stack:
-            stack.callback(root.setLevel, level)
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore")
-            try:
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-            except Exception as e:  # symbolic shape inference gives up on some graphs; plain is fine
-                log.info("quantisation pre-processing with symbolic shapes failed (%s); without", e)
-                quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8,
-                            weight_type={"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[weight_type],
-                            op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
-                            extra_options={"CalibTensorRangeSymmetric": False})
+    accel.quantize_int8(src, dst, calibration, op_types=op_types, exclude=exclude, weight_type=weight_type)
     if weight_only:
         quantize_weights_only(dst, weight_only)
     return dst

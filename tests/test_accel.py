@@ -1,6 +1,8 @@
 """The ONNX Runtime copy of a served network: same outputs, cached by key, rebuilt when broken."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,104 @@ def test_shipped_classifier_same_predictions_in_both_runtimes(shared_data):
     assert [x["category"] for x in a] == [x["category"] for x in b]
     for x, y in zip(a, b):
         assert float(np.abs(x["embedding"] - y["embedding"]).max()) < 1e-4
+
+
+# ---- the int8 copy (sketchshop.accel.int8_module) ----
+
+def _feeds(n, seed):
+    g = np.random.default_rng(seed)
+    return [{"x": g.random((1, 3, 16, 16), dtype=np.float32)} for _ in range(n)]
+
+
+def _close(ref, got):
+    worst = max(float(np.abs(r["feat"] - g["feat"]).max()) for r, g in zip(ref, got))
+    return {"max_diff": worst, "why_not": None if worst < 0.05 else f"features differ by {worst:.3f}"}
+
+
+def _fast(key):
+    return onnx_module(Net().eval(), (torch.rand(1, 3, 16, 16),), ("x",), ("logits", "feat"), key=key)
+
+
+def test_int8_copy_close_cached_and_first_layer_float(cache):
+    import onnx
+
+    from sketchshop.accel import int8_module
+    fast = _fast("net-q")
+    calls = []
+
+    def accept(ref, got):
+        calls.append(1)
+        return _close(ref, got)
+
+    q = int8_module(fast, _feeds(8, 0), _feeds(4, 1), accept, min_speedup=0)
+    assert q is not None and q.path.name.endswith(".int8.onnx")
+    x = torch.rand(3, 3, 16, 16)
+    np.testing.assert_allclose(q(x)["feat"].numpy(), fast(x)["feat"].numpy(), atol=0.05)
+    graph = onnx.load(str(q.path)).graph
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    assert [n.op_type for n in graph.node if "x" in n.input] == ["Conv"]  # the layer reading the input stays float
+    verdict = q.path.with_suffix(".json")
+    assert '"used": true' in verdict.read_text()
+    inode = q.path.stat().st_ino
+    assert int8_module(fast, _feeds(8, 0), _feeds(4, 1), accept, min_speedup=0) is not None
+    assert q.path.stat().st_ino == inode and len(calls) == 1  # reused, not rebuilt nor re-judged
+
+
+def test_int8_copy_refused_stays_refused(cache, caplog):
+    from sketchshop.accel import int8_module
+    fast = _fast("net-r")
+    calls = []
+
+    def refuse(ref, got):
+        calls.append(1)
+        return {"why_not": "too far from float"}
+
+    assert int8_module(fast, _feeds(8, 0), _feeds(4, 1), refuse) is None
+    assert "too far from float" in caplog.text
+    assert not list(cache.glob("*.int8.onnx")) and list(cache.glob("net-r-*.int8.json"))
+    assert int8_module(fast, _feeds(8, 0), _feeds(4, 1), refuse) is None and len(calls) == 1
+    # int8 must also pay for itself: a copy 1000x faster than float is never found
+    assert int8_module(_fast("net-s"), _feeds(8, 0), _feeds(4, 1), _close, min_speedup=1000) is None
+    assert "not 1000x faster" in caplog.text
+
+
+def test_int8_copy_broken_file_is_rebuilt(cache):
+    from sketchshop.accel import int8_module
+    fast = _fast("net-t")
+    q = int8_module(fast, _feeds(8, 0), _feeds(4, 1), _close, min_speedup=0)
+    q.path.write_bytes(b"not an onnx file")
+    q = int8_module(fast, _feeds(8, 0), _feeds(4, 1), _close, min_speedup=0)
+    assert q is not None and q.path.stat().st_size > 1000
+    q.path.with_suffix(".json").write_text("{")
+    assert int8_module(fast, _feeds(8, 0), _feeds(4, 1), _close, min_speedup=0) is not None
+
+
+def test_shipped_classifier_colourised_images_in_int8():
+    """The colouriser's images run in the int8 copy (where this CPU makes it pay), drawings and photos in float;
+    on colourised studio sketches the int8 copy keeps the float network's answers."""
+    from classifier import Classifier
+    from colorizer import Colorizer
+    from sketchshop.studio import render_product
+    clf = Classifier.load()
+    if clf.fast_int8 is clf.fast:
+        pytest.skip(f"int8 not used on this CPU: {Path(clf.fast.path).with_suffix('.int8.json').read_text()}")
+    col = Colorizer.load()
+    products = [render_product(7, i, size=256) for i in range(24)]  # seeds unlike the calibration's
+    coloured = [col.colorize(p.sketch, hints=p.hints, square=True) for p in products]
+
+    def net(fast, ims):
+        return fast(torch.stack([clf.preprocess(im) for im in ims]))
+
+    def emb(preds):
+        return np.stack([p["embedding"] for p in preds])
+
+    float_only = Classifier(clf.model, clf.size, clf.colour_mode, clf.meta, clf.fast)
+    for kind, ims in (("sketch", [p.sketch for p in products[:4]]), ("photo", [p.image for p in products[:4]])):
+        np.testing.assert_allclose(emb(clf.predict(ims, kind=kind)), emb(float_only.predict(ims, kind=kind)), atol=1e-5)
+    got = emb(clf.predict(coloured, kind="colourised"))
+    np.testing.assert_allclose(got, net(clf.fast_int8, coloured)["embedding"].numpy(), atol=1e-5)
+    assert np.abs(got - emb(float_only.predict(coloured, kind="colourised"))).max() > 1e-4
+    a, b = net(clf.fast_int8, coloured), net(clf.fast, coloured)
+    agree = float((a["category_worn"].argmax(1) == b["category_worn"].argmax(1)).float().mean())
+    cosine = float((a["embedding"] * b["embedding"]).sum(1).mean())
+    assert agree >= 0.9 and cosine >= 0.99, (agree, cosine)

@@ -466,6 +466,31 @@ def test_kinds_per_image_match_separate_calls(clf):
         clf.predict([photo], kind=None)
 
 
+def test_drawings_run_in_their_own_network_whatever_the_batch(clf, tmp_path):
+    """The colouriser's images run in `fast_int8` (int8 where it pays), photos and drawings in `fast`: in any mix
+    and order, each image gets what it gets alone, and the two networks really differ."""
+    import shutil
+
+    from classifier import Classifier
+    from sketchshop.accel import OrtModule, int8_module
+    feeds = [{"image": clf.preprocess(im).numpy()[None]} for im in (garment(), drawing(), garment((40, 100, 200)))]
+    own = shutil.copy(clf.fast.path, tmp_path / "classifier-test.onnx")  # not the shared cache's verdict
+    fast = OrtModule(clf.fast.session, clf.fast.input_names, clf.fast.output_names, True, Path(own))
+    int8 = int8_module(fast, feeds, feeds, lambda ref, got: {}, min_speedup=0)
+    split = Classifier(clf.model, clf.size, clf.colour_mode, clf.meta, clf.fast, int8)
+    ims = [garment(), drawing(), garment((40, 100, 200)), garment((20, 160, 60)), drawing().rotate(90, expand=True),
+           garment((200, 200, 40)), garment((90, 40, 140))]
+    kinds = ["photo", "sketch", "colourised", "photo", "sketch", "colourised", "photo"]
+    mixed = split.predict(ims, kind=kinds)
+    alone = [split.predict([im], kind=k)[0] for im, k in zip(ims, kinds)]
+    for a, b in zip(mixed, alone):
+        assert a["category"] == b["category"] and np.allclose(a["embedding"], b["embedding"], atol=1e-5)
+    as_float = Classifier(clf.model, clf.size, clf.colour_mode, clf.meta, clf.fast, clf.fast).predict(ims, kind=kinds)
+    moved = [float(np.abs(a["embedding"] - b["embedding"]).max()) for a, b in zip(mixed, as_float)]
+    assert all(m > 1e-5 for m, k in zip(moved, kinds) if k == "colourised")
+    assert all(m < 1e-5 for m, k in zip(moved, kinds) if k != "colourised")
+
+
 def test_sketch_head_reads_drawings_and_leaves_photos_alone(weights, clf):
     """With a sketch head, drawings take its category; a photo's category, colour and every embedding stay."""
     from classifier import Classifier
