@@ -62,7 +62,7 @@ def _int8_copy(fast, size: int):
                 "why_not": None if ok else (f"int8 keeps {agree:.3f} of the category answers (want {INT8_AGREEMENT}) "
                                             f"and embedding cosine {cosine:.4f} (want {INT8_COSINE})")}
 
-    return int8_module(fast, feeds(1, 64), feeds(2, 32), close)
+    return int8_module(fast, lambda: feeds(1, 64), lambda: feeds(2, 32), close)
 
 
 class Classifier:

@@ -133,15 +133,16 @@ def _export(module, example, input_names, output_names, path: Path, as_dict: boo
                           output_names=list(output_names), dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
-def int8_module(fast: OrtModule, calibration: list[dict], check: list[dict], accept, *,
+def int8_module(fast: OrtModule, calibration, check, accept, *,
                 min_speedup: float = 1.25) -> OrtModule | None:
     """A static-int8 copy of `fast`, or None where it would cost accuracy or not save time.
 
-    Built once per ONNX file of `fast` by ONNX Runtime's quantiser, MinMax ranges from `calibration`
-    (input feeds): every operator it knows in int8 (restricted to Conv/Gemm/MatMul, the float
+    `calibration()` and `check()` return lists of input feeds, made only when a copy is built.
+    Built once per ONNX file of `fast` by ONNX Runtime's quantiser, MinMax ranges from the calibration
+    feeds: every operator it knows in int8 (restricted to Conv/Gemm/MatMul, the float
     activations between them took the classifier from 2.8 to 5.3 ms), but for those that read the
     network's inputs (in int8, the classifier's stem conv cost 0.6 points of top-1 on validation
-    photos). Kept when, on the `check` feeds, `accept(fp32_outputs, int8_outputs)` (a dict of
+    photos). Kept when, on the check feeds, `accept(fp32_outputs, int8_outputs)` (a dict of
     measures) has no "why_not" and int8 runs `min_speedup` times faster: x86 CPUs without VNNI
     ran the classifier's int8 2x slower than float (the classifier card, session 6). The verdict
     is cached beside the file, so that a refused copy is not rebuilt at every start.
@@ -171,10 +172,11 @@ def int8_module(fast: OrtModule, calibration: list[dict], check: list[dict], acc
         graph = onnx.load(str(base)).graph
         stems = [n.name for n in graph.node if {i.name for i in graph.input} & set(n.input)]
         with tempfile.TemporaryDirectory(prefix=".int8-", dir=path.parent) as tmp:
-            quantize_int8(base, Path(tmp) / path.name, calibration, exclude=stems)
+            quantize_int8(base, Path(tmp) / path.name, calibration(), exclude=stems)
             os.replace(Path(tmp) / path.name, path)
         int8 = module()
         names = fast.output_names if fast.as_dict else ("output",)
+        check = check()
         ref = [dict(zip(names, fast.session.run(None, c))) for c in check]
         verdict = accept(ref, [dict(zip(names, int8.session.run(None, c))) for c in check])
         fp32_ms, int8_ms = _median_ms(fast.session, check[0]), _median_ms(int8.session, check[0])

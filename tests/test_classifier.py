@@ -476,7 +476,7 @@ def test_drawings_run_in_their_own_network_whatever_the_batch(clf, tmp_path):
     feeds = [{"image": clf.preprocess(im).numpy()[None]} for im in (garment(), drawing(), garment((40, 100, 200)))]
     own = shutil.copy(clf.fast.path, tmp_path / "classifier-test.onnx")  # not the shared cache's verdict
     fast = OrtModule(clf.fast.session, clf.fast.input_names, clf.fast.output_names, True, Path(own))
-    int8 = int8_module(fast, feeds, feeds, lambda ref, got: {}, min_speedup=0)
+    int8 = int8_module(fast, lambda: feeds, lambda: feeds, lambda ref, got: {}, min_speedup=0)
     split = Classifier(clf.model, clf.size, clf.colour_mode, clf.meta, clf.fast, int8)
     ims = [garment(), drawing(), garment((40, 100, 200)), garment((20, 160, 60)), drawing().rotate(90, expand=True),
            garment((200, 200, 40)), garment((90, 40, 140))]
