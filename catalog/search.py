@@ -148,7 +148,7 @@ class Searcher:
             layer = hint_layer(hints, image.size)
             if coloured is None:
                 (pred,) = self.classifier.predict([image], kind="sketch", hints=[layer])
-            else:  # one batch of two: cheaper than two runs. Both take the hints' colour (no measuring).
+            else:  # the colourised image runs in int8 where that pays. Both take the hints' colour (no measuring).
                 pred, photo = self.classifier.predict([image, coloured], kind=["sketch", "colourised"],
                                                       hints=[layer, layer])
                 pred = merge_predictions(pred, photo)

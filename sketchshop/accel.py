@@ -208,7 +208,7 @@ def _median_ms(session, feed: dict, runs: int = 20) -> float:
     return statistics.median(times)
 
 
-def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=None, exclude=(), per_channel: bool = True,
+def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=None, exclude=(),
                   weight_type: str = "int8") -> Path:
     """Static int8 (QDQ, per-channel weights, uint8 activations, MinMax) calibrated on `calibration`.
 
@@ -240,7 +240,7 @@ def quantize_int8(src: Path, dst: Path, calibration: list[dict], *, op_types=Non
             except Exception as e:  # symbolic shape inference gives up on some graphs; plain is fine
                 log.info("quantisation pre-processing with symbolic shapes failed (%s); without", e)
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8,
                             weight_type={"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[weight_type],
                             op_types_to_quantize=None if op_types is None else list(op_types),
