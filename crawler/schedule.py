@@ -68,7 +68,7 @@ def crawl_options(opts) -> dict:
         out[key] = v
     if opts.get("remote_url") is not None:
         from .spec import check_base_url
-        out["remote_url"] = check_base_url(opts["remote_url"], "options.remote_url")
+        out["remote_url"] = check_base_url(opts["remote_url"], "options", "remote_url", flag=None)
     if "reindex" in opts:
         if not isinstance(opts["reindex"], bool):
             raise UserError(f"options.reindex: true or false, not {opts['reindex']!r}")

@@ -173,15 +173,16 @@ def load_spec(path, base_url: str | None = None) -> Spec:
         raise UserError(f"{p}: invalid spec ({type(e).__name__}: {e})") from None
 
 
-def check_base_url(base, where: str = "base_url") -> str:
-    """`base` if it is an http(s) URL with a host (and a valid port); UserError naming it otherwise."""
+def check_base_url(base, where: str = "base_url", name: str = "base_url", flag: str | None = "--base-url") -> str:
+    """`base` if it is an http(s) URL with a host (and a valid port); UserError naming it (`name`, set
+    by `flag`) otherwise."""
     try:
         u = urlsplit(base) if isinstance(base, str) else None
         port_ok = u is not None and (u.port is None or u.port > 0)  # .port raises on 99999 and on "[::1"
     except ValueError as e:
-        raise UserError(f"{where}: base_url {base!r}: {e}") from None
+        raise UserError(f"{where}: {name} {base!r}: {e}") from None
     if not (u and u.scheme in ("http", "https") and u.hostname and port_ok):
-        raise UserError(f"{where}: base_url must be an http(s) URL (got {base!r}); set it or pass --base-url")
+        raise UserError(f"{where}: {name} must be an http(s) URL (got {base!r})" + (f"; set it or pass {flag}" if flag else ""))
     return base
 
 

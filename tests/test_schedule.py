@@ -45,6 +45,7 @@ def test_a_schedule_that_never_fires_stops_no_other(data_dir):
 @pytest.mark.parametrize("options,culprit", [
     ({"browsers": "lots"}, "options.browsers"), ({"browsers": 0}, "options.browsers"),
     ({"max_pages": -1}, "options.max_pages"), ({"remote_url": "http://[::1"}, "remote_url"),
+    ({"remote_url": "grid:4444"}, r"^options: remote_url must be an http\(s\) URL \(got 'grid:4444'\)$"),
     ({"reindex": "false"}, "options.reindex"), ({"threads": 4}, "unknown"), (["browsers"], "mapping"),
 ])
 def test_crawl_options_are_checked_when_asked_for(data_dir, options, culprit):
