@@ -116,6 +116,8 @@ class Catalog:
                 stmt = stmt.where(Product.category.in_(cats))
             if colour:
                 stmt = stmt.where(Product.colour == vocab.colour(colour))
+            if currency:
+                stmt = stmt.where(Product.currency == vocab.currency(currency))
         except vocab.VocabError as e:
             raise UserError(str(e)) from None
         if shop:
@@ -126,10 +128,6 @@ class Catalog:
             stmt = stmt.where(Product.price <= float(max_price))
         if min_price is not None and max_price is not None and min_price > max_price:
             raise UserError(f"min price {min_price} is above max price {max_price}")
-        if currency:
-            if not (len(currency) == 3 and currency.isascii() and currency.isalpha()):
-                raise UserError(f"currency {currency!r}: a three-letter code such as EUR")
-            stmt = stmt.where(Product.currency == currency.upper())
         if q:
             like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(or_(Product.title.ilike(like, escape="\\"), Product.brand.ilike(like, escape="\\")))
@@ -236,11 +234,13 @@ class Catalog:
         check_schedule_name(name)
         parse_cron(cron)
         options = crawl_options(options)
+        if not isinstance(reindex, bool):
+            raise UserError(f"reindex: true or false, not {reindex!r}")
         with self.session() as s:
             if s.scalar(select(Schedule).where(Schedule.name == name)):
                 raise UserError(f"schedule {name!r} already exists (remove it first)")
             x = Schedule(name=name, spec=str(spec), cron=cron, base_url=base_url, options=options,
-                         reindex=bool(reindex))
+                         reindex=reindex)
             s.add(x)
             s.flush()
             return _schedule_dict(x)

@@ -15,7 +15,7 @@ import logging
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -78,7 +78,6 @@ def crawl_options(opts) -> dict:
 
 def next_fire(expr: str, after: datetime | None = None) -> datetime:
     """First fire time strictly after `after` (naive UTC in, naive UTC out). UserError if it never fires."""
-    from datetime import timedelta
     after = (after or datetime.now(timezone.utc).replace(tzinfo=None)).replace(tzinfo=timezone.utc)
     trigger = parse_cron(expr)
     t = trigger.get_next_fire_time(None, after)

@@ -101,16 +101,15 @@ def _train(args) -> int:
     from sketchshop.config import settings
 
     from .data import build_ccp, build_products, build_studio_products
-    from .train import train
+    from .train import run_dir, train
     if not args.data.is_file():
         raise UserError(f"{args.data}: COCO json not found")
     from sketchshop.datasets import read_coco
     if not any(im.boxes for im in read_coco(args.data, args.images or args.data.parent)):  # before minutes of GrabCut
         raise UserError(f"{args.data}: no annotated boxes to train on")
-    if args.export_only:
-        from .train import run_dir
-        if not (run_dir(args.name) / "weights" / "best.pt").is_file():
-            raise UserError(f"{run_dir(args.name) / 'weights' / 'best.pt'}: no trained checkpoint for run {args.name!r}")
+    best = run_dir(args.name) / "weights" / "best.pt"  # what --export-only installs
+    if args.export_only and not best.is_file():
+        raise UserError(f"{best}: no trained checkpoint for run {args.name!r}")
     extra = []
     if args.product_shots_n > 0:
         if not args.product_shots.is_dir():
@@ -127,10 +126,7 @@ def _train(args) -> int:
         extra.append(build_copy_paste(args.data, args.images or args.data.parent, split_ids(ids)[0],
                                       settings().path("detector", "copypaste"), args.copy_paste))
     yaml_path = build_ccp(args.data, args.images or args.data.parent, settings().path("detector", "ccp"), extra_train=extra)
-    if args.export_only:
-        from .train import run_dir
-        best = run_dir(args.name) / "weights" / "best.pt"
-    else:
+    if not args.export_only:
         best = train(yaml_path, name=args.name, model=args.model, imgsz=args.imgsz, epochs=args.epochs,
                      batch=args.batch, hours=args.hours, threads=args.threads, resume=not args.fresh,
                      init=args.init, train_trunk=args.train_trunk,

@@ -90,12 +90,9 @@ def list_schedules():
 def add_schedule():
     body = _body()
     base_url = _str(body, "base_url", False)
-    reindex = body.get("reindex", False)
-    if not isinstance(reindex, bool):
-        raise ApiError(400, "bad_request", f"'reindex' must be true or false, not {reindex!r}")
     sched = _catalog().add_schedule(_str(body, "name"), checked_spec_path(_str(body, "spec"), base_url),
                                     _str(body, "cron"), base_url=base_url, options=body.get("options"),
-                                    reindex=reindex)
+                                    reindex=body.get("reindex", False))
     return jsonify(sched), 201
 
 

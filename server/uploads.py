@@ -103,6 +103,8 @@ def filters_from() -> Filters:
             f.category = vocab.category(v["category"])
         if v.get("colour") or v.get("color"):
             f.colour = vocab.colour(v.get("colour") or v.get("color"))
+        if v.get("currency"):
+            f.currency = vocab.currency(v["currency"])
     except vocab.VocabError as e:
         raise ApiError(400, "bad_filter", str(e)) from None
     for name in ("min_price", "max_price"):
@@ -117,11 +119,6 @@ def filters_from() -> Filters:
     if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
         raise ApiError(400, "bad_filter", "'min_price' is above 'max_price'")
     f.shop = v.get("shop") or None
-    cur = v.get("currency")
-    if cur:
-        if len(cur) != 3 or not (cur.isascii() and cur.isalpha()):
-            raise ApiError(400, "bad_filter", "'currency' must be a three-letter code such as EUR")
-        f.currency = cur.upper()
     return f
 
 

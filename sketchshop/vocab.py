@@ -143,6 +143,13 @@ def coarse(name: str) -> str:
     return FINE_TO_COARSE.get(c, c)
 
 
+def currency(code: str) -> str:
+    """An ISO 4217-shaped currency code, upper-cased ("eur" -> "EUR"); VocabError otherwise."""
+    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+        raise VocabError(f"currency {code!r}: a three-letter code such as EUR")
+    return code.upper()
+
+
 def colour(name: str) -> str:
     """Canonical colour of a shop's colour name: a vocabulary name or alias, else the same once its
     qualifiers are dropped ("Dark Green", "Grey Melange"), else its last or first word ("Sea Green",
