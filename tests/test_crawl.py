@@ -5,6 +5,7 @@ images that decode and are byte-identical to what the shop served.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -318,3 +319,56 @@ def test_recrawl_updates_without_duplicates(stock, data_dir, catalog_db, tmp_pat
     for a, b in zip(stock, on_sale):
         prices = [x["price"] for x in cat.product_by_key("demo-shop", a.id)["prices"]]
         assert prices == ([a.price, b.price] if a.price != b.price else [a.price])
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            pass
+    return pids
+
+
+def test_a_browser_dies_with_its_killed_process():
+    """kill -9 of a crawl (or the OOM killer) leaves no chromedriver or Chromium running, and the next browser
+    start removes the profile it left."""
+    _need_chromium()
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signals are Linux's")
+    from crawler import browser
+    if browser._setpriv() is None:
+        pytest.skip("no setpriv with --pdeathsig on this machine (util-linux)")
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="ss-"))  # short: Chromium's socket path under TMPDIR must fit 108 bytes
+    code = "from crawler.browser import make_driver; d = make_driver(); print('up', flush=True); import time; time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        (profile,) = tmp.glob(browser.PROFILE_PREFIX + "*")
+        assert _processes_mentioning(str(profile)), "Chromium should be running with the fresh profile"
+        os.kill(proc.pid, signal.SIGKILL)  # the process alone, as the OOM killer does, not its group
+        proc.wait()
+        deadline = time.time() + 15
+        while _processes_mentioning(str(profile)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _processes_mentioning(str(profile)), "Chromium outlived the process that started it"
+        alive = tmp / (browser.PROFILE_PREFIX + "alive")
+        alive.mkdir()
+        (alive / "owner").write_text(f"{os.getpid()} {browser._start_time(os.getpid())}")
+        unowned = tmp / (browser.PROFILE_PREFIX + "unowned")
+        unowned.mkdir()
+        assert browser.remove_stale_profiles(str(tmp)) == 1
+        assert not profile.exists() and alive.exists() and unowned.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _processes_mentioning(str(tmp)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
