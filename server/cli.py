@@ -1,6 +1,7 @@
 """`sketchshop serve`: the API under gunicorn, N single-threaded workers, models loaded once per worker."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -44,8 +45,25 @@ def serve(args) -> int:
     # The models' libraries (not the models) are imported before gunicorn forks, so that the workers share those
     # pages copy-on-write (2 workers: 1539 MB total PSS this way, 1706 MB when each worker imported its own).
     import classifier.predict, colorizer.infer, detector.infer, server.api  # noqa: E401, F401
+    import gunicorn.util
+    gunicorn.util.write_error = _json_error
     App().run()
     return 0
+
+
+GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 431: "headers_too_large",
+                  501: "not_implemented", 500: "internal"}
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answers (a request line or headers too long, a malformed request, before the app sees it)
+    in the API's JSON error shape instead of gunicorn's HTML page."""
+    code = GUNICORN_CODES.get(status_int, reason.lower().replace(" ", "_"))
+    body = json.dumps({"error": {"code": code, "message": mesg or reason}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    from gunicorn.util import write_nonblock
+    write_nonblock(sock, head.encode("latin1") + body)
 
 
 def _child_exit(server, worker):

@@ -213,3 +213,51 @@ def test_client_addresses_come_from_a_proxy_only_when_it_is_trusted(data_dir, mo
                        content_type="multipart/form-data").status_code for _ in range(3)]
     assert codes("203.0.113.1") == [400, 400, 429]
     assert codes("203.0.113.2") == ([400, 400, 429] if proxies == "1" else [429, 429, 429])
+
+
+def test_what_gunicorn_refuses_is_json_too(data_dir):
+    """A request line or headers too long, or no HTTP at all, never reach Flask: `sketchshop serve` answers them in
+    the API's JSON error shape, not with gunicorn's HTML page."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port), "--workers", "1"],
+                           cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def raw(request: bytes) -> tuple[int, str, dict]:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+            c.sendall(request)
+            data = b""
+            while chunk := c.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin1").split("\r\n")
+        ctype = next(v for k, _, v in (h.partition(": ") for h in lines[1:]) if k.lower() == "content-type")
+        return int(lines[0].split()[1]), ctype, json.loads(body)
+
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert srv.poll() is None and time.time() < deadline, "sketchshop serve did not start"
+                time.sleep(0.3)
+        for request, status, code in [
+            (b"GET /v1/products?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: y\r\n" * 200 + b"\r\n", 431, "headers_too_large"),
+            (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        ]:
+            got, ctype, body = raw(request)
+            assert (got, ctype, body["error"]["code"]) == (status, "application/json", code)
+            assert body["error"]["message"]
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
