@@ -118,6 +118,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
     if not n_done:
         raise UserError(f"none of the {len(samples)} images could be read, for example {skipped[0]['file']}: "
                         f"{skipped[0]['error']}")
+    _say_skipped(skipped, len(samples))
     res = {"n": n_done, **score(samples, preds, colour_preds),
            "ms_per_image": round(t_model * 1000 / max(n_done, 1), 2),
            "ms_per_image_batch1": _latency(clf, samples, domain, detector),
@@ -160,6 +161,14 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
         ts.append(time.perf_counter() - t0)
     torch.set_num_threads(threads)
     return round(float(np.median(ts)) * 1000, 2)
+
+
+def _say_skipped(skipped: list[dict], total: int) -> None:
+    """Unreadable images are left out of the scores: say so where the user looks, not only in the JSON."""
+    if skipped:
+        said = [s["error"] if s["file"] in s["error"] else f"{s['file']}: {s['error']}" for s in skipped[:3]]
+        log.warning("%d of %d images could not be read and are left out (all under \"skipped\" in the JSON): %s%s",
+                    len(skipped), total, "; ".join(said), "; ..." if len(skipped) > 3 else "")
 
 
 def eval_classifier_cli(args) -> int:
@@ -242,6 +251,7 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
         bad = (gbad + qbad)[:1]
         raise UserError("no sketch could be matched with a readable gallery image"
                         + (f", e.g. {bad[0]['file']}: {bad[0]['error']}" if bad else ""))
+    _say_skipped(gbad + qbad, len(gallery) + len(queries))
     r = np.array(ranks)
     return {"n": int(len(r)), "acc@1": round(float((r < 1).mean()), 4), "acc@5": round(float((r < 5).mean()), 4),
             "acc@10": round(float((r < 10).mean()), 4), "gallery_size": len(gk),

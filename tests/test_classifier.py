@@ -333,7 +333,7 @@ def test_eval_unknown_label_names_the_row(tmp_path, weights, capsys):
     assert not (tmp_path / "o.json").exists()
 
 
-def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weights, capsys):
+def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weights, capsys, caplog):
     for i, c in enumerate([(200, 30, 35), (40, 100, 200), (20, 20, 20)]):
         garment(c).save(tmp_path / f"g{i}.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
@@ -342,6 +342,7 @@ def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weig
     rc = main(["eval", "classifier", "--images", str(tmp_path), "--labels", str(tmp_path / "l.csv"),
                "--weights", str(weights), "--json", str(tmp_path / "o.json")])
     assert rc == 0, capsys.readouterr().err
+    assert "1 of 4 images could not be read" in caplog.text and "broken.png" in caplog.text  # not only in the JSON
     r = json.loads((tmp_path / "o.json").read_text())
     assert r["n"] == 3 and len(r["skipped"]) == 1 and "broken.png" in r["skipped"][0]["file"]
     assert {"n", "category_top1", "colour_top1", "per_class", "confusion", "ms_per_image"} <= set(r)
