@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from crawler.spec import checked_spec_path
 from sketchshop.config import settings
 
-from .errors import MAX_ID, ApiError
+from .errors import MAX_ID, ApiError, parse_int
 
 bp = Blueprint("admin", __name__)
 
@@ -67,7 +67,7 @@ def start_crawl():
 @bp.get("/crawls")
 def list_crawls():
     try:
-        limit = min(200, max(1, int(request.args.get("limit", 20))))
+        limit = min(200, max(1, parse_int(request.args.get("limit", "20"))))
     except ValueError:
         raise ApiError(400, "bad_parameter", "'limit' must be an integer") from None
     return jsonify({"items": _catalog().runs(shop=request.args.get("shop") or None, limit=limit)})

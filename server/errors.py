@@ -2,15 +2,38 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
 
 MAX_ID = 2**63 - 1  # ids are 64-bit database integers; a larger id in a URL names nothing
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_int(raw: str) -> int:
+    """An integer written in ASCII digits; ValueError otherwise (Python's int() also takes '１２', ' 5' and '1_0')."""
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError(f"not an integer: {raw!r}")
+    return int(raw)
+
+
+def parse_number(raw: str) -> float:
+    """A decimal number in ASCII digits (float() also takes '１２', ' 5', '1_0', 'nan' and 'inf')."""
+    if not _NUMBER.fullmatch(raw):
+        raise ValueError(f"not a number: {raw!r}")
+    return float(raw)
+
+
+class AsciiIntConverter(IntegerConverter):
+    """`<int:...>` in routes: ASCII digits only (Werkzeug's `\\d+` also matches '１２', which int() reads as 12)."""
+    regex = r"[0-9]+"
 
 
 class ApiError(UserError):
@@ -26,6 +49,7 @@ def error_response(status: int, code: str, message: str):
 
 
 def register(app: Flask) -> None:
+    app.url_map.converters["int"] = AsciiIntConverter  # before any blueprint adds its routes
     @app.errorhandler(UserError)
     def _user(e: UserError):
         return error_response(e.status, e.code, str(e))

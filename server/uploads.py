@@ -13,7 +13,7 @@ from sketchshop.config import settings
 from sketchshop.errors import ImageError, TooLarge
 from sketchshop.images import WORK_SIDE, has_hints, load_image
 
-from .errors import ApiError
+from .errors import ApiError, parse_int, parse_number
 
 ALLOWED_TYPES = {"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"}
 MAX_HINT_POINTS = 2000
@@ -87,7 +87,7 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     if raw in (None, ""):
         return default
     try:
-        v = int(raw)
+        v = parse_int(raw)
     except ValueError:
         raise ApiError(400, "bad_parameter", f"'{name}' must be an integer") from None
     if not lo <= v <= hi:
@@ -110,7 +110,7 @@ def filters_from() -> Filters:
     for name in ("min_price", "max_price"):
         if v.get(name):
             try:
-                x = float(v[name])
+                x = parse_number(v[name])
             except ValueError:
                 raise ApiError(400, "bad_filter", f"'{name}' must be a number") from None
             if not 0 <= x < 1e9:

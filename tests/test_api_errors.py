@@ -115,6 +115,20 @@ def test_products_and_images(client):
     assert r.status_code == 200 and r.get_json()["total"] == 0
 
 
+@pytest.mark.parametrize("number", ["\uff12", "\u0662", " 2", "1_0", "2.0"])  # full-width, Arabic-Indic, ...
+def test_numbers_are_ascii_digits(client, number):
+    """Python's int() and float() read '２' as 2: ids, pages and prices take ASCII digits only."""
+    from werkzeug.exceptions import NotFound
+    urls = client.application.url_map.bind("localhost")
+    assert urls.match("/v1/products/2")[0] == "v1.product"
+    with pytest.raises(NotFound):
+        urls.match(f"/v1/products/{number}")
+    _err(client.get(f"/v1/products?page={number}"), 400, "bad_parameter")
+    if number != "2.0":  # a price may have a fraction
+        _err(client.get(f"/v1/products?max_price={number}"), 400, "bad_filter")
+    _err(client.get(f"/v1/crawls?limit={number}", headers={"Authorization": "Bearer s3cret"}), 400, "bad_parameter")
+
+
 def test_admin_token_and_validation(client):
     _err(client.get("/v1/crawls"), 401, "unauthorized")
     _err(client.get("/v1/crawls", headers={"Authorization": "Bearer wrong"}), 401)
