@@ -241,8 +241,6 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port), "--workers", "1"],
-                           cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def raw(request: bytes) -> tuple[int, str, dict]:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
@@ -255,6 +253,8 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
         ctype = next(v for k, _, v in (h.partition(": ") for h in lines[1:]) if k.lower() == "content-type")
         return int(lines[0].split()[1]), ctype, json.loads(body)
 
+    srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port), "--workers", "1"],
+                           cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while True:

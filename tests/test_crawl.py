@@ -345,9 +345,10 @@ def test_a_browser_dies_with_its_killed_process():
     import tempfile
     tmp = Path(tempfile.mkdtemp(prefix="ss-"))  # short: Chromium's socket path under TMPDIR must fit 108 bytes
     code = "from crawler.browser import make_driver; d = make_driver(); print('up', flush=True); import time; time.sleep(120)"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
+    proc = None
     try:
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "TMPDIR": str(tmp)}, start_new_session=True)
         assert proc.stdout.readline().strip() == "up"
         (profile,) = tmp.glob(browser.PROFILE_PREFIX + "*")
         assert _processes_mentioning(str(profile)), "Chromium should be running with the fresh profile"
@@ -365,10 +366,11 @@ def test_a_browser_dies_with_its_killed_process():
         assert browser.remove_stale_profiles(str(tmp)) == 1
         assert not profile.exists() and alive.exists() and unowned.exists()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         for pid in _processes_mentioning(str(tmp)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
