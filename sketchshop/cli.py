@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import math
 import os
+import re
 import sys
 
 from .errors import UserError
@@ -102,11 +103,28 @@ def build() -> CLI:
     return cli
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, newlines: bool = False) -> str:
+    """`text` with control characters written as escapes: a file name, a shop's page or an upload cannot
+    repaint the terminal (ANSI codes), forge a log line (a newline) or reverse one (bidi overrides)."""
+    return (_CONTROL_BUT_NEWLINE if newlines else _CONTROL).sub(
+        lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class PrintableFormatter(logging.Formatter):
+    def formatMessage(self, record: logging.LogRecord) -> str:  # the line itself; a traceback follows unescaped
+        return printable(super().formatMessage(record))
+
+
 def setup_logging(verbose: bool = False) -> None:
     from .config import settings
     level = logging.DEBUG if verbose else getattr(logging, str(settings().log_level).upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def main(argv=None) -> int:
@@ -126,12 +144,12 @@ def main(argv=None) -> int:
                 check_output_file(getattr(args, name))
         rc = args.func(args)
     except UserError as e:
-        print(f"sketchshop: error: {e}", file=sys.stderr)
+        print(f"sketchshop: error: {printable(str(e), newlines=True)}", file=sys.stderr)
         return 2
     except OSError as e:  # a path the user gave (or set in SKETCHSHOP_*): a folder that is a file, /proc, no space
         if args.verbose:
             raise
-        print(f"sketchshop: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        print(printable(f"sketchshop: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sketchshop: interrupted", file=sys.stderr)

@@ -141,3 +141,25 @@ def test_model_commands_refuse_inputs_with_nothing_to_measure(tmp_path, capsys):
     Image.new("RGB", (200, 260), "white").save(tmp_path / "classes" / "hat" / "x.jpg")
     assert main(["dataset", "doodles", "--imagefolder", str(tmp_path / "classes"), "--out", str(tmp_path / "mine")]) == 2
     assert "not an earlier output" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
+
+
+def test_control_characters_are_shown_not_obeyed(tmp_path, capsys):
+    """A file name or a shop's text can hold ANSI codes, newlines or bidi overrides: errors and log lines write
+    them as escapes, so they cannot repaint the terminal or forge a log line."""
+    import logging
+
+    from sketchshop.cli import PrintableFormatter
+    odd = tmp_path / "\x1b[31mred\u202e"
+    odd.mkdir()
+    assert main(["eval", "colorizer", "--images", str(odd), "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "\\x1b[31mred\\u202e" in err and "\x1b" not in err and "\u202e" not in err
+    record = logging.LogRecord("crawler", logging.WARNING, __file__, 1, "listing failed: %s", ("\x1b[2J\r\nFAKE",), None)
+    try:
+        raise ValueError("inside")
+    except ValueError:
+        import sys
+        record.exc_info = sys.exc_info()
+    line, *trace = PrintableFormatter("%(levelname)s %(message)s").format(record).split("\n")
+    assert line == "WARNING listing failed: \\x1b[2J\\r\\nFAKE"
+    assert trace[0].startswith("Traceback") and trace[-1] == "ValueError: inside"  # the traceback stays readable
