@@ -1,5 +1,11 @@
 """Everything a client can send wrong gets a JSON 4xx; a server without its index refuses to be ready."""
 import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,12 +238,6 @@ def test_client_addresses_come_from_a_proxy_only_when_it_is_trusted(data_dir, mo
 def test_what_gunicorn_refuses_is_json_too(data_dir):
     """A request line or headers too long, or no HTTP at all, never reach Flask: `sketchshop serve` answers them in
     the API's JSON error shape, not with gunicorn's HTML page."""
-    import json
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

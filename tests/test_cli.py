@@ -158,7 +158,6 @@ def test_control_characters_are_shown_not_obeyed(tmp_path, capsys):
     try:
         raise ValueError("inside")
     except ValueError:
-        import sys
         record.exc_info = sys.exc_info()
     line, *trace = PrintableFormatter("%(levelname)s %(message)s").format(record).split("\n")
     assert line == "WARNING listing failed: \\x1b[2J\\r\\nFAKE"
