@@ -182,7 +182,8 @@ def check_base_url(base, where: str = "base_url", name: str = "base_url", flag: 
     except ValueError as e:
         raise UserError(f"{where}: {name} {base!r}: {e}") from None
     if not (u and u.scheme in ("http", "https") and u.hostname and port_ok):
-        raise UserError(f"{where}: {name} must be an http(s) URL (got {base!r})" + (f"; set it or pass {flag}" if flag else ""))
+        raise UserError(f"{where}: {name} must be an http(s) URL (got {base!r})"
+                        + (f"; set it or pass {flag}" if flag else ""))
     return base
 
 

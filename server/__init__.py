@@ -25,6 +25,7 @@ def create_app(*, searcher=None, catalog=None, load: bool = True) -> Flask:
     from .state import State
     s = settings()
     app = Flask(__name__, static_folder="web", static_url_path="/static")
+    app.url_map.converters["int"] = errors.AsciiIntConverter  # `<int:id>`: ASCII digits, before any route is added
     app.config.update(
         MAX_CONTENT_LENGTH=int(s.max_upload_mb * 1_000_000),
         MAX_FORM_MEMORY_SIZE=2_000_000,   # JSON hints in a form field; images must be files

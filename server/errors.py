@@ -49,7 +49,6 @@ def error_response(status: int, code: str, message: str):
 
 
 def register(app: Flask) -> None:
-    app.url_map.converters["int"] = AsciiIntConverter  # before any blueprint adds its routes
     @app.errorhandler(UserError)
     def _user(e: UserError):
         return error_response(e.status, e.code, str(e))

@@ -103,15 +103,15 @@ def build() -> CLI:
     return cli
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str, newlines: bool = False) -> str:
     """`text` with control characters written as escapes: a file name, a shop's page or an upload cannot
     repaint the terminal (ANSI codes), forge a log line (a newline) or reverse one (bidi overrides)."""
-    return (_CONTROL_BUT_NEWLINE if newlines else _CONTROL).sub(
-        lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    keep = "\t\n" if newlines else "\t"
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else m.group().encode("unicode_escape").decode("ascii"),
+                        text)
 
 
 class PrintableFormatter(logging.Formatter):
