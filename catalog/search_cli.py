@@ -36,15 +36,20 @@ def prominent(items, coarse_label: str | None = None):
 
 
 def _cache_path(root: Path, model_sha: str) -> Path:
-    return root / f"describe-cache-{model_sha}.pkl"  # classifier and detector: either changing invalidates it
+    return root / f"describe-cache-{model_sha}.pkl"  # the models: any of them changing invalidates it
 
 
 def models_key() -> str:
-    """What the index's descriptions depend on: the describe code's version and both models' weights."""
+    """What the index's descriptions depend on: the describe code's version, both models' weights and the
+    classifier's colour model (`classifier/colour_model.py`), when it has one."""
+    from classifier.colour_model import FILE
     from sketchshop.registry import sha256, weights_path
 
     from .search import DESCRIBE_VERSION
-    return f"v{DESCRIBE_VERSION}-" + sha256(weights_path("classifier"))[:16] + sha256(weights_path("detector"))[:16]
+    clf = weights_path("classifier")
+    colours = clf.with_name(FILE)
+    return (f"v{DESCRIBE_VERSION}-" + sha256(clf)[:16] + sha256(weights_path("detector"))[:16]
+            + (f"-c{sha256(colours)[:8]}" if colours.is_file() else ""))
 
 
 def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True) -> dict:

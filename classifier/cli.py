@@ -23,10 +23,15 @@ def cmd_train(args) -> int:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
         return 0
-    if args.sketch_head or args.worn_head:
+    if args.sketch_head or args.worn_head or args.colour_model:
         from sketchshop.registry import weights_path
         cfg = TrainConfig(data=args.data, studio_n=args.studio_n, seed=args.seed, workdir=args.workdir, out=args.out)
-        if args.sketch_head:
+        if args.colour_model:
+            from .colour_model import train_colour_model
+            from .train import _split_dir, data_roots
+            print(train_colour_model(cfg, weights_path("classifier", args.heads_of), Path(args.colour_labels),
+                                     _split_dir(data_roots(args.data)[0], "train")))
+        elif args.sketch_head:
             from .sketch_head import train_sketch_head
             print(train_sketch_head(cfg, weights_path("classifier", args.heads_of)))
         else:
@@ -105,8 +110,16 @@ def register(cli) -> None:
     head.add_argument("--worn-head", action="store_true",
                       help="no network training: train only the head for worn garments (crops of the --street "
                            "photos, default ccp-train) and its gate on the frozen network of --heads-of, written to --out")
+    head.add_argument("--colour-model", action="store_true",
+                      help="no network training: fit only how the colour head and the measured colour combine into "
+                           "a colour name, on the --colour-labels photos and studio renders, for the weights of "
+                           "--heads-of; writes colour_model.json to --out (used beside those weights)")
+    p.add_argument("--colour-labels", metavar="CSV",
+                   default=str(PROJECT_ROOT / "docs" / "labels" / "clothing-small-train-colours.csv"),
+                   help="with --colour-model: file,colour rows, files relative to the first --data root's train/ "
+                        "(default: the project's hand-made labels)")
     p.add_argument("--heads-of", "--sketch-head-of", metavar="W", dest="heads_of",
-                   help="with --sketch-head or --worn-head: the weights (default: the shipped model)")
+                   help="with --sketch-head, --worn-head or --colour-model: the weights (default: the shipped model)")
     p.add_argument("--seed", type=count(0), default=0)
     p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
     p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")

@@ -138,20 +138,33 @@ def dominant_colour(image: Image.Image | np.ndarray, mask: np.ndarray | None = N
     return vocab.name_colour(rgb), share
 
 
-HEAD_WEIGHT, DELTA_E_SCALE, TEMPERATURE = 0.25, 3.0, 2.0
+def colour_features(p_head: np.ndarray, rgb) -> np.ndarray:
+    """(N, 2C) evidence for N photos: -dE / 10 to each colour's nearest prototype (dE the CIEDE2000 of the
+    measured colour `rgb`, N x 3) and log p_head / 5 (the colour head's probabilities, N x C)."""
+    de = vocab.colour_distance_matrix(np.reshape(rgb, (-1, 3)))
+    return np.concatenate([-de / 10.0, np.log(np.reshape(p_head, (len(de), -1)).astype(np.float64) + 1e-6) / 5.0], axis=1)
 
 
-def combine_colour(p_head: np.ndarray, rgb) -> np.ndarray:
-    """P(colour) from the head's probabilities and the measured colour:
-    log p = (0.25 log p_head - dE / 3) / 2. Of one image, or of N at once (p_head N x C, rgb N x 3).
+def _rule() -> tuple[np.ndarray, np.ndarray]:
+    """The hand-set combination as weights of `colour_features`: log p = (0.25 log p_head - dE / 3) / 2."""
+    n = len(vocab.COLOURS)
+    return np.vstack([np.eye(n) * 10 / 6, np.eye(n) * 0.25 / 2 * 5]), np.zeros(n)
 
-    The measurement decides unless two names are about equally close to it (navy or black, beige
-    or white in a dim photo); then the head breaks the tie. The head alone was trained on studio
-    renders only and reads real photos worse than the measurement. The temperature makes the
-    probability honest on real photos (the search ranking weighs colour by it); see the classifier card.
+
+RULE = _rule()
+
+
+def combine_colour(p_head: np.ndarray, rgb, model: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """P(colour) from the head's probabilities and the measured colour, of one image or of N at once
+    (p_head N x C, rgb N x 3): softmax(colour_features @ W + b).
+
+    `model` (W, b) is fitted on labelled photos (`classifier/colour_model.py`); without one, the hand-set
+    `RULE`: the measurement decides unless two names are about equally close to it (navy or black,
+    beige or white in a dim photo), then the head breaks the tie; its temperature of 2 makes the
+    probability honest on real photos (the search ranking weighs colour by it). See the classifier card.
     """
-    de = vocab.colour_distance_matrix(rgb)
-    logit = (HEAD_WEIGHT * np.log(np.asarray(p_head, np.float64) + 1e-6) - de / DELTA_E_SCALE) / TEMPERATURE
+    w, b = RULE if model is None else model
+    logit = colour_features(p_head, rgb) @ w + b
     q = np.exp(logit - logit.max(axis=-1, keepdims=True))
     q /= q.sum(axis=-1, keepdims=True)
     return q[0] if np.ndim(rgb) == 1 else q

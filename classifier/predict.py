@@ -14,6 +14,7 @@ from sketchshop.registry import weights_path
 
 from . import data as D
 from .colour import combine_colour, hint_colour, measured_colour
+from .colour_model import load_colour_model
 from .model import GarmentNet, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,13 @@ class Classifier:
     """Category, colour, attributes and a search embedding for garment crops, photos or sketches."""
 
     def __init__(self, model: GarmentNet, size: int = D.SIZE, colour_mode: str = "combined", meta: dict | None = None,
-                 fast=None, fast_int8=None):
+                 fast=None, fast_int8=None, colour_model=None):
         self.model = model.eval()
         self.fast = fast  # the same network in ONNX Runtime (sketchshop.accel), or None: eager PyTorch
         self.fast_int8 = fast_int8 or fast  # for the colouriser's images: int8 where it pays
         self.size = size
         self.colour_mode = colour_mode  # "head", "measured" or "combined" (chosen on studio data, see card)
+        self.colour_model = colour_model  # (W, b) of "combined" fitted on labelled photos, or None: the hand-set rule
         self.meta = meta or {}
         # Label smoothing leaves the category head underconfident; dividing its logits by a temperature
         # fitted on validation photos makes category_p a calibrated probability (card: "Calibration").
@@ -97,7 +99,8 @@ class Classifier:
         from sketchshop.registry import sha256
         fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), model.output_names,
                            key=f"classifier-{sha256(p)[:16]}")
-        return cls(model, size, meta.get("colour_mode", "combined"), meta, fast, fast and _int8_copy(fast, size))
+        return cls(model, size, meta.get("colour_mode", "combined"), meta, fast, fast and _int8_copy(fast, size),
+                   load_colour_model(p))
 
     def preprocess(self, image) -> torch.Tensor:
         """THE preprocessing (index time = query time)."""
@@ -207,7 +210,8 @@ class Classifier:
         pat = {a: _softmax(o[f"attr_{a}"]) for a in vocab.ATTRIBUTES}
         emb = o["embedding"].astype(np.float32)
         measured = [i for i, h in enumerate(hinted) if not h and colours[i] is not None]
-        combined = dict(zip(measured, combine_colour(pcol[measured], [colours[i][0] for i in measured])
+        rgbs = [colours[i][0] for i in measured]
+        combined = dict(zip(measured, combine_colour(pcol[measured], rgbs, self.colour_model)
                             if measured and self.colour_mode == "combined" else []))
         res = []
         for i in range(len(ims)):
@@ -224,6 +228,11 @@ class Classifier:
                         "topk": [(vocab.FINE_CATEGORIES[int(b)], round(float(a_), 4)) for a_, b in zip(v, j)],
                         "colour": colour, "colour_p": colour_p, "attributes": attrs, "embedding": emb[i]})
         return res
+
+    def colour_evidence(self, photos: list) -> tuple[np.ndarray, np.ndarray]:
+        """(the colour head's probabilities N x C, the measured colours N x 3) of photos: what "combined" reads."""
+        out, colours = self._forward(self._inputs(photos, ["photo"] * len(photos)), measure=[True] * len(photos))
+        return _softmax(out["colour"].numpy()), np.array([c[0] for c in colours])
 
     @staticmethod
     def _inputs(images: list, kinds: list[str]) -> list:

@@ -130,7 +130,7 @@ class ClassifierTarget(Target):
         from classifier.model import GarmentNet
         if self.fresh:
             self.net, self.size, self.colour_mode = GarmentNet(pretrained=False).eval(), 224, "head"
-            self.temperature = 1.0
+            self.temperature, self.colour_model = 1.0, None
             self.source = {"weights": None, "version": "untrained", "note": "freshly constructed architecture"}
         else:
             from classifier import Classifier
@@ -141,6 +141,7 @@ class ClassifierTarget(Target):
                 clf = Classifier.load(path)
             self.net, self.size, self.colour_mode = clf.model, int(clf.size), clf.colour_mode
             self.temperature, self.sketch_temperature = clf.temperature, clf.sketch_temperature
+            self.colour_model = clf.colour_model
             self.source = self._source(path, {"backbone": self.net.backbone_name,
                                               "trained": {k: clf.meta[k] for k in ("trained", "train_seconds", "val_category_top1")
                                                           if k in clf.meta}})
@@ -191,11 +192,15 @@ class ClassifierTarget(Target):
                              "probabilities (the server's category_p)")},
                 {"name": "colour", "shape": [1, len(vocab.COLOURS)], "dtype": "float32",
                  "meaning": ("logits over labels.colour (the garment's main colour). The server reports "
-                             f"colour_mode={self.colour_mode!r}: 'combined' = "
-                             "softmax((0.25 log softmax(head) - dE / 3) / 2), dE the CIEDE2000 of the "
-                             "measured dominant colour to each colour "
-                             "(classifier.colour.combine_colour); for drawings the "
-                             "colour comes from the user's hints, not this head")}]
+                             f"colour_mode={self.colour_mode!r}: 'combined' = softmax(x W + b) with x the 26 "
+                             "values [-dE / 10 for each colour, log softmax(head) / 5], dE the CIEDE2000 of the "
+                             "measured dominant colour to each colour's nearest prototype "
+                             "(classifier.colour.combine_colour), and W, b `combined_colour` here (fitted on "
+                             "labelled photos) or, when that is null, the hand-set rule "
+                             "softmax((0.25 log softmax(head) - dE / 3) / 2); for drawings the "
+                             "colour comes from the user's hints, not this head"),
+                 "combined_colour": None if self.colour_model is None else
+                 {"W": self.colour_model[0].round(6).tolist(), "b": self.colour_model[1].round(6).tolist()}}]
         for a in vocab.ATTRIBUTES.values():
             spec.append({"name": f"attr_{a.name}", "shape": [1, len(a.values)], "dtype": "float32",
                          "meaning": f"logits over labels.attributes.{a.name}; meaningful only for categories "

@@ -197,6 +197,59 @@ def test_combined_colour_measurement_decides_and_the_head_breaks_ties():
     assert abs(q.sum() - 1) < 1e-9 and 0.5 < q.max() < 1
 
 
+def test_a_colour_model_names_colours_only_beside_the_weights_it_was_fitted_to(weights, tmp_path, caplog):
+    import shutil
+
+    from classifier import Classifier
+    from classifier.colour_model import FILE
+    from sketchshop.registry import sha256
+    w = tmp_path / "classifier.pt"
+    shutil.copy(weights, w)
+    n = len(vocab.COLOURS)
+    b = np.zeros(n)
+    b[vocab.COLOURS.index("purple")] = 50.0  # a model that calls everything purple
+    doc = {"weights_sha256": sha256(w), "colours": list(vocab.COLOURS), "W": np.zeros((2 * n, n)).tolist(),
+           "b": b.tolist()}
+    (tmp_path / FILE).write_text(json.dumps(doc))
+    assert Classifier.load(w).predict([garment()])[0]["colour"] == "purple"
+    (tmp_path / FILE).write_text(json.dumps({**doc, "weights_sha256": "0" * 64}))
+    assert Classifier.load(w).predict([garment()])[0]["colour"] == "red"  # the hand-set rule
+    assert "fitted to other weights" in caplog.text
+    (tmp_path / FILE).write_text("{not json")
+    assert Classifier.load(w).predict([garment()])[0]["colour"] == "red" and "unreadable" in caplog.text
+
+
+def test_train_colour_model_fits_labelled_photos_and_refuses_too_few(weights, tmp_path, capsys):
+    import shutil
+
+    from classifier import Classifier
+    from classifier.colour_model import FILE
+    from sketchshop.registry import sha256
+    colours = {"red": (200, 30, 35), "blue": (40, 100, 200), "black": (20, 20, 20), "yellow": (245, 215, 50),
+               "green": (40, 140, 60)}
+    (tmp_path / "data" / "train" / "t-shirt").mkdir(parents=True)
+    rows = []
+    for i in range(30):
+        name = list(colours)[i % len(colours)]
+        garment(colours[name]).save(tmp_path / "data" / "train" / "t-shirt" / f"{i}.png")
+        rows.append([f"t-shirt/{i}.png", name])
+    (tmp_path / "m").mkdir()
+    w = tmp_path / "m" / "classifier.pt"
+    shutil.copy(weights, w)
+
+    def fit(labels):
+        with open(tmp_path / "l.csv", "w", newline="") as f:
+            csv.writer(f).writerows([["file", "colour"], *labels])
+        return main(["train", "classifier", "--colour-model", "--data", str(tmp_path / "data"), "--colour-labels",
+                     str(tmp_path / "l.csv"), "--heads-of", str(w), "--out", str(w.parent)])
+    assert fit(rows[:5]) == 2 and "at least" in capsys.readouterr().err and not (w.parent / FILE).exists()
+    assert fit(rows) == 0, capsys.readouterr().err
+    doc = json.loads((w.parent / FILE).read_text())
+    assert doc["weights_sha256"] == sha256(w) and doc["metrics"]["photos"] == 30
+    assert doc["metrics"]["fitted_top1"]["photos"] >= 0.9 and set(doc["metrics"]["cross_validation_top1"])
+    assert Classifier.load(w).predict([garment(colours["blue"], bg=(230, 230, 230))])[0]["colour"] == "blue"
+
+
 def test_photo_to_sketch_is_a_line_drawing():
     from classifier.data import photo_to_sketch
     s = photo_to_sketch(np.asarray(garment(size=(240, 320))), random.Random(0))
