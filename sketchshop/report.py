@@ -42,7 +42,9 @@ HEADLINES = (
     ("classifier-worn", "category_top1", "classifier: coarse category top-1 of garments worn in the held-out street "
      "photos (detector first)", None, None),
     ("classifier-worn", "colour_top1", "classifier: colour top-1 of garments worn in the held-out street photos "
-     "(detector first)", None, None),
+     "(detector first; each labelled with the hand-set colour prototypes' name for its annotated pixels)", None, None),
+    ("classifier-worn-named", "colour_top1", "classifier: the same, 86 of them named by eye "
+     "(`docs/labels/ccp-worn-heldout-colours.csv`)", None, None),
     ("sbir", "acc@1", "sketch -> photo retrieval acc@1", None, None),
     ("sbir", "acc@10", "sketch -> photo retrieval acc@10", None, None),
     ("detector", "map50", "detector: mAP50", 0.70, "ge"),
@@ -111,6 +113,7 @@ def _write_labels(samples, root: Path, path: Path) -> Path:
 
 
 COLOUR_LABELS = PROJECT_ROOT / "docs" / "labels" / "clothing-small-validation-colours.csv"
+WORN_NAMED = PROJECT_ROOT / "docs" / "labels" / "ccp-worn-heldout-colours.csv"  # 86 worn garments named by eye
 
 
 def _with_colours(samples, root: Path) -> list:
@@ -237,6 +240,11 @@ def plan(sections, data: Data, out: Path, work: Path, limit: int | None, picture
         runs.append(Run("classifier-worn", ["eval", "classifier", "--images", "{worn}", "--labels", "{worn_labels}",
                                             "--detect", "--json", str(j / "eval-classifier-worn.json")],
                         j / "eval-classifier-worn.json"))
+        if WORN_NAMED.is_file():
+            runs.append(Run("classifier-worn-named", ["eval", "classifier", "--images", "{worn}", "--labels",
+                                                      str(WORN_NAMED), "--detect", "--json",
+                                                      str(j / "eval-classifier-worn-named.json")],
+                            j / "eval-classifier-worn-named.json"))
     if "sbir" in sections:
         runs.append(Run("sbir", ["eval", "sbir", "--sketches", "{sketches}", "--gallery", "{gallery}",
                                  "--json", str(j / "eval-sbir.json")], j / "eval-sbir.json"))
@@ -371,7 +379,7 @@ def markdown(runs: list[Run], rows: list[dict], data: Data, out: Path, extras: d
             L += ["", "![confusion matrix](confusion.png)"]
         if res.get("skipped"):
             L += ["", f"{len(res['skipped'])} unreadable images skipped (listed in the JSON)."]
-    for section in ("classifier", "classifier-worn"):
+    for section in ("classifier", "classifier-worn", "classifier-worn-named"):
         if by.get(section) and by[section].result.get("colour_confusion"):
             L += ["", f"Colour, `{by[section].command}`:", "", "| colour | n | top-1 | called instead |", "|---|---|---|---|"]
             for c, row in by[section].result["colour_confusion"].items():
@@ -496,6 +504,7 @@ def report(args) -> int:
     runs = plan(sections, data, out, work, args.limit, pictures)
     extras: dict = {"argv": _own_command(args)}
     have_index = index_available()
+    cut = None  # the worn garments' crops and labels, cut out once
     for run in tqdm(runs, desc="report", unit="eval"):
         if run.section == "search" and not have_index:
             extras["search_skipped"] = (f"No search index at `{settings().data_dir / 'index'}`, so search was not "
@@ -506,9 +515,9 @@ def report(args) -> int:
         if run.section == "sbir":
             sk, gal = sbir_inputs(data, work)
             run.argv = _fill(run.argv, sketches=sk, gallery=gal)
-        if run.section == "classifier-worn":
-            worn, labels = worn_inputs(data, work, args.limit)
-            run.argv = _fill(run.argv, worn=worn, worn_labels=labels)
+        if run.section.startswith("classifier-worn"):
+            cut = cut or worn_inputs(data, work, args.limit)
+            run.argv = _fill(run.argv, worn=cut[0], worn_labels=cut[1])
         log.info("running: %s", run.command)
         run_command(run)
     runs = [r for r in runs if not (r.section == "search" and not have_index)]
