@@ -49,7 +49,8 @@ def load_colour_model(weights: Path) -> tuple[np.ndarray, np.ndarray] | None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("%s unreadable (%s): colours named by the hand-set rule", path, e)
         return None
-    if fitted_to != sha256(weights) or colours != list(vocab.COLOURS) or (w.shape, b.shape) != (RULE[0].shape, RULE[1].shape):
+    fits = (w.shape, b.shape) == (RULE[0].shape, RULE[1].shape) and colours == list(vocab.COLOURS)
+    if not fits or fitted_to != sha256(weights):
         log.warning("%s was fitted to other weights or colours: colours named by the hand-set rule", path)
         return None
     return w, b

@@ -43,7 +43,7 @@ HEADLINES = (
      "photos (detector first)", None, None),
     ("classifier-worn", "colour_top1", "classifier: colour top-1 of garments worn in the held-out street photos "
      "(detector first; each labelled with the hand-set colour prototypes' name for its annotated pixels)", None, None),
-    ("classifier-worn-named", "colour_top1", "classifier: the same, 86 of them named by eye "
+    ("classifier-worn-named", "colour_top1", "classifier: the same, those of them named by eye "
      "(`docs/labels/ccp-worn-heldout-colours.csv`)", None, None),
     ("sbir", "acc@1", "sketch -> photo retrieval acc@1", None, None),
     ("sbir", "acc@10", "sketch -> photo retrieval acc@10", None, None),
@@ -113,7 +113,7 @@ def _write_labels(samples, root: Path, path: Path) -> Path:
 
 
 COLOUR_LABELS = PROJECT_ROOT / "docs" / "labels" / "clothing-small-validation-colours.csv"
-WORN_NAMED = PROJECT_ROOT / "docs" / "labels" / "ccp-worn-heldout-colours.csv"  # 86 worn garments named by eye
+WORN_NAMED = PROJECT_ROOT / "docs" / "labels" / "ccp-worn-heldout-colours.csv"  # worn garments named by eye
 
 
 def _with_colours(samples, root: Path) -> list:
