@@ -78,11 +78,13 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return round(float(((x @ w + b).argmax(1) == y).mean()), 4)
 
 
-def _evidence(clf, images) -> np.ndarray:
+def _evidence(clf, images, total: int) -> np.ndarray:
+    """`colour_features` of each image of the iterable `images`, read one at a time (a large label set never
+    sits in memory)."""
     from tqdm import tqdm
-    rows = [colour_features(*clf.colour_evidence([im])) for im in tqdm(images, desc="colour evidence", unit="photo",
-                                                                         mininterval=10)]
-    return np.concatenate(rows)
+    rows = [colour_features(*clf.colour_evidence([im]))
+            for im in tqdm(images, total=total, desc="colour evidence", unit="photo", mininterval=10)]
+    return np.concatenate(rows) if rows else np.zeros((0, 2 * len(vocab.COLOURS)))
 
 
 def train_colour_model(cfg, weights: Path, labels_csv: Path, images: Path) -> Path:
@@ -94,16 +96,35 @@ def train_colour_model(cfg, weights: Path, labels_csv: Path, images: Path) -> Pa
 
     from .predict import Classifier
     t0 = time.time()
-    samples = [s for s in read_labels_csv(labels_csv, images) if s.colour]
-    if len(samples) < 5 * RECIPE["folds"]:
-        raise UserError(f"{labels_csv}: {len(samples)} photos with a colour; the colour model wants at least "
-                        f"{5 * RECIPE['folds']}")
+    least = 5 * RECIPE["folds"]
+    labelled = [s for s in read_labels_csv(labels_csv, images) if s.colour]
+    if len(labelled) < least:
+        raise UserError(f"{labels_csv}: {len(labelled)} photos with a colour; the colour model wants at least {least}")
+    colours = []
+
+    def readable():
+        for s in labelled:
+            try:
+                im = load_image(s.path, max_side=WORK_SIDE)
+            except UserError as e:  # one unreadable photo does not stop the fit
+                log.warning("left out: %s", e)
+                continue
+            colours.append(s.colour)
+            yield im
     clf = Classifier.load(weights)
-    x_real = _evidence(clf, [load_image(s.path, max_side=WORK_SIDE) for s in samples])
-    y_real = np.array([vocab.COLOURS.index(s.colour) for s in samples])
-    studio = list(generate_products(RECIPE["studio"], seed=RECIPE["studio_seed"]))
-    x_studio = _evidence(clf, [p.image for p in studio])
-    y_studio = np.array([vocab.COLOURS.index(p.colour) for p in studio])
+    x_real = _evidence(clf, readable(), len(labelled))
+    if len(colours) < least:
+        raise UserError(f"{labels_csv}: {len(colours)} readable photos with a colour; the colour model wants at least "
+                        f"{least}")
+    y_real = np.array([vocab.COLOURS.index(c) for c in colours])
+    studio = []  # the renders' true colours
+
+    def renders():
+        for p in generate_products(RECIPE["studio"], seed=RECIPE["studio_seed"]):
+            studio.append(p.colour)
+            yield p.image
+    x_studio = _evidence(clf, renders(), RECIPE["studio"])
+    y_studio = np.array([vocab.COLOURS.index(c) for c in studio])
 
     def fit_on(idx, l2):  # real photos idx and every studio render, at studio_share of the real photos' weight
         w = np.r_[np.ones(len(idx)), np.full(len(y_studio), RECIPE["studio_share"] * len(idx) / len(y_studio))]

@@ -219,7 +219,7 @@ def test_a_colour_model_names_colours_only_beside_the_weights_it_was_fitted_to(w
     assert Classifier.load(w).predict([garment()])[0]["colour"] == "red" and "unreadable" in caplog.text
 
 
-def test_train_colour_model_fits_labelled_photos_and_refuses_too_few(weights, tmp_path, capsys):
+def test_train_colour_model_fits_labelled_photos_and_refuses_too_few(weights, tmp_path, capsys, caplog):
     import shutil
 
     from classifier import Classifier
@@ -243,7 +243,9 @@ def test_train_colour_model_fits_labelled_photos_and_refuses_too_few(weights, tm
         return main(["train", "classifier", "--colour-model", "--data", str(tmp_path / "data"), "--colour-labels",
                      str(tmp_path / "l.csv"), "--heads-of", str(w), "--out", str(w.parent)])
     assert fit(rows[:5]) == 2 and "at least" in capsys.readouterr().err and not (w.parent / FILE).exists()
-    assert fit(rows) == 0, capsys.readouterr().err
+    (tmp_path / "data" / "train" / "t-shirt" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert fit(rows + [["t-shirt/broken.png", "red"]]) == 0, capsys.readouterr().err
+    assert "broken.png" in caplog.text  # left out, said
     doc = json.loads((w.parent / FILE).read_text())
     assert doc["weights_sha256"] == sha256(w) and doc["metrics"]["photos"] == 30
     assert doc["metrics"]["fitted_top1"]["photos"] >= 0.9 and set(doc["metrics"]["cross_validation_top1"])
