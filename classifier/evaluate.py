@@ -189,6 +189,7 @@ def eval_classifier_cli(args) -> int:
     res = evaluate_classifier(samples, clf, args.domain, args.detect, args.batch,
                               root=Path(args.images) if args.images else None)
     res["weights"] = str(args.weights or "shipped")
+    res["colour_naming"] = "fitted (colour_model.json beside the weights)" if clf.colour_model else "hand-set rule"
     _write_json(args.json, res)
     print(json.dumps({k: res[k] for k in ("n", "category_top1", "colour_top1", "ms_per_image", "ms_per_image_batch1")}))
     return 0

@@ -406,6 +406,7 @@ def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weig
     cc = r["colour_confusion"]  # label -> what was said for it, as counts
     assert list(cc) == ["red", "blue"] and sum(sum(row.values()) for row in cc.values()) == 2
     assert sum(row.get(c, 0) for c, row in cc.items()) / 2 == r["colour_top1"]
+    assert r["colour_naming"] == "hand-set rule"  # no colour model beside these weights
 
 
 def test_eval_sbir_identical_gallery_is_perfect(tmp_path, weights, capsys):
