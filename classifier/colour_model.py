@@ -36,9 +36,9 @@ RECIPE = {"studio": 300, "studio_seed": 23, "studio_share": 0.3, "l2": [0.03, 0.
           "folds": 5, "steps": 500, "lr": 0.05}
 
 
-def load_colour_model(weights: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(W, b) from the colour model beside `weights`, or None (the hand-set rule) when there is none or it
-    was fitted to other weights."""
+def load_colour_model(weights: Path, weights_sha256: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(W, b) from the colour model beside `weights` (whose sha256 the caller has), or None (the hand-set rule)
+    when there is none or it was fitted to other weights."""
     path = Path(weights).with_name(FILE)
     if not path.is_file():
         return None
@@ -50,7 +50,7 @@ def load_colour_model(weights: Path) -> tuple[np.ndarray, np.ndarray] | None:
         log.warning("%s unreadable (%s): colours named by the hand-set rule", path, e)
         return None
     fits = (w.shape, b.shape) == (RULE[0].shape, RULE[1].shape) and colours == list(vocab.COLOURS)
-    if not fits or fitted_to != sha256(weights):
+    if not fits or fitted_to != weights_sha256:
         log.warning("%s was fitted to other weights or colours: colours named by the hand-set rule", path)
         return None
     return w, b
@@ -78,13 +78,15 @@ def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return round(float(((x @ w + b).argmax(1) == y).mean()), 4)
 
 
-def _evidence(clf, images, total: int) -> np.ndarray:
-    """`colour_features` of each image of the iterable `images`, read one at a time (a large label set never
-    sits in memory)."""
+def _evidence(clf, labelled, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """(`colour_features`, colour index) of each (image, colour) of the iterable `labelled`, one image at a time
+    (a large label set never sits in memory)."""
     from tqdm import tqdm
-    rows = [colour_features(*clf.colour_evidence([im]))
-            for im in tqdm(images, total=total, desc="colour evidence", unit="photo", mininterval=10)]
-    return np.concatenate(rows) if rows else np.zeros((0, 2 * len(vocab.COLOURS)))
+    x, y = [np.zeros((0, 2 * len(vocab.COLOURS)))], []
+    for im, colour in tqdm(labelled, total=total, desc="colour evidence", unit="photo", mininterval=10):
+        x.append(colour_features(*clf.colour_evidence([im])))
+        y.append(vocab.COLOURS.index(colour))
+    return np.concatenate(x), np.array(y, int)
 
 
 def train_colour_model(cfg, weights: Path, labels_csv: Path, images: Path) -> Path:
@@ -100,31 +102,20 @@ def train_colour_model(cfg, weights: Path, labels_csv: Path, images: Path) -> Pa
     labelled = [s for s in read_labels_csv(labels_csv, images) if s.colour]
     if len(labelled) < least:
         raise UserError(f"{labels_csv}: {len(labelled)} photos with a colour; the colour model wants at least {least}")
-    colours = []
 
     def readable():
         for s in labelled:
             try:
-                im = load_image(s.path, max_side=WORK_SIDE)
+                yield load_image(s.path, max_side=WORK_SIDE), s.colour
             except UserError as e:  # one unreadable photo does not stop the fit
                 log.warning("left out: %s", e)
-                continue
-            colours.append(s.colour)
-            yield im
     clf = Classifier.load(weights)
-    x_real = _evidence(clf, readable(), len(labelled))
-    if len(colours) < least:
-        raise UserError(f"{labels_csv}: {len(colours)} readable photos with a colour; the colour model wants at least "
+    x_real, y_real = _evidence(clf, readable(), len(labelled))
+    if len(y_real) < least:
+        raise UserError(f"{labels_csv}: {len(y_real)} readable photos with a colour; the colour model wants at least "
                         f"{least}")
-    y_real = np.array([vocab.COLOURS.index(c) for c in colours])
-    studio = []  # the renders' true colours
-
-    def renders():
-        for p in generate_products(RECIPE["studio"], seed=RECIPE["studio_seed"]):
-            studio.append(p.colour)
-            yield p.image
-    x_studio = _evidence(clf, renders(), RECIPE["studio"])
-    y_studio = np.array([vocab.COLOURS.index(c) for c in studio])
+    x_studio, y_studio = _evidence(clf, ((p.image, p.colour) for p in generate_products(
+        RECIPE["studio"], seed=RECIPE["studio_seed"])), RECIPE["studio"])
 
     def fit_on(idx, l2):  # real photos idx and every studio render, at studio_share of the real photos' weight
         w = np.r_[np.ones(len(idx)), np.full(len(y_studio), RECIPE["studio_share"] * len(idx) / len(y_studio))]

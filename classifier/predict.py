@@ -97,10 +97,11 @@ class Classifier:
         meta, size = ck.get("meta", {}), ck.get("size", D.SIZE)
         from sketchshop.accel import onnx_module
         from sketchshop.registry import sha256
+        sha = sha256(p)  # names the ONNX copy and checks the colour model's (17 MB: hashed once)
         fast = onnx_module(model, (torch.rand(2, 3, size, size),), ("image",), model.output_names,
-                           key=f"classifier-{sha256(p)[:16]}")
+                           key=f"classifier-{sha[:16]}")
         return cls(model, size, meta.get("colour_mode", "combined"), meta, fast, fast and _int8_copy(fast, size),
-                   load_colour_model(p))
+                   load_colour_model(p, sha))
 
     def preprocess(self, image) -> torch.Tensor:
         """THE preprocessing (index time = query time)."""
