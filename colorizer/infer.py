@@ -67,7 +67,7 @@ class Colorizer:
         self.size = size
         self.meta = meta or {}
         self.path = path
-        self.fast = None  # the generator in ONNX Runtime (sketchshop.accel), set by load()
+        self.fast = None  # the generator in ONNX Runtime or OpenVINO (sketchshop.accel), set by load()
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Colorizer":
@@ -89,12 +89,14 @@ class Colorizer:
         except (RuntimeError, KeyError) as e:
             raise UserError(f"{p}: weights do not fit the generator ({str(e)[:160]})") from None
         self = cls(gen, int(st.get("size", 256)), st.get("meta", {}), p)
-        from sketchshop.accel import onnx_module
+        from sketchshop.accel import onnx_module, openvino_module
         from sketchshop.registry import sha256
         example = (torch.rand(1, IN_CHANNELS, self.size, self.size),
                    torch.zeros(1, dtype=torch.long))
         self.fast = onnx_module(self.gen, example, ("sketch_hints", "category"), ("rgb",),
                                 key=f"colorizer-{sha256(p)[:16]}-g{GRAPH_VERSION}", as_dict=False)
+        # bfloat16 where the CPU has it: 0.05 of the output's [-1, 1] range is about 6 of 255 levels
+        self.fast = openvino_module(self.fast, self.gen, example, atol=0.05) or self.fast
         return self
 
     # ------------------------------------------------------------ inputs

@@ -167,7 +167,7 @@ def _obvious_pipeline(searcher):
 
     def sketch(pair):
         drawing, hints = pair
-        fast, col.fast = col.fast, None  # the generator in eager PyTorch for this run; ours keeps ONNX Runtime
+        fast, col.fast = col.fast, None  # the generator in eager PyTorch for this run; ours keeps its served copy
         try:
             t0 = time.perf_counter()
             coloured = col.colorize(drawing, hints=hints)

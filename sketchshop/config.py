@@ -30,6 +30,7 @@ class Settings:
     rate_limit_storage: str = "memory://"   # SKETCHSHOP_RATE_LIMIT_STORAGE, e.g. redis://host:6379
     trusted_proxies: int = 0                # SKETCHSHOP_TRUSTED_PROXIES: reverse proxies in front (their X-Forwarded-*)
     runtime: str = "onnx"                   # SKETCHSHOP_RUNTIME: onnx (ONNX Runtime) or torch, for served networks
+    openvino: str = "auto"                  # SKETCHSHOP_OPENVINO: auto (the colouriser in OpenVINO where faster) or off
     cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sketchshop"  # built files
     user_agent: str = "sketchshop-crawler/0.1 (+https://github.com/sketchshop)"
     extra: dict = field(default_factory=dict)
@@ -90,6 +91,9 @@ def load_settings(config_file: str | os.PathLike | None = None) -> Settings:
         setattr(s, k, _coerce(Path if isinstance(default, Path) else type(default), v, sources[k]))
     if str(s.runtime).lower() not in ("onnx", "torch"):
         raise UserError(f"{sources.get('runtime', 'runtime')}={s.runtime!r}: onnx (ONNX Runtime) or torch (eager PyTorch)")
+    if str(s.openvino).lower() not in ("auto", "off"):
+        raise UserError(f"{sources.get('openvino', 'openvino')}={s.openvino!r}: auto or off")
+    s.openvino = str(s.openvino).lower()
     # absolute from here on: a relative path would mean another file to any code that resolves it
     # elsewhere (Flask's send_file joins a relative path to the app package's directory)
     for f in fields(Settings):

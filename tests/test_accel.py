@@ -205,3 +205,58 @@ def test_shipped_classifier_colourised_images_in_int8():
     agree = float((a["category_worn"].argmax(1) == b["category_worn"].argmax(1)).float().mean())
     cosine = float((a["embedding"] * b["embedding"]).sum(1).mean())
     assert agree >= 0.9 and cosine >= 0.99, (agree, cosine)
+
+
+# ---- the OpenVINO copy (sketchshop.accel.openvino_module) ----
+
+def _openvino():
+    pytest.importorskip("openvino", reason="OpenVINO is not installed: served networks stay in ONNX Runtime")
+    from sketchshop.accel import openvino_module
+    return openvino_module
+
+
+def test_openvino_copy_matches_pytorch_from_any_thread(cache):
+    import threading
+    openvino_module = _openvino()
+    net, x = Net().eval(), torch.rand(3, 3, 16, 16)
+    ov = openvino_module(_fast("net-ov"), net, (torch.rand(1, 3, 16, 16),), atol=0.05, min_speedup=0)
+    assert ov is not None and ov.precision in ("bf16", "f32")
+    with torch.no_grad():
+        ref = net(x)
+    outs = {}
+    threads = [threading.Thread(target=lambda i=i: outs.setdefault(i, ov(x))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in [ov(x), *outs.values()]:  # each thread with its own infer request, one batch size to another
+        for k in ("logits", "feat"):
+            np.testing.assert_allclose(got[k].numpy(), ref[k].numpy(), atol=0.05)
+
+
+def test_openvino_copy_refused_when_it_differs_slower_or_switched_off(cache, monkeypatch, caplog):
+    openvino_module = _openvino()
+    fast, example = _fast("net-ov2"), (torch.rand(1, 3, 16, 16),)
+    other = Net().eval()
+    with torch.no_grad():
+        other.fc.bias += 1.0  # not the network the file holds
+    assert openvino_module(fast, other, example, atol=0.05, min_speedup=0) is None
+    assert "differ from PyTorch" in caplog.text
+    assert openvino_module(fast, Net().eval(), example, atol=0.05, min_speedup=1e6) is None
+    from sketchshop.accel import OrtModule
+    junk = cache / "junk.onnx"
+    junk.write_bytes(b"not an onnx file")
+    broken = OrtModule(fast.session, fast.input_names, fast.output_names, True, junk)
+    assert openvino_module(broken, Net().eval(), example, atol=0.05, min_speedup=0) is None
+    assert "junk.onnx stays in ONNX Runtime" in caplog.text
+    monkeypatch.setenv("SKETCHSHOP_OPENVINO", "off")
+    settings.cache_clear()
+    assert openvino_module(fast, Net().eval(), example, atol=0.05, min_speedup=0) is None
+
+
+def test_openvino_setting_is_checked(monkeypatch):
+    from sketchshop.config import load_settings
+    from sketchshop.errors import UserError
+    monkeypatch.setenv("SKETCHSHOP_OPENVINO", "sometimes")
+    with pytest.raises(UserError, match="SKETCHSHOP_OPENVINO"):
+        load_settings()
