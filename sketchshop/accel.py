@@ -158,8 +158,8 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
                     min_speedup: float = 1.1) -> OvModule | None:
     """`fast`'s ONNX file compiled by OpenVINO, or None (the caller keeps ONNX Runtime).
 
-    On CPUs with bfloat16 instructions (AVX512-BF16, AMX) OpenVINO runs convolutions in bfloat16:
-    the colouriser's generator took 3.2 ms there against 5.0 in ONNX Runtime (float; ONNX Runtime's
+    On a CPU with bfloat16 instructions (this machine's AVX512-BF16) OpenVINO runs convolutions in
+    bfloat16: the colouriser's generator took 3.2 ms there against 5.0 in ONNX Runtime (float; ONNX Runtime's
     CPU provider has no bfloat16 kernels), at 4.5 ms in float. Kept when its outputs are within `atol`
     of `module`'s on `example` and it runs `min_speedup` times faster than `fast`, timed in turns at
     load (in float, where it gains least, its outputs are ONNX Runtime's within 1e-6, so a verdict that

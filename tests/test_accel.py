@@ -229,6 +229,7 @@ def test_openvino_copy_matches_pytorch_from_any_thread(cache):
         t.start()
     for t in threads:
         t.join()
+    assert len(outs) == 3
     for got in [ov(x), *outs.values()]:  # each thread with its own infer request, one batch size to another
         for k in ("logits", "feat"):
             np.testing.assert_allclose(got[k].numpy(), ref[k].numpy(), atol=0.05)
