@@ -44,6 +44,8 @@ def serve(args) -> int:
              args.workers, threads)
     # The models' libraries (not the models) are imported before gunicorn forks, so that the workers share those
     # pages copy-on-write (2 workers: 1539 MB total PSS this way, 1706 MB when each worker imported its own).
+    # Not OpenVINO: importing it starts 2 threads, which a forked worker would not have (sketchshop.accel imports
+    # it in each worker, when the colouriser loads).
     import classifier.predict, colorizer.infer, detector.infer, server.api  # noqa: E401, F401
     import gunicorn.util
     gunicorn.util.write_error = _json_error
