@@ -161,10 +161,10 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
     On a CPU with bfloat16 instructions (this machine's AVX512-BF16) OpenVINO runs convolutions in
     bfloat16: the colouriser's generator took 3.2 ms there against 5.0 in ONNX Runtime (float; ONNX Runtime's
     CPU provider has no bfloat16 kernels), at 4.5 ms in float. Kept when its outputs are within `atol`
-    of `module`'s on `example` and it runs `min_speedup` times faster than `fast`, timed in turns at
-    load (in float, where it gains least, its outputs are ONNX Runtime's within 1e-6, so a verdict that
-    flips from one load to the next changes nothing); SKETCHSHOP_OPENVINO=off, or OpenVINO not
-    installed, keeps ONNX Runtime."""
+    of `module`'s on `example` (checked at every load) and it runs `min_speedup` times faster than `fast`.
+    The two are timed in turns once per ONNX file and thread count, and the times are cached beside the
+    file (`*.openvino-t<threads>.json`), so that a load neither pays for the timing nor meets another
+    verdict than the last one; SKETCHSHOP_OPENVINO=off, or OpenVINO not installed, keeps ONNX Runtime."""
     if settings().openvino == "off" or fast is None:
         return None
     try:
@@ -172,15 +172,33 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
     except ImportError:
         return None
     import torch
-    name = Path(fast.path).name
+    base = Path(fast.path)
+    threads = fast.session.get_session_options().intra_op_num_threads
+    times_path = base.with_suffix(f".openvino-t{threads}.json")
+
+    def slower(times) -> bool:
+        if times["openvino_ms"] * min_speedup <= times["onnxruntime_ms"]:
+            return False
+        log.info("%s stays in ONNX Runtime: OpenVINO (%s) is not %sx faster here (%.2f against %.2f ms)",
+                 base.name, times["precision"], min_speedup, times["openvino_ms"], times["onnxruntime_ms"])
+        return True
+
+    try:
+        cached = json.loads(times_path.read_text())
+        times = {"onnxruntime_ms": float(cached["onnxruntime_ms"]), "openvino_ms": float(cached["openvino_ms"]),
+                 "precision": str(cached["precision"])}
+        os.utime(times_path)  # used: the least recently used files of a model are the ones dropped
+    except (OSError, ValueError, KeyError, TypeError):
+        times = None
+    if times and slower(times):  # known: not even compiled
+        return None
     try:
         core = ov.Core()
-        threads = fast.session.get_session_options().intra_op_num_threads
-        compiled = core.compile_model(core.read_model(str(fast.path)), "CPU", {
+        compiled = core.compile_model(core.read_model(str(base)), "CPU", {
             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
             "ENABLE_CPU_PINNING": False})  # a shared machine: the scheduler places the threads
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" or "f32"
-        ov_module = OvModule(compiled, fast.input_names, fast.output_names, fast.as_dict, Path(fast.path), precision)
+        ov_module = OvModule(compiled, fast.input_names, fast.output_names, fast.as_dict, base, precision)
         with torch.no_grad():
             ref, got = module(*example), ov_module(*example)
         ref = [ref[k] for k in fast.output_names] if fast.as_dict else [ref]
@@ -188,18 +206,21 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
         worst = max(float((g - r).abs().max()) for r, g in zip(ref, got))
         if worst > atol:
             raise ValueError(f"its outputs differ from PyTorch's by up to {worst:.3g} (allowed {atol})")
-        feed = {n: x.numpy() for n, x in zip(fast.input_names, example)}
-        request = compiled.create_infer_request()
-        ort_ms, ov_ms = _median_ms((lambda: fast.session.run(None, feed), lambda: request.infer(feed)))
+        if times is None:
+            feed = {n: x.numpy() for n, x in zip(fast.input_names, example)}
+            request = compiled.create_infer_request()
+            ort_ms, ov_ms = _median_ms((lambda: fast.session.run(None, feed), lambda: request.infer(feed)))
+            times = {"onnxruntime_ms": round(ort_ms, 3), "openvino_ms": round(ov_ms, 3), "precision": precision}
+            with atomic_write(times_path) as f:
+                json.dump(times, f)
+            keep_newest(base.parent, f"{base.name.split('-', 1)[0]}-*.openvino-t{threads}.json", KEPT_PER_MODEL)
     except Exception as e:  # noqa: BLE001 - an operator OpenVINO cannot read, a parity miss
-        log.warning("%s stays in ONNX Runtime: OpenVINO failed (%s)", name, str(e).splitlines()[0][:200])
+        log.warning("%s stays in ONNX Runtime: OpenVINO failed (%s)", base.name, str(e).splitlines()[0][:200])
         return None
-    if ov_ms * min_speedup > ort_ms:
-        log.info("%s stays in ONNX Runtime: OpenVINO (%s) is not %sx faster here (%.2f against %.2f ms)",
-                 name, precision, min_speedup, ov_ms, ort_ms)
+    if slower(times):
         return None
     log.info("%s in OpenVINO (%s): %.2f against %.2f ms in ONNX Runtime; outputs within %.3g",
-             name, precision, ov_ms, ort_ms, worst)
+             base.name, precision, times["openvino_ms"], times["onnxruntime_ms"], worst)
     return ov_module
 
 

@@ -261,3 +261,21 @@ def test_openvino_setting_is_checked(monkeypatch):
     monkeypatch.setenv("SKETCHSHOP_OPENVINO", "sometimes")
     with pytest.raises(UserError, match="SKETCHSHOP_OPENVINO"):
         load_settings()
+
+
+def test_openvino_timing_is_measured_once_per_file_and_thread_count(cache, caplog):
+    import json
+    import logging
+    openvino_module = _openvino()
+    caplog.set_level(logging.INFO, logger="sketchshop.accel")
+    fast, example = _fast("net-ov3"), (torch.rand(1, 3, 16, 16),)
+    assert openvino_module(fast, Net().eval(), example, atol=0.05, min_speedup=0) is not None
+    [times] = cache.glob("net-ov3-*.openvino-t*.json")
+    measured = json.loads(times.read_text())
+    assert set(measured) == {"onnxruntime_ms", "openvino_ms", "precision"}
+    times.write_text(json.dumps({**measured, "openvino_ms": 1e6}))  # read back, not measured again
+    assert openvino_module(fast, Net().eval(), example, atol=0.05, min_speedup=1) is None
+    assert "not 1x faster here (1000000.00" in caplog.text
+    times.write_text("not json")  # a broken file is measured again
+    assert openvino_module(fast, Net().eval(), example, atol=0.05, min_speedup=0) is not None
+    assert json.loads(times.read_text())["openvino_ms"] < 1e6
