@@ -102,7 +102,13 @@ def bench_pipelines(searcher, photos, sketches, repeats: int) -> tuple[dict, dic
 def second_core(detector, runs: int = 30) -> dict:
     """The detector's network on 1 and 2 threads ({"one_thread_ms", "two_threads_ms"}, medians). On a shared
     2-core machine the second core comes and goes; while it is busy, two threads gain nothing over one, and a
-    pipeline on 2 threads (ours) loses more than one on 1 thread (the obvious one): this says which the run met."""
+    pipeline on 2 threads (ours) loses more than one on 1 thread (the obvious one): this says which the run met.
+
+    Where threads can be pinned, also why: one thread pinned to each of the first two cores in turn
+    ("alone_ms": is one core slow by itself?) and to both at once ("together_ms": does each slow down while
+    the other runs, as when the two share one physical core's time?)."""
+    import threading
+
     from PIL import Image
 
     from detector.infer import letterbox
@@ -113,6 +119,28 @@ def second_core(detector, runs: int = 30) -> dict:
         sess = session(detector.path, threads)
         feed = {sess.get_inputs()[0].name: x}
         out[key] = median_ms(lambda: sess.run(None, feed), runs=runs, warmup=1)
+    cpus = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_setaffinity") else []
+    if len(cpus) == 2:
+        sessions = [session(detector.path, 1) for _ in cpus]
+
+        def timed_on(i: int, got: list, start) -> None:
+            os.sched_setaffinity(0, {cpus[i]})  # on Linux, pid 0 is the calling thread: this thread only
+            if start:
+                start.wait()
+            got[i] = median_ms(lambda: sessions[i].run(None, feed), runs=runs, warmup=1)
+
+        def pinned(together: bool) -> list[float]:
+            got, start = [0.0, 0.0], threading.Barrier(2) if together else None
+            ts = [threading.Thread(target=timed_on, args=(i, got, start)) for i in range(2)]
+            for t in ts:
+                t.start()
+                if not together:
+                    t.join()
+            for t in ts:
+                t.join()
+            return got
+
+        out["alone_ms"], out["together_ms"] = pinned(False), pinned(True)
     if out["one_thread_ms"] < 1.3 * out["two_threads_ms"]:
         log.warning("a second thread barely helps now (%s): the machine's other core is busy, so wall times read "
                     "high and our 2-thread pipeline's speed-up reads low", out)
@@ -380,6 +408,12 @@ def markdown(res: dict) -> str:
         rows.append("| detector network on 1 / 2 threads, before and after the pipelines (a busy second core: 2 "
                     "threads gain little) | " + ", ".join(f"{probe[k]['one_thread_ms']} / {probe[k]['two_threads_ms']} ms"
                                                         for k in ("before", "after")) + " |")
+        if all("alone_ms" in probe[k] for k in ("before", "after")):
+            rows.append("| detector network on 1 thread pinned to each of two cores, alone / both at once, before and "
+                        "after (each slowing down together: the two share one core's time) | " + ", ".join(
+                            "{} ms alone, {} ms together".format(*(" / ".join(map(str, probe[k][m]))
+                                                                   for m in ("alone_ms", "together_ms")))
+                            for k in ("before", "after")) + " |")
     for k, v in res.get("http", {}).items():
         if k.startswith("c"):
             rows.append(f"| HTTP photo search, concurrency {k[1:]} | {v['rps']} req/s, p50 {v['p50_ms']} ms, "

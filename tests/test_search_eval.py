@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -116,12 +117,20 @@ def test_bench_times_ours_alone_when_the_obvious_pipeline_cannot_run(live_catalo
 
 
 def test_bench_says_how_much_the_second_core_helps(live_catalog):
-    """The detector's network timed on 1 and 2 threads, which the bench runs around its pipelines."""
+    """The detector's network timed on 1 and 2 threads, which the bench runs around its pipelines, and on one
+    thread pinned to each core alone and to both at once (where threads can be pinned)."""
     from sketchshop.bench import markdown, second_core
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     probe = second_core(live_catalog.searcher.detector, runs=3)
-    assert set(probe) == {"one_thread_ms", "two_threads_ms"} and min(probe.values()) > 0
+    assert probe["one_thread_ms"] > 0 and probe["two_threads_ms"] > 0
     md = markdown({"second_core": {"before": probe, "after": probe}})
     assert md.count(f"{probe['one_thread_ms']} / {probe['two_threads_ms']} ms") == 2
+    if affinity and len(affinity) >= 2:
+        assert len(probe["alone_ms"]) == len(probe["together_ms"]) == 2
+        assert min(probe["alone_ms"] + probe["together_ms"]) > 0
+        assert md.count(f"{probe['alone_ms'][0]} / {probe['alone_ms'][1]} ms alone, "
+                        f"{probe['together_ms'][0]} / {probe['together_ms'][1]} ms together") == 2
+        assert os.sched_getaffinity(0) == affinity  # the pinning stayed on the probe's own threads
 
 
 def test_warm_up_runs_every_model_and_needs_no_index(live_catalog, monkeypatch):
