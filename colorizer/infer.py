@@ -19,8 +19,8 @@ from PIL import Image
 from sketchshop import vocab
 from sketchshop.accel import pool
 from sketchshop.config import settings
-from sketchshop.errors import ImageError, TooLarge, UserError
-from sketchshop.images import as_drawing, convert, hint_mask, load_image
+from sketchshop.errors import ImageError, UserError
+from sketchshop.images import as_drawing, check_size, convert, hint_mask, load_image
 from sketchshop.registry import weights_path
 
 from .data import encode_hints, encode_sketch, hint_canvas, make_sketch, pad_square, segment_garment
@@ -56,6 +56,15 @@ def looks_like_photo(rgb: np.ndarray) -> bool:
     paper = (gray >= 225).mean()
     mid = ((gray > 70) & (gray < 215)).mean()
     return paper < 0.35 or mid > 0.45
+
+
+MAX_CANVAS = 4096  # a larger drawing is reduced before it is padded: the square of a long side costs its square
+
+
+def _thicken(gray: np.ndarray, factor: float) -> np.ndarray:
+    """Darkest wins before a downscale by `factor`: thin strokes survive it (an area average fades them)."""
+    k = int(math.floor(factor))
+    return cv2.erode(gray, np.ones((k, k), np.uint8)) if k >= 2 else gray
 
 
 class Colorizer:
@@ -103,10 +112,7 @@ class Colorizer:
     def _mapping(self, sketch: Image.Image) -> tuple[float, float, float]:
         """(x0, y0, scale): where the sketch's pixels land on the square model canvas."""
         w, h = sketch.size
-        if w * h > settings().max_image_pixels:
-            raise TooLarge(f"sketch is {w}x{h}, more than {settings().max_image_pixels:,} pixels")
-        if min(w, h) < 16:
-            raise ImageError(f"sketch is {w}x{h}: too small (min side 16 px)")
+        check_size(w, h, "sketch", settings().max_image_pixels)
         s = max(w, h)
         return (s - w) / 2, (s - h) / 2, self.size / s
 
@@ -119,11 +125,13 @@ class Colorizer:
             target, mask = segment_garment(rgb, self.size)
             return np.asarray(make_sketch(target, mask)), None
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        sq, _ = pad_square(gray, 255)
-        # darkest-wins downscale keeps thin strokes of big canvases (area average would fade them)
-        k = int(math.floor(max(gray.shape) / self.size))
-        if k >= 2:
-            sq = cv2.erode(sq, np.ones((k, k), np.uint8))
+        sq = gray
+        if max(sq.shape) > MAX_CANVAS:
+            f = max(sq.shape) / MAX_CANVAS
+            sq = cv2.resize(_thicken(sq, f), (max(1, round(sq.shape[1] / f)), max(1, round(sq.shape[0] / f))),
+                            interpolation=cv2.INTER_AREA)
+        sq, _ = pad_square(sq, 255)
+        sq = _thicken(sq, max(sq.shape) / self.size)
         return cv2.resize(sq, (self.size, self.size), interpolation=cv2.INTER_AREA), gray
 
     def _hints(self, hints, wh, mapping) -> np.ndarray:

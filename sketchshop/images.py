@@ -28,6 +28,9 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # the models were trained on 400-830 px photos and look at 256 px, and a 12 MP phone photo decoded
 # at full size took longer than everything else in a search.
 WORK_SIDE = 1000
+# No garment picture is longer than this to one; a sliver is refused rather than padded to a square of its
+# long side (16 x 150,000 px: 2.4 MP of upload, a 67 GB canvas for the colouriser).
+MAX_ASPECT = 20
 Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clear error instead of a warning
 
 
@@ -58,10 +61,7 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
     try:
         im, name = _open(source)
         fmt, (w, h) = im.format, im.size
-        if w * h > max_pixels:
-            raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
-        if min(w, h) < MIN_SIDE:
-            raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
+        check_size(w, h, name, max_pixels)
         if _reduction(w, h, max_side) >= 2:
             k = max(max_side / max(w, h), MIN_SIDE / min(w, h))
             im.draft(None, (math.ceil(w * k), math.ceil(h * k)))  # JPEG: DCT scaling, a no-op elsewhere
@@ -82,6 +82,16 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         im.info["original_size"] = (w, h)
     im.info["format"] = fmt
     return im
+
+
+def check_size(w: int, h: int, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """TooLarge past `max_pixels` (a pixel bomb); ImageError under MIN_SIDE or longer than MAX_ASPECT to one."""
+    if w * h > max_pixels:
+        raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageError(f"{name}: {w}x{h} is a sliver, not a picture of a garment (more than {MAX_ASPECT}:1)")
 
 
 def _reduction(w: int, h: int, max_side: int | None) -> int:

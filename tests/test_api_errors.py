@@ -102,6 +102,21 @@ def test_too_large_and_pixel_bomb(client, path, bomb_png):
     assert "2 MB in all, 2 MB in a non-file field and 100 parts" in e["message"]  # every limit, as any may be hit
 
 
+@pytest.mark.parametrize("path", ["/v1/search", "/v1/detect", "/v1/classify", "/v1/colorize"])
+def test_slivers_are_refused(client, path):
+    """16 x 150,000 px is a few kB of PNG; the colouriser padded it to a square of its long side and took the
+    machine's memory (found by a QA session)."""
+    sliver = _png((16, 150_000))
+    e = _err(client.post(path, data={"image": (io.BytesIO(sliver), "a.png")}, content_type="multipart/form-data"),
+             400, "bad_image")
+    assert "16x150000 is a sliver" in e["message"]
+    if path in ("/v1/detect", "/v1/classify"):  # no hints there
+        return
+    e = _err(client.post(path, data={"image": (io.BytesIO(_png()), "a.png"), "hints": (io.BytesIO(sliver), "h.png")},
+                         content_type="multipart/form-data"), 400, "bad_image")
+    assert e["message"].startswith("'hints'")
+
+
 def test_wrong_method_and_unknown_route(client):
     _err(client.get("/v1/search"), 405)
     _err(client.get("/v1/nothing-here"), 404)

@@ -244,6 +244,20 @@ def test_huge_canvas(col):
         col.colorize(Image.new("L", (w, w), 255))
 
 
+def test_big_drawings_are_reduced_before_their_square_and_slivers_refused(col, monkeypatch):
+    """A drawing longer than MAX_CANVAS is reduced (darkest wins) before it is padded to a square: the model's
+    canvas comes out as from the whole square, within a few grey levels; a sliver is refused outright."""
+    from colorizer import infer
+    big = dress_sketch(8000, 1000, width=8)
+    reduced, _ = col._canvas(big)
+    monkeypatch.setattr(infer, "MAX_CANVAS", 10 ** 9)
+    whole, _ = col._canvas(big)
+    d = np.abs(reduced.astype(int) - whole.astype(int))
+    assert d.mean() < 1 and d.max() <= 32  # 0.11 and 17 seen
+    with pytest.raises(ImageError, match="sliver"):
+        col.colorize(Image.new("L", (16, 150_000), 0))
+
+
 def test_sketch_from_path_and_bytes(col, tmp_path):
     p = tmp_path / "s.png"
     dress_sketch().save(p)
