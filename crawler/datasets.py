@@ -8,7 +8,8 @@
   are composited from product cut-outs on varied backgrounds, with boxes of the visible parts;
   `preview.png` shows some of them with their boxes.
 
-Outputs are built in a temp directory and renamed into place (`atomic_dir`): no half dataset.
+Outputs are built in a temp directory and renamed into place (`files.replaced_dir`): no half dataset, and
+never over a file or a folder that is not an earlier output.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from PIL import Image
 
 from sketchshop import vocab
 from sketchshop.errors import UserError
-from sketchshop.files import atomic_dir
+from sketchshop.files import replaced_dir
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ["file", "split", "category", "colour", *vocab.ATTRIBUTES, "shop", "external_id", "product_id",
@@ -69,7 +70,7 @@ def build_classify(out, *, val_fraction: float = 0.15, shop: str | None = None, 
     products = _products(cat, shop)
     counts = {"train": 0, "val": 0}
     out = Path(out)
-    with atomic_dir(out) as tmp, open(tmp / "labels.csv", "w", newline="") as f:
+    with replaced_dir(out, "labels.csv") as tmp, open(tmp / "labels.csv", "w", newline="") as f:
         w = csv.DictWriter(f, CSV_COLUMNS)
         w.writeheader()
         for p in tqdm(products, desc="dataset classify", unit="product", disable=None):
@@ -231,7 +232,7 @@ def build_detect(out, *, scenes: int = 500, val_fraction: float = 0.15, shop: st
     rng = random.Random(seed)
     res = {"singles": 0, "scenes": 0, "boxes": 0, "skipped": 0}
     pools: dict[str, list] = {"train": [], "val": []}
-    with atomic_dir(Path(out)) as tmp:
+    with replaced_dir(out, "data.yaml") as tmp:
         for split in ("train", "val"):
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)

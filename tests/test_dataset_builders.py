@@ -116,3 +116,24 @@ def test_empty_catalogue_is_a_clear_error(data_dir, tmp_path, capsys):
     from sketchshop.cli import main
     assert main(["dataset", "classify", "--out", str(tmp_path / "x")]) == 2
     assert "no labelled products" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("builder,marker", [("build_classify", "labels.csv"), ("build_detect", "data.yaml")])
+def test_out_is_never_a_users_file_or_folder(filled, tmp_path, builder, marker):
+    """`--out` replaces only an earlier output of the same command: a file or a folder of the user's stays, with a
+    clear error (found by a QA session: `dataset classify --out photo.jpg` replaced the photo by a folder)."""
+    import crawler.datasets as D
+    from sketchshop.errors import UserError
+    cat, _ = filled
+    build = lambda out: getattr(D, builder)(out, catalog=cat, **({"scenes": 0} if builder == "build_detect" else {}))  # noqa: E731
+    photo, mine = tmp_path / "photo.jpg", tmp_path / "mine"
+    photo.write_bytes(b"\xff\xd8 a photo")
+    (mine / "sub").mkdir(parents=True)
+    (mine / "sub" / "notes.txt").write_text("keep me")
+    for out in (photo, mine):
+        with pytest.raises(UserError, match=f"not an earlier output \\(no {marker}\\)"):
+            build(out)
+    assert photo.read_bytes() == b"\xff\xd8 a photo" and (mine / "sub" / "notes.txt").read_text() == "keep me"
+    build(tmp_path / "ds")
+    build(tmp_path / "ds")  # its own earlier output is replaced
+    assert (tmp_path / "ds" / marker).is_file()
