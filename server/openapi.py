@@ -69,8 +69,10 @@ SCHEMAS = {
         "query_id": {"type": "string"}, "kind": {"type": "string", "enum": ["photo", "sketch"]},
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
         "timing_ms": {"type": "object", "additionalProperties": {"type": "number"}}}},
-    "Detection": {"type": "object", "properties": {
-        "box": {"type": "array", "items": {"type": "number"}}, "category": {"type": "string"},
+    "Detection": {"type": "object", "required": ["box", "category", "confidence", "whole_image"], "properties": {
+        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "category": {"type": "string", "nullable": True, "enum": list(vocab.COARSE_CATEGORIES) + [None],
+                     "description": "null when nothing was found and the item is the whole image (whole_image)"},
         "confidence": {"type": "number"}, "whole_image": {"type": "boolean"}}},
     "DetectResponse": {"type": "object", "properties": {
         "width": {"type": "integer"}, "height": {"type": "integer"},
@@ -90,7 +92,17 @@ SCHEMAS = {
         "colour": {"type": "string", "nullable": True},
         "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
         "image_urls": {"type": "array", "items": {"type": "string"}},
-        "last_seen": {"type": "string", "nullable": True}}},
+        "last_seen": {"type": "string", "nullable": True},
+        "first_seen": {"type": "string", "nullable": True, "description": "GET /v1/products/{id} only"},
+        "labels": {"type": "array", "description": "GET /v1/products/{id} only: every label the shop gave, "
+                   "with the vocabulary's value (null: not in the vocabulary) and where it was read",
+                   "items": {"type": "object", "properties": {
+                       "name": {"type": "string"}, "value": {"type": "string", "nullable": True},
+                       "raw": {"type": "string", "nullable": True}, "source": {"type": "string", "nullable": True}}}},
+        "prices": {"type": "array", "description": "GET /v1/products/{id} only: the price at each crawl that saw it",
+                   "items": {"type": "object", "properties": {
+                       "price": {"type": "number", "nullable": True}, "currency": {"type": "string", "nullable": True},
+                       "seen_at": {"type": "string", "nullable": True}, "run_id": {"type": "integer", "nullable": True}}}}}},
     "ProductPage": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
         "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
@@ -111,8 +123,11 @@ SCHEMAS = {
         "cron": {"type": "string", "description": "5 fields, UTC, e.g. '0 3 * * *'; 400 if it never fires"},
         "base_url": {"type": "string"}, "reindex": {"type": "boolean"},
         "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
-    "Ready": {"type": "object", "properties": {"ready": {"type": "boolean"},
-                                                "problems": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "Ready": {"type": "object", "required": ["ready", "problems"], "properties": {
+        "ready": {"type": "boolean"}, "problems": {"type": "object", "additionalProperties": {"type": "string"}},
+        "index": {"type": "object", "description": "the live index build, once there is one", "properties": {
+            "build": {"type": "string"}, "products": {"type": "integer"}}}}},
+    "Health": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}},
 }
 
 
@@ -195,7 +210,7 @@ def spec() -> dict:
                 "operationId": "removeSchedule", "security": admin,
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"204": {"description": "removed"}, **_errors(401, 403, 404)}}},
-            "/healthz": {"get": {"operationId": "health", "responses": {"200": {"description": "alive"}}}},
+            "/healthz": {"get": {"operationId": "health", "responses": {"200": _json("Health", "alive")}}},
             "/readyz": {"get": {"operationId": "ready", "responses": {"200": _json("Ready"), "503": _json("Ready", "not ready")}}},
         },
         "components": {"schemas": SCHEMAS, "securitySchemes": {
