@@ -34,17 +34,22 @@ MAX_ASPECT = 20
 Image.MAX_IMAGE_PIXELS = None  # we check ourselves, with a clear error instead of a warning
 
 
-def _open(source) -> tuple[Image.Image, str]:
+def _name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
-        name = str(source)
-        if not Path(name).is_file():
-            raise ImageError(f"{name}: no such file")
-        return Image.open(name), name
+        return str(source)
+    return "<bytes>" if isinstance(source, (bytes, bytearray)) else getattr(source, "name", "<stream>")
+
+
+def _open(source) -> Image.Image:
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise ImageError(f"{source}: no such file")
+        return Image.open(source)
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError("empty image data")
-        return Image.open(io.BytesIO(source)), "<bytes>"
-    return Image.open(source), getattr(source, "name", "<stream>")
+        return Image.open(io.BytesIO(source))
+    return Image.open(source)
 
 
 def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB",
@@ -57,9 +62,9 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
     format (JPEG, PNG, ...) is kept in `info["format"]`, as converting forgets `Image.format`.
     Raises ImageError (not an image, corrupt, too small) or TooLarge (pixel bomb).
     """
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "image"
+    name = _name(source)
     try:
-        im, name = _open(source)
+        im = _open(source)
         fmt, (w, h) = im.format, im.size
         check_size(w, h, name, max_pixels)
         if _reduction(w, h, max_side) >= 2:
@@ -75,6 +80,9 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
     except (ImageError, TooLarge):
         raise
     except UnidentifiedImageError:
+        fmt = _signature(source)
+        if fmt:  # a known format's header over a body that does not decode
+            raise ImageError(f"{name}: corrupt or truncated image ({fmt} header, but unreadable)") from None
         raise ImageError(f"{name}: not an image (or an unsupported format)") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
@@ -82,6 +90,27 @@ def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, mode: str = "RGB
         im.info["original_size"] = (w, h)
     im.info["format"] = fmt
     return im
+
+
+_SIGNATURES = ((0, b"\xff\xd8\xff", "JPEG"), (0, b"\x89PNG\r\n\x1a\n", "PNG"), (8, b"WEBP", "WebP"),
+               (4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"), (4, b"ftypmif1", "HEIF"), (4, b"ftypavif", "AVIF"),
+               (0, b"GIF8", "GIF"), (0, b"BM", "BMP"), (0, b"II*\0", "TIFF"), (0, b"MM\0*", "TIFF"))
+
+
+def _signature(source) -> str | None:
+    """The image format a file's first bytes announce, or None."""
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            head = bytes(source[:16])
+        elif isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as f:
+                head = f.read(16)
+        else:
+            source.seek(0)
+            head = source.read(16)
+    except (OSError, AttributeError, ValueError):
+        return None
+    return next((fmt for at, magic, fmt in _SIGNATURES if head[at:at + len(magic)] == magic), None)
 
 
 def check_size(w: int, h: int, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

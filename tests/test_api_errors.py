@@ -65,6 +65,7 @@ def test_health_and_not_ready_without_index(client):
     ({"image": (io.BytesIO(b"%PDF-1.4 not an image at all" * 20), "a.pdf")}, 415, "unsupported_media_type"),
     ({"image": (io.BytesIO(_png(fmt="GIF")), "a.gif")}, 415, "unsupported_media_type"),  # readable, not allowed
     ({"image": (io.BytesIO(_png()[:60]), "a.png")}, 400, "bad_image"),
+    ({"image": (io.BytesIO(_png()[:29] + bytes([_png()[29] ^ 0xFF]) + _png()[30:]), "a.png")}, 400, "bad_image"),
     ({"image": (io.BytesIO(_png((8, 8))), "a.png")}, 400, "bad_image"),
     ({"image": (io.BytesIO(_png()), "a.png"), "top_k": "lots"}, 400, "bad_parameter"),
     ({"image": (io.BytesIO(_png()), "a.png"), "top_k": "0"}, 400, "bad_parameter"),

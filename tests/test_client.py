@@ -315,10 +315,13 @@ def test_hints_drawn_on_white_read_like_hints_on_transparent(client, live_catalo
     assert client.search(p.sketch, kind="sketch", hints=on_white)["items"][0]["colour"] == want
 
 
-@pytest.mark.parametrize("size", [(5000, 16), (16, 5000)])
-def test_slivers_get_boxes_inside_their_frame(client, size):
+@pytest.mark.parametrize("size", [(2000, 100), (100, 2000)])
+def test_long_thin_images_get_boxes_inside_their_frame_and_slivers_a_400(client, size):
     det = client.detect(Image.new("RGB", size, (200, 30, 35)))
     assert (det["width"], det["height"]) == size and det["items"]
     for f in det["items"]:
         x1, y1, x2, y2 = f["box"]
         assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1]
+    with pytest.raises(ApiError) as e:  # longer than 20:1
+        client.detect(Image.new("RGB", (size[0] * 3, size[1]) if size[0] > size[1] else (size[0], size[1] * 3)))
+    assert e.value.status == 400 and e.value.code == "bad_image"

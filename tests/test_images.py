@@ -85,6 +85,27 @@ def test_bad_bytes(data, match):
         load_image(data)
 
 
+def _corrupt(fmt: str) -> bytes:
+    data = bytearray(_bytes(Image.new("RGB", (64, 64), (200, 30, 30)), fmt))
+    if fmt == "PNG":
+        data[29] ^= 0xFF  # the header chunk's CRC
+    elif fmt == "JPEG":
+        i = data.find(b"\xff\xc0")
+        data[i + 5:i + 7] = b"\0\0"  # a frame 0 px high
+    else:
+        data = data[:100]
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "HEIF"])
+def test_a_known_header_over_a_broken_body_is_corrupt_not_unknown(fmt):
+    """So that the API answers 400 bad_image, not 415 "not a JPEG, PNG, WebP or HEIC image" (found by QA)."""
+    if fmt == "HEIF":
+        pytest.importorskip("pillow_heif")
+    with pytest.raises(ImageError, match="corrupt or truncated image"):
+        load_image(_corrupt(fmt))
+
+
 def test_truncated_jpeg():
     data = _bytes(Image.effect_noise((256, 256), 50).convert("RGB"), "JPEG")
     with pytest.raises(ImageError, match="corrupt or truncated"):
