@@ -33,7 +33,9 @@ _IMAGE = {"type": "string", "format": "binary",
                          "little more (a larger image is reduced 2, 3, 4... times); boxes and hint points are in "
                          "the uploaded image's pixels all the same"}
 _HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a file: strokes on transparent, or on '
-          'white) or JSON points `[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]`; '
+          'white) or JSON points `[{"x": 10, "y": 20, "colour": "red"}]` / `[{"x":.., "y":.., "rgb": [r, g, b]}]` '
+          '(x, y: numbers, pixels of the uploaded image; a colour name or rgb as three integers 0-255, not both; '
+          'points off the canvas are left out); '
           'an empty list or a layer without strokes is the same as no hints'}
 _KIND = {"type": "string", "enum": ["photo", "sketch"],
          "description": ("detected when absent: a drawing on a white (or transparent) canvas, or light strokes on a dark one, "

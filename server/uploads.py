@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 from flask import request
 from PIL import Image
@@ -64,22 +63,41 @@ def hints_from(scale: float = 1.0) -> Image.Image | list | None:
         raise ApiError(400, "bad_hints", "'hints' is neither an image file nor JSON points") from None
     if not isinstance(pts, list) or len(pts) > MAX_HINT_POINTS:
         raise ApiError(400, "bad_hints", f"'hints' must be a list of at most {MAX_HINT_POINTS} points")
-    out = []
-    for i, p in enumerate(pts):
+    return [_hint_point(i, p, scale) for i, p in enumerate(pts)] or None
+
+
+def _hint_point(i: int, p, scale: float) -> dict:
+    """One JSON point: numbers x and y, and a vocabulary colour name or three integers 0-255 as rgb (one of them)."""
+    def bad(why: str) -> ApiError:
+        return ApiError(400, "bad_hints", f"hint point #{i}: {why}")
+
+    def number(v, lo: float, hi: float) -> bool:  # compared, not converted: an int may be past float's range
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+
+    if not isinstance(p, dict):
+        raise bad('must be an object like {"x": 10, "y": 20, "colour": "red"}')
+    p = {("colour" if k == "color" else k): v for k, v in p.items()}
+    unknown = sorted(set(p) - {"x", "y", "colour", "rgb"})
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(map(repr, unknown))}: a point has x, y and colour or rgb")
+    if not all(number(p.get(k), -1e9, 1e9) for k in ("x", "y")):
+        raise bad("x and y must be numbers (pixels of the uploaded image)")
+    if ("colour" in p) == ("rgb" in p):
+        raise bad("give either colour (a name) or rgb (three integers 0-255)")
+    if "rgb" in p:
+        rgb = p["rgb"]
+        if not (isinstance(rgb, list) and len(rgb) == 3
+                and all(number(v, 0, 255) and float(v).is_integer() for v in rgb)):
+            raise bad("rgb must be three integers 0-255")
+        rgb = [int(v) for v in rgb]
+    else:
+        if not isinstance(p["colour"], str):
+            raise bad("colour must be a colour name")
         try:
-            x, y = float(p["x"]), float(p["y"])
-            if not (math.isfinite(x) and math.isfinite(y)):
-                raise ValueError("x and y must be finite numbers")
-            if "rgb" in p:
-                rgb = [int(v) for v in p["rgb"]]
-                if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-                    raise ValueError("rgb must be three values 0-255")
-            else:
-                rgb = list(vocab.COLOUR_RGB[vocab.colour(p["colour"])])
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
-            raise ApiError(400, "bad_hints", f"hint point #{i}: needs x, y and colour or rgb ({e})") from None
-        out.append({"x": x / scale, "y": y / scale, "rgb": rgb})
-    return out or None
+            rgb = list(vocab.COLOUR_RGB[vocab.colour(p["colour"])])
+        except vocab.VocabError as e:
+            raise bad(str(e)) from None
+    return {"x": p["x"] / scale, "y": p["y"] / scale, "rgb": rgb}
 
 
 def int_arg(name: str, default: int, lo: int, hi: int) -> int:

@@ -91,6 +91,31 @@ def test_bad_search_requests(client, data, status, code):
     _err(client.post("/v1/search", data=data, content_type="multipart/form-data"), status, code)
 
 
+@pytest.mark.parametrize("points,says", [
+    ([1, 2, 3], "must be an object"), ([[1, 2]], "must be an object"),
+    ([{"x": 1, "y": 2}], "either colour"), ([{"x": 1, "y": 2, "colour": "red", "rgb": [1, 2, 3]}], "either colour"),
+    ([{"x": "10", "y": 2, "colour": "red"}], "x and y must be numbers"),
+    ([{"x": True, "y": 2, "colour": "red"}], "x and y must be numbers"),
+    ([{"x": 10 ** 400, "y": 2, "colour": "red"}], "x and y must be numbers"),
+    ([{"x": 1, "y": 2, "rgb": ["a", "b", "c"]}], "three integers"), ([{"x": 1, "y": 2, "rgb": [0.5, 0, 0]}], "three integers"),
+    ([{"x": 1, "y": 2, "rgb": [1, 2]}], "three integers"), ([{"x": 1, "y": 2, "colour": 7}], "a colour name"),
+    ([{"x": 1, "y": 2, "colour": "red"}, {"x": 1, "y": 2, "colur": "red"}], "#1: unknown field(s) 'colur'"),
+])
+def test_bad_hint_points_say_what_is_wrong(client, points, says):
+    """In the API's words, not Python's (found by QA: "'int' object is not subscriptable", "invalid literal")."""
+    e = _err(client.post("/v1/search", data={"image": (io.BytesIO(_png()), "a.png"), "hints": json.dumps(points)},
+                         content_type="multipart/form-data"), 400, "bad_hints")
+    assert says in e["message"] and e["message"].startswith("hint point #")
+
+
+def test_hint_points_in_the_forms_apps_send(client):
+    """"color" as well as "colour", and whole numbers written as floats, are points like any other (past the
+    hints, this server has no index: 503)."""
+    for point in ({"x": 1.5, "y": 2, "color": "navy"}, {"x": 1, "y": 2, "rgb": [255.0, 0, 10]}):
+        _err(client.post("/v1/search", data={"image": (io.BytesIO(_png()), "a.png"), "hints": json.dumps([point])},
+                         content_type="multipart/form-data"), 503, "not_ready")
+
+
 @pytest.mark.parametrize("path", ["/v1/search", "/v1/detect", "/v1/classify", "/v1/colorize"])
 def test_too_large_and_pixel_bomb(client, path, bomb_png):
     big = io.BytesIO(b"\xff\xd8" + b"\0" * 3_000_000)
