@@ -24,13 +24,42 @@ from sketchshop.errors import UserError
 log = logging.getLogger(__name__)
 
 
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 Sunday, 1 Monday ... 6 Saturday, or names; lists, ranges, steps) as the list
+    of day names APScheduler reads: its own numbers start at Monday, so `from_crontab` ran "0 3 * * 1" on Tuesdays."""
+    days = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            lo, hi = 0, 6
+        else:
+            a, dash, b = span.partition("-")
+            lo = WEEKDAYS.index(a) if a in WEEKDAYS else int(a) if a.isdigit() else -1
+            hi = (WEEKDAYS.index(b) if b in WEEKDAYS else int(b) if b.isdigit() else -1) if dash else (6 if step else lo)
+            if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
+                raise ValueError(f"weekday {part!r}: 0-7 (0 and 7 are Sunday) or sun-sat, as a value, range or list")
+        if step and not (step.isdigit() and int(step) > 0):
+            raise ValueError(f"weekday {part!r}: a step is a whole number from 1")
+        days.update(d % 7 for d in range(lo, hi + 1, int(step or 1)))
+    return "*" if len(days) == 7 else ",".join(WEEKDAYS[d] for d in sorted(days))
+
+
 def parse_cron(expr: str):
-    """APScheduler CronTrigger for a 5-field crontab (UTC); UserError if malformed."""
+    """APScheduler CronTrigger for a 5-field crontab (UTC, weekdays numbered as cron numbers them); UserError if
+    malformed."""
     from apscheduler.triggers.cron import CronTrigger
-    if len(str(expr).split()) != 5:
+    fields = str(expr).split()
+    if len(fields) != 5:
         raise UserError(f"cron {expr!r}: need 5 fields (minute hour day month weekday), e.g. '0 3 * * *'")
+    if not str(expr).isascii():  # int() would read other scripts' digits
+        raise UserError(f"cron {expr!r}: use ASCII digits, names and * , - /")
+    minute, hour, day, month, weekday = fields
     try:
-        trigger = CronTrigger.from_crontab(expr, timezone=timezone.utc)
+        trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday),
+                              timezone=timezone.utc)
     except ValueError as e:
         raise UserError(f"cron {expr!r}: {e}") from None
     if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:  # "0 0 30 2 *": February 30th
@@ -50,7 +79,7 @@ def check_schedule_name(name) -> str:
 
 def crawl_options(opts) -> dict:
     """A queued crawl's options, checked when it is asked for (not when the scheduler runs it at 3 am):
-    browsers (1-16), max_pages (1 or more), remote_url (a Selenium Grid's http(s) URL), reindex (a boolean)."""
+    browsers (1-16), max_pages (1-10,000,000), remote_url (a Selenium Grid's http(s) URL), reindex (a boolean)."""
     if opts is None:
         return {}
     if not isinstance(opts, dict):
@@ -59,12 +88,12 @@ def crawl_options(opts) -> dict:
     if unknown:
         raise UserError(f"options: unknown {sorted(unknown)} (known: browsers, max_pages, remote_url, reindex)")
     out = {}
-    for key, lo, hi in (("browsers", 1, 16), ("max_pages", 1, None)):
+    for key, lo, hi in (("browsers", 1, 16), ("max_pages", 1, 10_000_000)):
         v = opts.get(key)
         if v is None:
             continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi and v > hi):
-            raise UserError(f"options.{key}: an integer from {lo}{f' to {hi}' if hi else ' up'}, not {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise UserError(f"options.{key}: an integer from {lo} to {hi:,}, not {str(v)[:40]}")
         out[key] = v
     if opts.get("remote_url") is not None:
         from .spec import check_base_url

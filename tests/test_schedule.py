@@ -25,6 +25,31 @@ def test_cron_parsing_and_next_fire():
             parse_cron(never)
 
 
+@pytest.mark.parametrize("weekdays,fires_on", [
+    ("0", "Sun"), ("7", "Sun"), ("1", "Mon"), ("6", "Sat"), ("sun", "Sun"), ("1-5", "Mon Tue Wed Thu Fri"),
+    ("5-7", "Sun Fri Sat"), ("*/2", "Sun Tue Thu Sat"), ("1/2", "Mon Wed Fri"), ("0,3", "Sun Wed"), ("0-6", "*"),
+    ("SAT,sun", "Sun Sat"), ("mon-wed", "Mon Tue Wed")])
+def test_weekdays_are_numbered_as_cron_numbers_them(weekdays, fires_on):
+    """0 and 7 are Sunday, 1 Monday (APScheduler's own numbers start at Monday: "0 3 * * 1" used to fire on
+    Tuesdays, and "... * 7" was refused)."""
+    from crawler.schedule import next_fire
+    t, days = datetime(2026, 11, 22, 12, 0), set()  # a Sunday noon: the next 7 fires at 3 am cover every day once
+    for _ in range(7):
+        t = next_fire(f"0 3 * * {weekdays}", t)
+        days.add(t.strftime("%a"))
+    order = "Sun Mon Tue Wed Thu Fri Sat".split()
+    assert sorted(days, key=order.index) == (order if fires_on == "*" else fires_on.split())
+
+
+@pytest.mark.parametrize("bad", ["0 3 * * 8", "0 3 * * 5-2", "0 3 * * */0", "0 3 * * x", "\u0660 3 * * *",
+                                 "0 3 * * \u0661"])
+def test_weekday_and_non_ascii_mistakes_are_refused(bad):
+    from crawler.schedule import parse_cron
+    from sketchshop.errors import UserError
+    with pytest.raises(UserError, match="cron"):
+        parse_cron(bad)
+
+
 def test_a_schedule_that_never_fires_stops_no_other(data_dir):
     """One stored before crons were checked for dates that exist: skipped alone, listed as never firing."""
     from catalog import open_catalog
