@@ -13,9 +13,11 @@ from flask import Blueprint, current_app, jsonify, request
 from crawler.spec import checked_spec_path
 from sketchshop.config import settings
 
-from .errors import MAX_ID, ApiError, parse_int
+from .errors import MAX_ID, ApiError
+from .uploads import int_arg
 
 bp = Blueprint("admin", __name__)
+MAX_STR = 2000
 
 
 @bp.before_request
@@ -24,7 +26,7 @@ def _auth():
     if not token:
         raise ApiError(403, "admin_disabled", "the admin API is disabled (set SKETCHSHOP_ADMIN_TOKEN)")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "unauthorized", "missing or wrong admin token (Authorization: Bearer ...)")
 
 
@@ -50,8 +52,10 @@ def _str(body: dict, key: str, required: bool = True) -> str | None:
     v = body.get(key)
     if v is None and not required:
         return None
-    if not isinstance(v, str) or not v.strip() or len(v) > 2000:
+    if not isinstance(v, str) or not v.strip():
         raise ApiError(400, "bad_request", f"'{key}' must be a non-empty string")
+    if len(v) > MAX_STR:
+        raise ApiError(400, "bad_request", f"'{key}' is longer than {MAX_STR} characters")
     return v.strip()
 
 
@@ -66,10 +70,7 @@ def start_crawl():
 
 @bp.get("/crawls")
 def list_crawls():
-    try:
-        limit = min(200, max(1, parse_int(request.args.get("limit", "20"))))
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "'limit' must be an integer") from None
+    limit = int_arg("limit", 20, 1, 200)
     return jsonify({"items": _catalog().runs(shop=request.args.get("shop") or None, limit=limit)})
 
 

@@ -115,7 +115,7 @@ SCHEMAS = {
                  "(relative to the server's working directory); checked now (400 if it does not load), stored absolute"},
         "base_url": {"type": "string"}, "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
     "CrawlOptions": {"type": "object", "additionalProperties": False, "properties": {
-        "browsers": {"type": "integer", "minimum": 1, "maximum": 16}, "max_pages": {"type": "integer", "minimum": 1},
+        "browsers": {"type": "integer", "minimum": 1, "maximum": 16}, "max_pages": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
         "remote_url": {"type": "string", "description": "a Selenium Grid, e.g. http://grid:4444/wd/hub"},
         "reindex": {"type": "boolean"}}},
     "Schedule": {"type": "object", "additionalProperties": True, "properties": {

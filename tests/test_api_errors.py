@@ -202,6 +202,22 @@ def test_admin_token_and_validation(client):
     _err(client.delete("/v1/schedules/nightly", headers=auth), 404)
 
 
+def test_admin_answers_what_a_careful_client_expects(client):
+    """Found by a QA session: a limit out of range was clamped, a long string got the wrong message, and a
+    lower-case auth scheme was refused (RFC 7235: schemes are case-insensitive)."""
+    auth = {"Authorization": "Bearer s3cret"}
+    assert client.get("/v1/crawls", headers={"Authorization": "bearer s3cret"}).status_code == 200
+    for limit in ("0", "-1", "201", "1000000000"):
+        e = _err(client.get(f"/v1/crawls?limit={limit}", headers=auth), 400, "bad_parameter")
+        assert "between 1 and 200" in e["message"]
+    e = _err(client.post("/v1/schedules", json={"name": "n", "spec": "crawler/specs/demo-a.yaml", "cron": "0 " * 1500}, headers=auth),
+             400, "bad_request")
+    assert e["message"] == "'cron' is longer than 2000 characters"
+    e = _err(client.post("/v1/crawls", json={"spec": "crawler/specs/demo-a.yaml", "options": {"max_pages": 10 ** 30}},
+                         headers=auth), 400, "bad_request")
+    assert "options.max_pages: an integer from 1 to 10,000,000" in e["message"]
+
+
 def test_admin_rejects_what_it_cannot_store(client):
     """Found by tests/test_api_fuzz.py: each of these was a 500."""
     auth = {"Authorization": "Bearer s3cret"}
