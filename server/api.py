@@ -6,6 +6,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+from werkzeug.http import parse_range_header
 
 from sketchshop import vocab
 from sketchshop.images import original_box, original_scale
@@ -161,9 +162,17 @@ def products():
     per_page = uploads.int_arg("per_page", 50, 1, 200)
     res = _state().need_catalog().products(category=f.category, colour=f.colour, shop=f.shop,
                                            min_price=f.min_price, max_price=f.max_price, currency=f.currency,
-                                           q=request.args.get("q") or None, page=page, per_page=per_page)
+                                           q=_text_arg("q"), page=page, per_page=per_page)
     return jsonify({"items": [_product_json(d) for d in res.items], "total": res.total,
                     "page": res.page, "per_page": res.per_page})
+
+
+def _text_arg(name: str, max_len: int = 200) -> str | None:
+    """Free text to match: printable, so that a NUL (which ends a string in SQLite's LIKE) cannot cut it short."""
+    v = request.args.get(name) or None
+    if v is not None and (len(v) > max_len or not v.isprintable()):
+        raise ApiError(400, "bad_parameter", f"'{name}' must be printable text of at most {max_len} characters")
+    return v
 
 
 @bp.get("/images/<sha>")
@@ -173,6 +182,10 @@ def image(sha: str):
     path = _state().need_catalog().image_path(sha)
     if path is None or not path.is_file():
         raise ApiError(404, "not_found", f"no image {sha}")
+    if "HTTP_RANGE" in request.environ:  # a Range that is not bytes or cannot be parsed is ignored (RFC 9110, 14.2)
+        rng = parse_range_header(request.environ["HTTP_RANGE"])
+        if rng is None or rng.units != "bytes":
+            del request.environ["HTTP_RANGE"]
     resp = send_file(path, max_age=86400 * 30)
     resp.headers["Cache-Control"] = "public, max-age=2592000, immutable"
     return resp

@@ -169,7 +169,7 @@ def spec() -> dict:
                                       "responses": {"200": _json("ClassifyResponse"), **_errors(400, 413, 415, 429, 503)}}},
             "/v1/products": {"get": {"operationId": "listProducts", "summary": "browse the catalogue",
                                      "parameters": [_q(k, v, k.replace("_", " ")) for k, v in _FILTER_PROPS.items()] + [
-                                         _q("q", {"type": "string"}, "text in title or brand"),
+                                         _q("q", {"type": "string", "maxLength": 200}, "text in title or brand (printable)"),
                                          _q("page", {"type": "integer", "minimum": 1, "default": 1}, "page number"),
                                          _q("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                                             "page size")],

@@ -5,6 +5,7 @@ import hashlib
 import io
 
 import pytest
+import requests
 from PIL import Image, ImageDraw, ImageOps
 
 from sketchshop import vocab
@@ -258,6 +259,12 @@ def test_products_product_and_image(client, live_catalog):
     sha = hashlib.sha256(data).hexdigest()
     assert d["image_urls"][0].endswith(sha) and client.image(sha) == data
     Image.open(io.BytesIO(data)).verify()
+    url = f"{client.base_url}/v1/images/{sha}"
+    part = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=30)
+    assert part.status_code == 206 and part.content == data[:10]
+    for junk in ("bytes=abc", "pages=1-2", "bytes=9-0"):  # a Range that cannot be parsed is ignored: the whole image
+        whole = requests.get(url, headers={"Range": junk}, timeout=30)
+        assert whole.status_code == 200 and whole.content == data, junk
 
     with pytest.raises(ApiError) as e:
         client.product(10**9)
@@ -294,6 +301,10 @@ def test_products_filter_by_currency_and_read_text_literally(client, live_catalo
     for q in ("%", "_", "\\"):
         assert client.products(q=q)["total"] == 0  # SQL's wildcards and its escape are plain text
     assert client.products(q=live_catalog.products[0].title.split()[-1].lower())["total"] >= 1
+    for q in ("a\x00b", "a\nb", "x" * 201):  # a NUL ended the pattern in SQLite: "a\0b" found every "...a"
+        with pytest.raises(ApiError) as e:
+            client.products(q=q)
+        assert (e.value.status, e.value.code) == (400, "bad_parameter")
 
 
 def test_empty_hints_are_no_hints(client, live_catalog):
