@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import yaml
 
 from sketchshop import vocab
-from sketchshop.errors import UserError
+from sketchshop.errors import UserError, yaml_problem
 
 from .browser import BLOCK_DEFAULT
 
@@ -163,7 +163,7 @@ def load_spec(path, base_url: str | None = None) -> Spec:
     except ValueError as e:  # a NUL byte in the path, a file that is not text
         raise UserError(f"{str(path)[:200]!r}: cannot read spec ({e})") from None
     except yaml.YAMLError as e:
-        raise UserError(f"{p}: not valid YAML ({e})") from None
+        raise UserError(f"{p}: not valid YAML ({yaml_problem(e)})") from None
     if not isinstance(d, dict):
         raise UserError(f"{p}: a spec is a YAML mapping")
     base = check_base_url(base_url or d.get("base_url"), str(p))

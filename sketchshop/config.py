@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, yaml_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def _config_file(path) -> dict:
     except OSError as e:
         raise UserError(f"config file {path}: cannot read ({e.strerror})") from None
     except yaml.YAMLError as e:
-        raise UserError(f"config file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise UserError(f"config file {path}: not valid YAML ({yaml_problem(e)})") from None
     if values is not None and not isinstance(values, dict):
         raise UserError(f"config file {path}: must map setting names to values, not hold a {type(values).__name__}")
     return values or {}

@@ -15,3 +15,10 @@ class ImageError(UserError):
 class TooLarge(UserError):
     status = 413
     code = "too_large"
+
+
+def yaml_problem(e: Exception) -> str:
+    """A YAML parser's error in one line: where, and what it found there (its own report runs to 8 lines)."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    return where + (getattr(e, "problem", None) or str(e).splitlines()[0])
