@@ -343,6 +343,16 @@ def test_photo_upload_draws_boxes_and_cards(browser, live_server, live_catalog, 
     WebDriverWait(d, 20).until(lambda d: d.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth > 0", img))
 
+    # a failed upload says why and leaves none of this photo's garments under its message (found by QA)
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo at all")
+    el(d, "Photo").click()
+    el(d, "Take photo").send_keys(str(junk))
+    WebDriverWait(d, 30).until(lambda d: message(d))
+    wait_idle(d)
+    assert "not a picture" in message(d)
+    assert not d.find_elements(By.CSS_SELECTOR, ".item") and not d.find_element(By.ID, "photo-view").is_displayed()
+
 
 @pytest.mark.browser
 def test_photo_of_a_drawing_on_paper_searches_as_a_sketch(browser, live_server, live_catalog, tmp_path):

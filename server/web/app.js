@@ -255,6 +255,7 @@ async function searchSketch() {
     const res = await runSearch(makeForm);
     showResults(res, makeForm, null);
   } catch (e) {
+    clearResults();
     showMessage(explain(e));
     $("status").textContent = "";
   } finally {
@@ -324,6 +325,7 @@ async function searchPhoto(input) {
     const res = await runSearch(makeForm);
     showResults(res, makeForm, up.view);
   } catch (e) {
+    clearResults();
     showMessage(explain(e));
     $("status").textContent = "";
   } finally {
@@ -332,6 +334,13 @@ async function searchPhoto(input) {
 }
 
 // ------------------------------------------------------------------ results
+function clearResults() {
+  // a search that failed leaves no earlier picture's garments under its message
+  query = null;
+  $("items").replaceChildren();
+  $("query-view").hidden = true;
+}
+
 function showResults(res, makeForm, view) {
   query = { kind: res.kind, makeForm, view, items: res.items.map((d) => ({ data: d, matches: d.matches, chips: chipsFor(d) })) };
   drawQueryView();
