@@ -229,13 +229,17 @@ class Catalog:
             return [_schedule_dict(x) for x in s.scalars(select(Schedule).order_by(Schedule.name))]
 
     def add_schedule(self, name: str, spec: str, cron: str, *, base_url: str | None = None,
-                     options: dict | None = None, reindex: bool = False) -> dict:
+                     options: dict | None = None, reindex: bool | None = None) -> dict:
+        """`reindex` may come on its own or as `options.reindex`, not as both with different values."""
         from crawler.schedule import check_schedule_name, crawl_options, parse_cron
         check_schedule_name(name)
         parse_cron(cron)
         options = crawl_options(options)
-        if not isinstance(reindex, bool):
+        if reindex is not None and not isinstance(reindex, bool):
             raise UserError(f"reindex: true or false, not {reindex!r}")
+        if reindex is not None and options.get("reindex", reindex) != reindex:
+            raise UserError("reindex and options.reindex disagree: give it once")
+        reindex = bool(options.pop("reindex", reindex))
         with self.session() as s:
             if s.scalar(select(Schedule).where(Schedule.name == name)):
                 raise UserError(f"schedule {name!r} already exists (remove it first)")

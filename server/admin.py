@@ -93,7 +93,7 @@ def add_schedule():
     base_url = _str(body, "base_url", False)
     sched = _catalog().add_schedule(_str(body, "name"), checked_spec_path(_str(body, "spec"), base_url),
                                     _str(body, "cron"), base_url=base_url, options=body.get("options"),
-                                    reindex=body.get("reindex", False))
+                                    reindex=body.get("reindex"))
     return jsonify(sched), 201
 
 

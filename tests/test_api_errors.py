@@ -216,6 +216,14 @@ def test_admin_answers_what_a_careful_client_expects(client):
     e = _err(client.post("/v1/crawls", json={"spec": "crawler/specs/demo-a.yaml", "options": {"max_pages": 10 ** 30}},
                          headers=auth), 400, "bad_request")
     assert "options.max_pages: an integer from 1 to 10,000,000" in e["message"]
+    spec = "crawler/specs/demo-a.yaml"
+    e = _err(client.post("/v1/schedules", json={"name": "both", "spec": spec, "cron": "0 3 * * *", "reindex": True,
+                                                "options": {"reindex": False}}, headers=auth), 400, "bad_request")
+    assert "disagree" in e["message"]
+    r = client.post("/v1/schedules", json={"name": "opt", "spec": spec, "cron": "0 3 * * *",
+                                           "options": {"reindex": True}}, headers=auth)
+    assert r.status_code == 201 and r.get_json()["reindex"] is True and "reindex" not in r.get_json()["options"]
+    assert client.delete("/v1/schedules/opt", headers=auth).status_code == 204
 
 
 def test_admin_rejects_what_it_cannot_store(client):
