@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
+def _weekday(v: str) -> int:
+    return WEEKDAYS.index(v) if v in WEEKDAYS else int(v) if v.isdigit() else -1
+
+
 def _weekdays(field: str) -> str:
     """A crontab weekday field (0 or 7 Sunday, 1 Monday ... 6 Saturday, or names; lists, ranges, steps) as the list
     of day names APScheduler reads: its own numbers start at Monday, so `from_crontab` ran "0 3 * * 1" on Tuesdays."""
@@ -37,8 +41,8 @@ def _weekdays(field: str) -> str:
             lo, hi = 0, 6
         else:
             a, dash, b = span.partition("-")
-            lo = WEEKDAYS.index(a) if a in WEEKDAYS else int(a) if a.isdigit() else -1
-            hi = (WEEKDAYS.index(b) if b in WEEKDAYS else int(b) if b.isdigit() else -1) if dash else (6 if step else lo)
+            lo = _weekday(a)
+            hi = _weekday(b) if dash else (6 if step else lo)
             if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi):
                 raise ValueError(f"weekday {part!r}: 0-7 (0 and 7 are Sunday) or sun-sat, as a value, range or list")
         if step and not (step.isdigit() and int(step) > 0):

@@ -104,7 +104,8 @@ SCHEMAS = {
         "prices": {"type": "array", "description": "GET /v1/products/{id} only: the price at each crawl that saw it",
                    "items": {"type": "object", "properties": {
                        "price": {"type": "number", "nullable": True}, "currency": {"type": "string", "nullable": True},
-                       "seen_at": {"type": "string", "nullable": True}, "run_id": {"type": "integer", "nullable": True}}}}}},
+                       "seen_at": {"type": "string", "nullable": True},
+                       "run_id": {"type": "integer", "nullable": True}}}}}},
     "ProductPage": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
         "total": {"type": "integer"}, "page": {"type": "integer"}, "per_page": {"type": "integer"}}},
@@ -115,14 +116,16 @@ SCHEMAS = {
                  "(relative to the server's working directory); checked now (400 if it does not load), stored absolute"},
         "base_url": {"type": "string"}, "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
     "CrawlOptions": {"type": "object", "additionalProperties": False, "properties": {
-        "browsers": {"type": "integer", "minimum": 1, "maximum": 16}, "max_pages": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        "browsers": {"type": "integer", "minimum": 1, "maximum": 16},
+        "max_pages": {"type": "integer", "minimum": 1, "maximum": 10_000_000},
         "remote_url": {"type": "string", "description": "a Selenium Grid, e.g. http://grid:4444/wd/hub"},
         "reindex": {"type": "boolean"}}},
     "Schedule": {"type": "object", "additionalProperties": True, "properties": {
         "name": {"type": "string"}, "spec": {"type": "string"}, "cron": {"type": "string"}}},
     "ScheduleRequest": {"type": "object", "required": ["name", "spec", "cron"], "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, "spec": {"type": "string"},
-        "cron": {"type": "string", "description": "5 fields, UTC, e.g. '0 3 * * *'; 400 if it never fires"},
+        "cron": {"type": "string", "description": "5 fields, UTC, e.g. '0 3 * * *' (weekdays: 0 and 7 Sunday, 1 "
+                 "Monday, or sun-sat); 400 if it never fires"},
         "base_url": {"type": "string"}, "reindex": {"type": "boolean"},
         "options": {"$ref": "#/components/schemas/CrawlOptions"}}},
     "Ready": {"type": "object", "required": ["ready", "problems"], "properties": {
