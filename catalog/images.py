@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sketchshop.errors import ImageError
+from sketchshop.errors import BadShape
 from sketchshop.images import load_image
 
 EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
@@ -90,7 +90,7 @@ class ImageStore:
         """Validate (decode fully, min side) and store `data`; idempotent for the same bytes."""
         im = load_image(data, max_pixels=max_pixels)   # raises ImageError / TooLarge
         if min(im.size) < min_side:
-            raise ImageError(f"{im.size[0]}x{im.size[1]} is below the minimum side of {min_side} px")
+            raise BadShape(f"{im.size[0]}x{im.size[1]} is below the minimum side of {min_side} px")
         fmt = im.info["format"] or "JPEG"
         sha = hashlib.sha256(data).hexdigest()
         rel = f"{sha[:2]}/{sha}.{EXT.get(fmt, 'img')}"

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from catalog import ProductRecord, open_catalog
 from catalog.models import CrawlRun, CrawlTask, utcnow
-from sketchshop.errors import ImageError, TooLarge, UserError
+from sketchshop.errors import BadShape, ImageError, TooLarge, UserError
 
 from .spec import PageSpec, Spec, parse_price
 
@@ -201,8 +201,8 @@ class Polite:
                 continue
             try:
                 return validate(data) if validate else data
-            except TooLarge as e:  # a pixel bomb stays one: no retry, and the product keeps its other images
-                raise FetchError(f"{url}: {str(e).replace('<bytes>: ', '')}") from None
+            except (TooLarge, BadShape) as e:  # a pixel bomb or a sliver stays one: no retry, and the product
+                raise FetchError(f"{url}: {str(e).replace('<bytes>: ', '')}") from None  # keeps its other images
             except ImageError as e:
                 last = str(e)
         raise FetchError(f"{url}: {last} after {self.p.retries + 1} attempts")

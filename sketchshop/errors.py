@@ -12,6 +12,10 @@ class ImageError(UserError):
     code = "bad_image"
 
 
+class BadShape(ImageError):
+    """An image whose size is wrong for us (too small, a sliver): fetching it again will not change that."""
+
+
 class TooLarge(UserError):
     status = 413
     code = "too_large"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, TooLarge
+from .errors import BadShape, ImageError, TooLarge
 
 try:  # HEIC from phones; optional at import so a broken wheel cannot take the product down
     import pillow_heif
@@ -118,9 +118,9 @@ def check_size(w: int, h: int, name: str = "image", max_pixels: int = DEFAULT_MA
     if w * h > max_pixels:
         raise TooLarge(f"{name}: {w}x{h} is more than {max_pixels:,} pixels")
     if min(w, h) < MIN_SIDE:
-        raise ImageError(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
+        raise BadShape(f"{name}: {w}x{h} is too small (min side {MIN_SIDE} px)")
     if max(w, h) > MAX_ASPECT * min(w, h):
-        raise ImageError(f"{name}: {w}x{h} is a sliver, not a picture of a garment (more than {MAX_ASPECT}:1)")
+        raise BadShape(f"{name}: {w}x{h} is a sliver, not a picture of a garment (more than {MAX_ASPECT}:1)")
 
 
 def _reduction(w: int, h: int, max_side: int | None) -> int:

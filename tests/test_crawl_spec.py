@@ -100,9 +100,12 @@ def test_unreachable_shop_is_a_clear_error(data_dir):
         crawl(spec, browsers=1, progress=False)
 
 
-def test_a_pixel_bomb_image_fails_alone_at_once(tmp_path):
+@pytest.mark.parametrize("size,says", [((12000, 12000), "12000x12000 is more than"),
+                                       ((16, 5000), "16x5000 is a sliver"), ((8, 8), "8x8 is too small")])
+def test_a_pixel_bomb_or_a_sliver_fails_alone_at_once(tmp_path, size, says):
     """An image of 144 Mpx in a few kB: a FetchError for that image, named, without retrying it (the crawl keeps the
-    product and its other images). It was a TooLarge that dropped the whole product as '<bytes>: ...'."""
+    product and its other images). It was a TooLarge that dropped the whole product as '<bytes>: ...'. An image
+    too small or too thin is not fetched again either: its size will not change."""
     import io
 
     from flask import Flask
@@ -113,7 +116,7 @@ def test_a_pixel_bomb_image_fails_alone_at_once(tmp_path):
     from crawler.spec import load_spec
     from sketchshop.images import load_image
     buf = io.BytesIO()
-    Image.new("1", (12000, 12000)).save(buf, "PNG")
+    Image.new("1", size).save(buf, "PNG")
     app, hits = Flask("bombs"), []
 
     @app.get("/bomb.png")
@@ -123,6 +126,6 @@ def test_a_pixel_bomb_image_fails_alone_at_once(tmp_path):
     with ShopServer(app) as url:
         spec = load_spec(SPECS[0], base_url=url)
         spec.politeness.obey_robots = False
-        with pytest.raises(FetchError, match="bomb.png: 12000x12000 is more than") as e:
+        with pytest.raises(FetchError, match=f"bomb.png: {says}") as e:
             Polite(spec, "sketchshop-test/1").get_bytes(url + "/bomb.png", load_image)
     assert "<bytes>" not in str(e.value) and len(hits) == 1
