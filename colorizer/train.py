@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -175,8 +174,21 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
     opt_d = torch.optim.Adam(disc.parameters(), lr, betas=(0.5, 0.999))
     ckpt = rd / "checkpoint.pt"
     history, start, step = [], 0, 0
+    # what a checkpoint must have been trained with to be resumed (more epochs may be asked for)
+    config = {"data": [str(Path(d).resolve()) for d in data], "size": size, "crop": crop, "full_epochs": full_epochs,
+              "batch": batch, "lr": lr, "losses": [l1, ssim, adv], "epoch_size": epoch_size,
+              "max_photos": max_photos, "seed": seed, "init": str(init) if init else None}
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        theirs = st.get("config", config)  # checkpoints from before the check carry none
+        if theirs != config:
+            differ = ", ".join(k for k in config if theirs.get(k) != config[k])
+            raise UserError(f"{ckpt}: checkpoint of another configuration ({differ} differ); pass --no-resume to "
+                            "start afresh, or set SKETCHSHOP_DATA_DIR to keep both runs")
+        if st["epoch"] >= epochs and (rd / "metrics.json").is_file():
+            log.info("%s: already trained for %d of %d epochs; nothing to do (ask for more --epochs to go on)",
+                     ckpt, st["epoch"], epochs)
+            return json.loads((rd / "metrics.json").read_text())
         gen.load_state_dict(st["gen"]), disc.load_state_dict(st["disc"])
         opt_g.load_state_dict(st["opt_g"]), opt_d.load_state_dict(st["opt_d"])
         history, start, step = st["history"], st["epoch"], st["step"]
@@ -261,7 +273,8 @@ def train(data: list[str], *, size: int = 256, epochs: int = 12, crop: int = 128
         save_grid(rd / f"samples_epoch{epoch + 1:02d}.png", hx[:6], hy[:6], ho[:6])
         with atomic_write(ckpt, "wb") as f:
             torch.save({"gen": gen.state_dict(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "history": history, "epoch": epoch + 1, "step": step}, f)
+                        "opt_d": opt_d.state_dict(), "history": history, "epoch": epoch + 1, "step": step,
+                        "config": config}, f)
         meta = {"size": size, "epochs": epoch + 1, "steps": step, "train_pairs": int(len(tr)), "max_photos": max_photos, "data": [str(d) for d in data],
                 "losses": {"l1": l1, "ssim": ssim, "adv_lsgan": adv}, "crop": crop, "full_epochs": full_epochs,
                 "batch": batch, "lr": lr, "epoch_size": epoch_size, "params": n_params(gen), "history": history,

@@ -332,7 +332,7 @@ def test_eval_cli_bad_input(tmp_path, weights, data_dir, capsys):
     assert not (tmp_path / "o.json").exists()
 
 
-def test_train_cli_runs_and_resumes(tmp_path, data_dir):
+def test_train_cli_runs_and_resumes(tmp_path, data_dir, capsys):
     photos = tmp_path / "photos" / "dress"
     photos.mkdir(parents=True)
     for i in range(8):
@@ -349,6 +349,11 @@ def test_train_cli_runs_and_resumes(tmp_path, data_dir):
     col = Colorizer.load(run / "colorizer.pt")
     assert col.size == 64 and col.colorize(dress_sketch()).size == (300, 400)
     assert _main(["train", "colorizer", "--data", str(photos.parent), "--epochs", "0"]) == 2
+    # found by QA: a finished run asked again was a traceback, and another configuration resumed this checkpoint
+    assert _main(args + ["--epochs", "2"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["history"] == meta["history"]
+    assert _main(args[:-4] + ["--epoch-size", "6", "--full-epochs", "1", "--epochs", "3"]) == 2
+    assert "checkpoint of another configuration (epoch_size differ)" in capsys.readouterr().err
 
 
 def test_studio_renders_become_exact_cutout_pairs(data_dir):
