@@ -10,13 +10,27 @@ from pathlib import Path
 from .errors import UserError
 
 
-def _check_writable(parent: Path) -> None:
+def _umask() -> int:
+    old = os.umask(0o022)  # read once, at import (single-threaded then)
+    os.umask(old)
+    return old
+
+
+UMASK = _umask()
+
+
+def _check_writable(parent: Path, named: Path) -> None:
+    """Writing in `parent` works: tried with a file of our own, as os.access says yes to root in /proc."""
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{parent}: cannot create output directory ({e.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{parent}: output directory is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{named.name}.", dir=parent)
+    except OSError as e:
+        raise UserError(f"{named}: cannot write there ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_output_file(path) -> None:
@@ -24,15 +38,17 @@ def check_output_file(path) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a directory (give a file name)")
-    _check_writable(path.parent)
+    _check_writable(path.parent, path)
 
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **kw):
-    """Open a temp file beside `path`; rename over it only if the block succeeds."""
+    """Open a temp file beside `path`; rename over it only if the block succeeds. The file gets the mode the
+    user's umask gives a new file (a temp file is the owner's only)."""
     path = Path(path)
     check_output_file(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~UMASK)
     os.close(fd)
     try:
         with open(tmp, mode, **kw) as f:
@@ -50,8 +66,9 @@ def atomic_write(path, mode: str = "w", **kw):
 def atomic_dir(path):
     """Build a directory at a temp path; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    _check_writable(path.parent)
+    _check_writable(path.parent, path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~UMASK)  # as the user's umask makes a new folder (a temp one is the owner's only)
     try:
         yield tmp
         if path.exists():
