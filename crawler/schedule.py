@@ -17,7 +17,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sketchshop.errors import UserError
 
@@ -199,10 +199,30 @@ def run_queued(cat, progress: bool = False) -> list[dict]:
         done.append(cat.run(run_id))
 
 
+STALE_S = 120  # a running crawl beats every 10 s and holds its shop's lease for 60 s
+
+
+def requeue_orphans(cat, now: datetime | None = None) -> list[int]:
+    """Runs left "running" by a crawler that died (kill -9, a crash, a reboot: no heartbeat for STALE_S) go back
+    to the queue, where the next `run_queued` resumes them; before, they blocked their schedule for good."""
+    from catalog.models import CrawlRun, utcnow
+    cutoff = (now or utcnow()) - timedelta(seconds=STALE_S)
+    with cat.session() as s:
+        stale = s.scalars(select(CrawlRun).where(CrawlRun.status == "running",
+                                                 func.coalesce(CrawlRun.heartbeat_at, CrawlRun.started_at) < cutoff)
+                          .with_for_update(skip_locked=True)).all()
+        for r in stale:
+            log.warning("run %d has had no heartbeat since %s: its crawler is gone; queued again to be resumed",
+                        r.id, r.heartbeat_at or r.started_at)
+            r.status = "queued"
+        return [r.id for r in stale]
+
+
 def run_due(cat=None, now: datetime | None = None) -> list[dict]:
-    """Fire due schedules, then run every queued crawl. Returns the finished runs."""
+    """Requeue orphaned runs, fire due schedules, then run every queued crawl. Returns the finished runs."""
     from catalog import open_catalog
     cat = cat or open_catalog()
+    requeue_orphans(cat, now)
     fire_due(cat, now)
     return run_queued(cat)
 
@@ -232,6 +252,8 @@ class Scheduler:
         except BlockingIOError:
             raise UserError(f"another scheduler is running on this data directory ({self._lockfile})") from None
         logging.getLogger("apscheduler").setLevel(logging.WARNING)   # no line per tick
+        # nor one per poll while a long crawl runs ("skipped: maximum number of running instances reached")
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         sched = BlockingScheduler(timezone=timezone.utc)
         ticks = {"n": 0}
 

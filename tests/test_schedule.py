@@ -192,3 +192,24 @@ def test_a_schedule_being_fired_elsewhere_is_skipped(data_dir, catalog_db):
         assert not t.is_alive(), "fire_due waited for the lock instead of skipping the row"
     assert got == [[]]
     assert len(fire_due(cat, now=later)) == 1 and fire_due(cat, now=later) == []
+
+
+def test_a_run_whose_crawler_died_goes_back_to_the_queue(data_dir, catalog_db):
+    """Found by QA: after `kill -9` of the scheduler mid-crawl, its run stayed "running" and every later firing of
+    the schedule was skipped ("still queued or running") for good. A run without a heartbeat for STALE_S is queued
+    again (the next `run_queued` resumes it); a live one is left alone."""
+    from catalog import open_catalog
+    from catalog.models import CrawlRun
+    from crawler.schedule import STALE_S, fire_due, requeue_orphans
+    cat = open_catalog()
+    cat.add_schedule("nightly", str(SPEC_A), "0 3 * * *")
+    later = datetime.utcnow() + timedelta(days=2)  # due by then
+    (dead,) = fire_due(cat, now=later)
+    live = cat.request_crawl(str(SPEC_A))["id"]
+    with cat.session() as s:
+        for rid, beat in ((dead, later - timedelta(seconds=STALE_S + 5)), (live, later - timedelta(seconds=5))):
+            r = s.get(CrawlRun, rid)
+            r.status, r.started_at, r.heartbeat_at = "running", beat, beat
+    assert requeue_orphans(cat, now=later) == [dead]
+    assert cat.run(dead)["status"] == "queued" and cat.run(live)["status"] == "running"
+    assert fire_due(cat, now=later + timedelta(days=1)) == []  # the requeued run is the schedule's, resumed next
