@@ -194,6 +194,9 @@ def _spec(d: dict, p: Path, base: str) -> Spec:
     if not starts:
         raise UserError(f"{w}: start_urls is empty: nothing to crawl")
     for s in starts:
+        url = s.get("url") if isinstance(s, dict) else s
+        if isinstance(url, str) and urlsplit(url).scheme.lower() not in ("", "http", "https"):
+            raise UserError(f"{w}: start URL {url[:200]!r}: only http(s) pages or paths on the shop can be crawled")
         if isinstance(s, dict):
             if not s.get("url") or not all(k in facets and str(v) in facets[k] for k, v in (s.get("facets") or {}).items()):
                 raise UserError(f"{w}: start URL {s!r}: needs 'url' and facet values listed under 'facets'")

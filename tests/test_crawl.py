@@ -169,6 +169,31 @@ def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path,
                      "--browsers", "1"]) == 1
 
 
+def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_path):
+    """Found by QA: each of these ended "done" (exit 0). A card selector that matches nothing and a robots.txt
+    that bars every start page are failures; pages that failed while others were read (the shop went down
+    half-way) leave the run "partial", for the next run to crawl again."""
+    _need_chromium()
+    from crawler.crawl import crawl
+    from crawler.spec import load_spec
+
+    def run(name, **changes):
+        d = yaml.safe_load(by_category_spec(tmp_path, name=name).read_text())
+        d["politeness"].update(retries=0, timeout_s=1)
+        for k, v in changes.items():
+            d[k] = v if k != "listing" else {**d["listing"], **v}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(d))
+        return crawl(load_spec(tmp_path / f"{name}.yaml", base_url=url), browsers=1, progress=False)
+
+    with shop(stock, layout="a") as url:
+        res = run("no-cards", listing={"card": ".no-such-card"}, start_urls=["/c/dresses"])
+        assert res["status"] == "failed" and "no product found on 1 pages" in res["error"]
+        res = run("barred", start_urls=["/account/wishlist", "/cart?from={category}"])
+        assert res["status"] == "failed" and "robots.txt disallows every page" in res["error"]
+        res = run("half", start_urls=["/c/dresses", "/c/no-such-category"])
+        assert (res["status"], res["failed"]) == ("partial", 1) and res["products"] > 0
+
+
 def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
     _need_chromium()
     from catalog import open_catalog

@@ -31,6 +31,10 @@ def _write(tmp_path, d) -> Path:
     (lambda d: d["facets"]["colour"].update({"mauve": "octarine"}), "unknown colour 'octarine'"),
     (lambda d: d["facets"]["category"].update({"robes": "spaceship"}), "unknown category 'spaceship'"),
     (lambda d: d.update(start_urls=["/c/{material}"]), "facet 'material'"),
+    # found by QA: these were "done" runs that had crawled nothing
+    (lambda d: d.update(start_urls=["file:///etc/passwd"]), "'file:///etc/passwd': only http"),
+    (lambda d: d.update(start_urls=["javascript:alert(1)"]), "paths on the shop can be crawled"),
+    (lambda d: d.update(start_urls=[{"url": "ftp://127.0.0.1/c", "facets": {}}]), "paths on the shop can be crawled"),
     (lambda d: d["listing"]["fields"].update(id={"css": "a", "regex": "(["}), "regex"),
     (lambda d: d["attributes"].update(Fit={"name": "fit"}), "attributes.Fit"),
     (lambda d: d["politeness"].update(requests_per_second=0), "politeness"),
