@@ -139,9 +139,10 @@ def demo(args) -> int:
         return 0
     if not index_is_current(have):
         _sketchshop("index", "build")
-    log.info("ready in %.0f s; serving on http://%s:%d", time.time() - t0, args.host, args.port)
     if args.no_serve:
+        log.info("ready in %.0f s (not serving: --no-serve)", time.time() - t0)
         return 0
+    log.info("ready in %.0f s; serving on http://%s:%d", time.time() - t0, args.host, args.port)
     return serve(args)
 
 
