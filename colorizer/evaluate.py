@@ -79,13 +79,14 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
     items = list_images(images)
     if limit:
         items = items[:limit]
-    rows, refs, times, tiles = [], [], [], []
+    rows, refs, times, tiles, skipped = [], [], [], [], []
     show = set(np.linspace(0, len(items) - 1, min(sheet_rows, len(items))).round().astype(int).tolist()) if sheet else set()
     for i, (path, folder) in enumerate(tqdm(items, desc="eval colorizer", unit="img")):
         try:
             photo = load_image(path)
         except UserError as e:
             log.warning("skipped: %s", e)
+            skipped.append({"file": str(path), "error": str(e)})
             continue
         target, mask = segment_garment(photo, col.size)
         sketch = make_sketch(target, mask)
@@ -110,7 +111,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
            "psnr": float(np.mean([r["psnr"] for r in rows])),
            "colour_delta_e": float(np.mean([r["colour_delta_e"] for r in rows])),
            "ms_per_image": float(np.median(times)),
-           "reference_ssim": {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}}
+           "reference_ssim": {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}, "skipped": skipped}
     if sheet:
         contact_sheet(tiles, sheet)
     return res

@@ -139,10 +139,15 @@ def evaluate_products(folder, *, weights=None, imgsz: int | None = None, conf: f
     det = Detector.load(weights, threads=threads)
     if imgsz:
         det = det.with_imgsz(imgsz)
-    ious, item_ious, none = [], [], 0
+    ious, item_ious, none, skipped = [], [], 0, []
     per_class: dict[str, list[float]] = {}
     for p in tqdm(paths, desc="eval products", unit="img"):
-        im = load_image(p)
+        try:
+            im = load_image(p)
+        except UserError as e:  # one unreadable photo is skipped and named, as every eval does
+            log.warning("skipped: %s", e)
+            skipped.append({"file": str(p), "error": str(e)})
+            continue
         fg = np.asarray([foreground_box_grabcut(im)], dtype=np.float64)
         top = det.predict(im, conf=conf)[0]
         item_ious.append(float(box_iou(np.asarray([top["box"]]), fg)[0, 0]))
@@ -150,8 +155,11 @@ def evaluate_products(folder, *, weights=None, imgsz: int | None = None, conf: f
         none += top["whole_image"]
         ious.append(iou)
         per_class.setdefault(p.parent.name, []).append(iou)
+    if not ious:
+        raise UserError(f"{folder}: none of the {len(paths)} images could be read, for example {skipped[0]['file']}: "
+                        f"{skipped[0]['error']}")
     ious, item_ious = np.asarray(ious), np.asarray(item_ious)
-    return {"n_images": len(paths), "top_box_iou_ge_%.2g" % iou_min: round(float((ious >= iou_min).mean()), 4),
+    return {"n_images": len(ious), "skipped": skipped, "top_box_iou_ge_%.2g" % iou_min: round(float((ious >= iou_min).mean()), 4),
             # what /v1/detect answers: the trimmed whole image where nothing was detected
             "top_item_iou_ge_%.2g" % iou_min: round(float((item_ious >= iou_min).mean()), 4),
             "mean_iou": round(float(ious.mean()), 4), "no_detection": int(none), "conf": conf,

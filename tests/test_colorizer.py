@@ -315,11 +315,13 @@ def test_eval_cli_on_real_photos(shared_data, weights, tmp_path, data_dir):
         (d / cls).mkdir(parents=True)
         for f in sorted((src / cls).glob("*.jpg"))[:2]:
             (d / cls / f.name).symlink_to(f)
+    (d / "dress" / "broken.jpg").write_bytes(b"\xff\xd8\xff truncated")  # skipped and named, as every eval does
     out = tmp_path / "res.json"
     assert _main(["eval", "colorizer", "--images", str(d), "--json", str(out), "--weights", str(weights),
                   "--hints", "5", "--seed", "1"]) == 0
     res = json.loads(out.read_text())
-    assert set(res) == {"n", "ssim", "psnr", "colour_delta_e", "ms_per_image", "reference_ssim"} and res["n"] == 4
+    assert set(res) == {"n", "ssim", "psnr", "colour_delta_e", "ms_per_image", "reference_ssim", "skipped"}
+    assert res["n"] == 4 and [x["file"] for x in res["skipped"]] == [str(d / "dress" / "broken.jpg")]
     assert -1 <= res["ssim"] <= 1 and res["psnr"] > 0 and res["colour_delta_e"] >= 0 and res["ms_per_image"] > 0
     ref = res["reference_ssim"]  # the less of the photo a stand-in keeps, the lower it scores
     assert 1 > ref["photo_blurred_sigma1"] > ref["photo_blurred_sigma2"] > ref["photo_blurred_sigma4"] > 0

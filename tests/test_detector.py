@@ -322,11 +322,13 @@ def test_eval_products_cli(model_files, tmp_path):
     shots.mkdir()
     for i in range(3):
         render_product(11, i).image.save(shots / f"studio{i}.jpg")
+    (shots / "truncated.jpg").write_bytes((shots / "studio0.jpg").read_bytes()[:300])  # skipped, as every eval does
     out = tmp_path / "p.json"
     assert main(["eval", "detector", "--products", str(shots), "--json", str(out),
                  "--weights", str(model_files[0])]) == 0
     m = json.loads(out.read_text())
     assert m["n_images"] == 3 and 0 <= m["no_detection"] <= 3
+    assert [x["file"] for x in m["skipped"]] == [str(shots / "truncated.jpg")]
     assert 0 <= m["top_box_iou_ge_0.8"] <= m["top_item_iou_ge_0.8"] <= 1
     assert main(["eval", "detector", "--products", str(tmp_path / "nope"), "--json", str(out)]) == 2
 
