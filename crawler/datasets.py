@@ -47,7 +47,11 @@ def _products(cat, shop):
         p["group"] = p["images"][0]["duplicate_of"] or p["images"][0]["sha256"]
         out.append(p)
     if not out:
-        raise UserError("the catalogue has no labelled products with images (crawl a shop first)")
+        shops = sorted(cat.stats()["by_shop"])
+        if shop and shop not in shops:
+            raise UserError(f"no shop named {shop!r} in the catalogue (shops: {', '.join(shops) or 'none yet'})")
+        raise UserError(f"the catalogue has no labelled products with images{f' from {shop}' if shop else ''} "
+                        "(crawl a shop first)")
     return out
 
 

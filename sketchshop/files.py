@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -93,6 +96,11 @@ def replaced_dir(path, marker: str):
         raise UserError(f"{path}: exists and is not an earlier output (no {marker}); choose another folder")
     with atomic_dir(path) as tmp:
         yield tmp
+        gone = sorted(str(p.relative_to(path)) for p in path.rglob("*")
+                      if p.is_file() and not (tmp / p.relative_to(path)).exists()) if path.is_dir() else []
+        if gone:  # an earlier output goes whole: say so when it held files this run did not write (a user's notes)
+            log.warning("%s: replaced; %d file(s) it held that this run did not write go with it: %s", path,
+                        len(gone), ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else ""))
 
 
 def keep_newest(folder: Path, pattern: str, keep: int) -> None:

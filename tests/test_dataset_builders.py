@@ -118,8 +118,17 @@ def test_empty_catalogue_is_a_clear_error(data_dir, tmp_path, capsys):
     assert "no labelled products" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
+def test_an_unknown_shop_is_named(filled, tmp_path):
+    """Found by QA: `--shop nosuchshop` said the catalogue had no labelled products."""
+    from crawler.datasets import build_classify
+    from sketchshop.errors import UserError
+    cat, _ = filled
+    with pytest.raises(UserError, match=r"no shop named 'nosuchshop' in the catalogue \(shops: studio-shop\)"):
+        build_classify(tmp_path / "x", shop="nosuchshop", catalog=cat)
+
+
 @pytest.mark.parametrize("builder,marker", [("build_classify", "labels.csv"), ("build_detect", "data.yaml")])
-def test_out_is_never_a_users_file_or_folder(filled, tmp_path, builder, marker):
+def test_out_is_never_a_users_file_or_folder(filled, tmp_path, builder, marker, caplog):
     """`--out` replaces only an earlier output of the same command: a file or a folder of the user's stays, with a
     clear error (found by a QA session: `dataset classify --out photo.jpg` replaced the photo by a folder)."""
     import crawler.datasets as D
@@ -135,5 +144,8 @@ def test_out_is_never_a_users_file_or_folder(filled, tmp_path, builder, marker):
             build(out)
     assert photo.read_bytes() == b"\xff\xd8 a photo" and (mine / "sub" / "notes.txt").read_text() == "keep me"
     build(tmp_path / "ds")
-    build(tmp_path / "ds")  # its own earlier output is replaced
-    assert (tmp_path / "ds" / marker).is_file()
+    (tmp_path / "ds" / "MYNOTES.txt").write_text("mine")
+    with caplog.at_level("WARNING"):
+        build(tmp_path / "ds")  # its own earlier output is replaced, saying what goes with it
+    assert (tmp_path / "ds" / marker).is_file() and not (tmp_path / "ds" / "MYNOTES.txt").exists()
+    assert "1 file(s) it held that this run did not write go with it: MYNOTES.txt" in caplog.text
