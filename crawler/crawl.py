@@ -29,10 +29,10 @@ from urllib import robotparser
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog import ProductRecord, open_catalog
-from catalog.models import CrawlRun, CrawlTask, utcnow
+from catalog.models import CrawlRun, CrawlTask, Product, utcnow
 from sketchshop.errors import BadShape, ImageError, TooLarge, UserError
 
 from .spec import PageSpec, Spec, parse_price
@@ -615,6 +615,11 @@ class Crawl:
                 run.status = "failed" if fatal else ("partial" if pending or first_error else "done")
                 run.error = fatal
                 run.finished_at = utcnow()
+                untitled, unpriced = (s.scalar(select(func.count(Product.id)).where(Product.last_run_id == run.id, cond))
+                                      for cond in (func.coalesce(Product.title, "") == "", Product.price.is_(None)))
+            if untitled or unpriced:  # stored all the same (a shop may hide a price), but a spec's selector may be wrong
+                log.warning("run %d: %d product(s) without a title and %d without a price: do the spec's title and "
+                            "price selectors match the shop's pages?", self.run.id, untitled, unpriced)
             if fatal:
                 log.error("run %d failed: %s", self.run.id, fatal)
         except BaseException as e:

@@ -169,10 +169,11 @@ def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path,
                      "--browsers", "1"]) == 1
 
 
-def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_path):
+def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_path, caplog):
     """Found by QA: each of these ended "done" (exit 0). A card selector that matches nothing and a robots.txt
     that bars every start page are failures; pages that failed while others were read (the shop went down
-    half-way) leave the run "partial", for the next run to crawl again."""
+    half-way) leave the run "partial", for the next run to crawl again. Products stored without a title or a
+    price (selectors that match nothing) are counted in a warning."""
     _need_chromium()
     from crawler.crawl import crawl
     from crawler.spec import load_spec
@@ -192,6 +193,13 @@ def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_p
         assert res["status"] == "failed" and "robots.txt disallows every page" in res["error"]
         res = run("half", start_urls=["/c/dresses", "/c/no-such-category"])
         assert (res["status"], res["failed"]) == ("partial", 1) and res["products"] > 0
+        fields = {**yaml.safe_load(SPEC_A.read_text())["listing"]["fields"], "title": {"css": ".no-such-title"},
+                  "price": {"css": ".no-such-price", "attr": "data-price"}}
+        with caplog.at_level("WARNING"):
+            res = run("blank", listing={"fields": fields}, start_urls=["/c/skirts"])
+        n = res["products"]
+        assert res["status"] == "done" and n > 0  # stored (a shop may hide a price), but said
+        assert f"{n} product(s) without a title and {n} without a price" in caplog.text
 
 
 def test_faults_survived_with_every_product(stock, data_dir, tmp_path):
