@@ -191,17 +191,18 @@ def sbir_inputs(data: Data, work: Path) -> tuple[Path, Path]:
     return sk, gal
 
 
-def worn_inputs(data: Data, work: Path, limit: int | None) -> tuple[Path, Path]:
-    """(crops dir, labels CSV) of `sketchshop dataset worn --coco ... --held-out`: the garments of the
-    detector's held-out street photos (`limit` of them, spread over the set)."""
+def worn_inputs(data: Data, work: Path, limit: int | None) -> tuple[Path, Path, Path]:
+    """(crops dir, labels CSV, the by-eye colour labels' CSV) of `sketchshop dataset worn --coco ... --held-out`:
+    the garments of the detector's held-out street photos (`limit` of them, spread over the set)."""
     from classifier.street import worn_dataset
 
     from .datasets import read_labels_csv
     d = work / "worn"
     worn_dataset(d, data.coco, root=data.coco_images)  # data.coco holds the held-out photos only
     if not limit:
-        return d, d / "labels.csv"
-    return d, _write_labels(_spread(read_labels_csv(d / "labels.csv", d), limit), d, work / f"worn-{limit}.csv")
+        return d, d / "labels.csv", WORN_NAMED
+    return d, *(_write_labels(_spread(read_labels_csv(csv, d), limit), d, work / f"{name}-{limit}.csv")
+                for csv, name in ((d / "labels.csv", "worn"), (WORN_NAMED, "worn-named")))
 
 
 # ---------------------------------------------------------------- running the eval commands
@@ -242,7 +243,7 @@ def plan(sections, data: Data, out: Path, work: Path, limit: int | None, picture
                         j / "eval-classifier-worn.json"))
         if WORN_NAMED.is_file():
             runs.append(Run("classifier-worn-named", ["eval", "classifier", "--images", "{worn}", "--labels",
-                                                      str(WORN_NAMED), "--detect", "--json",
+                                                      "{worn_named}", "--detect", "--json",
                                                       str(j / "eval-classifier-worn-named.json")],
                             j / "eval-classifier-worn-named.json"))
     if "sbir" in sections:
@@ -400,7 +401,7 @@ def markdown(runs: list[Run], rows: list[dict], data: Data, out: Path, extras: d
             res = by["detector"].result
             L += ["", f"`{by['detector'].command}`", "",
                   f"mAP50 {_fmt(res['map50'])}, mAP50-95 {_fmt(res['map50_95'])} on {res['n_images']} images "
-                  f"at {res['imgsz']} px, {_fmt(res['ms_per_image'])} ms per image.", "",
+                  f"at {res['imgsz']} px, {_fmt(res['ms_per_image'], ms=True)} ms per image.", "",
                   "| class | AP50 |", "|---|---|"]
             L += [f"| {c} | {_fmt(v)} |" for c, v in res["per_class_ap50"].items()]
             if (out / "detector-ap50.png").is_file():
@@ -416,7 +417,7 @@ def markdown(runs: list[Run], rows: list[dict], data: Data, out: Path, extras: d
         res = by["colorizer"].result
         L += ["", "## Colouriser", "", f"`{by['colorizer'].command}`", "",
               "| n | SSIM | PSNR dB | dominant colour dE2000 | ms/image |", "|---|---|---|---|---|",
-              f"| {res['n']} | {_fmt(res['ssim'])} | {_fmt(res['psnr'])} | {_fmt(res['colour_delta_e'])} | {_fmt(res['ms_per_image'])} |"]
+              f"| {res['n']} | {_fmt(res['ssim'])} | {_fmt(res['psnr'])} | {_fmt(res['colour_delta_e'])} | {_fmt(res['ms_per_image'], ms=True)} |"]
         if (out / "colorizer-sheet.png").is_file():
             L += ["", "Columns: sketch, hints, output, target.", "", "![colouriser samples](colorizer-sheet.png)"]
     L += ["", "## Search"]
@@ -517,7 +518,7 @@ def report(args) -> int:
             run.argv = _fill(run.argv, sketches=sk, gallery=gal)
         if run.section.startswith("classifier-worn"):
             cut = cut or worn_inputs(data, work, args.limit)
-            run.argv = _fill(run.argv, worn=cut[0], worn_labels=cut[1])
+            run.argv = _fill(run.argv, worn=cut[0], worn_labels=cut[1], worn_named=cut[2])
         log.info("running: %s", run.command)
         run_command(run)
     runs = [r for r in runs if not (r.section == "search" and not have_index)]
