@@ -208,6 +208,9 @@ class Polite:
         raise FetchError(f"{url}: {last} after {self.p.retries + 1} attempts")
 
 
+FAIL_FAST = 3  # pages failed (each after its retries) before any was read: the run stops, failed
+
+
 class Crawl:
     """One crawl run of one spec. Use `crawl(spec, ...)` instead of this class."""
 
@@ -562,7 +565,7 @@ class Crawl:
             if self.progress:
                 from tqdm import tqdm
                 bar = tqdm(desc=f"crawl {spec.name}", unit="product", disable=None)
-            fatal, fatal_msgs = None, []
+            fatal, fatal_msgs, read, failed = None, [], 0, 0
             while True:
                 with self.lock:
                     if self.outstanding <= 0:
@@ -582,11 +585,17 @@ class Crawl:
                     continue
                 if kind == "page":
                     self._commit_page(task, *payload, bar)
+                    read += 1
                 elif kind == "failed":
                     with self.cat.session() as s:
                         t = s.get(CrawlTask, task.id)
                         t.status, t.error, t.attempts = "failed", payload, t.attempts + 1
                         s.get(CrawlRun, self.run.id).failed += 1
+                    failed += 1
+                    if not read and failed >= FAIL_FAST:  # a shop that is down or a spec that does not fit it
+                        fatal = (f"the first {failed} pages all failed, e.g. {payload}: stopped (is the shop up, and "
+                                 "does the spec fit its pages?)")
+                        break
                 # "skip": over --max-pages, left pending
                 with self.lock:
                     self.outstanding -= 1

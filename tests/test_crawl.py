@@ -167,6 +167,11 @@ def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path,
         assert "every page failed, e.g." in res["error"] and "/c/" in res["error"]
         assert main(["crawl", "run", "--spec", str(tmp_path / "changed.yaml"), "--base-url", url,
                      "--browsers", "1"]) == 1
+        # with many pages, it stops after the first three failed (QA: 10 such pages took 273 s to fail)
+        d["start_urls"] = ["/c/{category}"]
+        (tmp_path / "changed.yaml").write_text(yaml.safe_dump(d))
+        res = crawl(load_spec(tmp_path / "changed.yaml", base_url=url), browsers=1, progress=False, fresh=True)
+        assert (res["status"], res["failed"]) == ("failed", 3) and "the first 3 pages all failed" in res["error"]
 
 
 def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_path, caplog):
