@@ -22,37 +22,44 @@ def _umask() -> int:
 UMASK = _umask()
 
 
-def _check_writable(parent: Path, named: Path) -> None:
-    """Writing in `parent` works: tried with a file of our own, as os.access says yes to root in /proc."""
+def _temp_beside(path: Path, folder: bool = False) -> str:
+    """A temp file (or folder) beside `path`, with the mode the user's umask gives a new one (a temp one is the
+    owner's only). A place we cannot write in is a UserError naming `path`: creating the temp is the test, as
+    os.access says yes to root in /proc."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{parent}: cannot create output directory ({e.strerror})") from None
+        raise UserError(f"{path.parent}: cannot create output directory ({e.strerror})") from None
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{named.name}.", dir=parent)
+        if folder:
+            made = tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
+            os.chmod(made, 0o777 & ~UMASK)
+        else:
+            fd, made = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.fchmod(fd, 0o666 & ~UMASK)
+            os.close(fd)
     except OSError as e:
-        raise UserError(f"{named}: cannot write there ({e.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
+        raise UserError(f"{path}: cannot write there ({e.strerror})") from None
+    return made
+
+
+def _file_path(path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory (give a file name)")
+    return path
 
 
 def check_output_file(path) -> None:
     """UserError unless `path` can be written as a file (checked before a long command, not after it)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory (give a file name)")
-    _check_writable(path.parent, path)
+    os.unlink(_temp_beside(_file_path(path)))
 
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **kw):
-    """Open a temp file beside `path`; rename over it only if the block succeeds. The file gets the mode the
-    user's umask gives a new file (a temp file is the owner's only)."""
-    path = Path(path)
-    check_output_file(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~UMASK)
-    os.close(fd)
+    """Open a temp file beside `path`; rename over it only if the block succeeds."""
+    path = _file_path(path)
+    tmp = _temp_beside(path)
     try:
         with open(tmp, mode, **kw) as f:
             yield f
@@ -69,9 +76,7 @@ def atomic_write(path, mode: str = "w", **kw):
 def atomic_dir(path):
     """Build a directory at a temp path; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    _check_writable(path.parent, path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~UMASK)  # as the user's umask makes a new folder (a temp one is the owner's only)
+    tmp = Path(_temp_beside(path, folder=True))
     try:
         yield tmp
         if path.exists():
