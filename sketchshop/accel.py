@@ -104,14 +104,20 @@ def _checked(ort, path, module, example, input_names, output_names, threads, as_
     so = session_options(threads or torch.get_num_threads())
     fast = OrtModule(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]),
                      input_names, output_names, as_dict, path)
-    with torch.no_grad():
-        ref, got = module(*example), fast(*example)
-    ref = [ref[k] for k in output_names] if as_dict else [ref]
-    got = [got[k] for k in output_names] if as_dict else [got]
-    for name, r, g in zip(output_names, ref, got):
+    for name, r, g in _paired_outputs(module, fast, example):
         if not np.allclose(g.numpy(), r.numpy(), rtol=rtol, atol=atol):
             raise ValueError(f"output {name} differs from PyTorch by up to {float((g - r).abs().max()):.3g}")
     return fast
+
+
+def _paired_outputs(module, copy, example: tuple) -> list[tuple]:
+    """(name, PyTorch's output, the copy's) for each of `copy`'s outputs on `example`."""
+    import torch
+    with torch.no_grad():
+        ref, got = module(*example), copy(*example)
+    if not copy.as_dict:
+        return [(copy.output_names[0], ref, got)]
+    return [(k, ref[k], got[k]) for k in copy.output_names]
 
 
 def _export(module, example, input_names, output_names, path: Path, as_dict: bool) -> None:
@@ -171,7 +177,6 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
         import openvino as ov
     except ImportError:
         return None
-    import torch
     base = Path(fast.path)
     threads = fast.session.get_session_options().intra_op_num_threads
     times_path = base.with_suffix(f".openvino-t{threads}.json")
@@ -199,11 +204,7 @@ def openvino_module(fast: OrtModule, module, example: tuple, *, atol: float,
             "ENABLE_CPU_PINNING": False})  # a shared machine: the scheduler places the threads
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "bf16" or "f32"
         ov_module = OvModule(compiled, fast.input_names, fast.output_names, fast.as_dict, base, precision)
-        with torch.no_grad():
-            ref, got = module(*example), ov_module(*example)
-        ref = [ref[k] for k in fast.output_names] if fast.as_dict else [ref]
-        got = [got[k] for k in fast.output_names] if fast.as_dict else [got]
-        worst = max(float((g - r).abs().max()) for r, g in zip(ref, got))
+        worst = max(float((g - r).abs().max()) for _, r, g in _paired_outputs(module, ov_module, example))
         if worst > atol:
             raise ValueError(f"its outputs differ from PyTorch's by up to {worst:.3g} (allowed {atol})")
         if times is None:
