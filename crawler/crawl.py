@@ -612,14 +612,14 @@ class Crawl:
                                                                CrawlTask.status == "done").limit(1))
                 first_error = s.scalar(select(CrawlTask.error).where(CrawlTask.run_id == run.id,
                                                                      CrawlTask.status == "failed").limit(1))
-                # nothing crawled is a broken shop or spec, not "done"
-                if not fatal and first_error and not done_any:
-                    fatal = f"every page failed, e.g. {first_error}"
-                elif not fatal and not done_any and not pending and run.skipped_robots:
-                    fatal = f"robots.txt disallows every page the spec starts from ({run.skipped_robots})"
-                elif not fatal and done_any and not pending and not run.products:
-                    fatal = (f"no product found on {run.pages} pages: does the spec's card selector match the "
-                             "shop's listing pages?")
+                if not fatal:  # nothing crawled is a broken shop or spec, not "done"
+                    if first_error and not done_any:
+                        fatal = f"every page failed, e.g. {first_error}"
+                    elif not pending and not done_any and run.skipped_robots:
+                        fatal = f"robots.txt disallows every page the spec starts from ({run.skipped_robots})"
+                    elif not pending and done_any and not run.products:
+                        fatal = (f"no product found on {run.pages} pages: does the spec's card selector match the "
+                                 "shop's listing pages?")
                 # pages that failed (the shop went down, say) are crawled again by the next run: not "done"
                 run.status = "failed" if fatal else ("partial" if pending or first_error else "done")
                 run.error = fatal

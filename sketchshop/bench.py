@@ -114,10 +114,10 @@ def second_core(detector, runs: int = 30) -> dict:
     from detector.infer import letterbox
     from mobile_export.runtime import median_ms, session
     x, _ = letterbox(Image.new("RGB", (600, 800), "gray"), detector.imgsz, detector.stride)
+    feed = {detector.input_name: x}
     out = {}
     for threads, key in ((1, "one_thread_ms"), (2, "two_threads_ms")):
         sess = session(detector.path, threads)
-        feed = {sess.get_inputs()[0].name: x}
         out[key] = median_ms(lambda: sess.run(None, feed), runs=runs, warmup=1)
     cpus = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_setaffinity") else []
     if len(cpus) == 2:

@@ -125,7 +125,7 @@ def check_size(w: int, h: int, name: str = "image", max_pixels: int = DEFAULT_MA
 
 def _reduction(w: int, h: int, max_side: int | None) -> int:
     """The whole factor `load_image` reduces a w x h image by: the long side to at least `max_side`, and the short
-    side never below MIN_SIDE (a 16x5000 px sliver is not reduced)."""
+    side never below MIN_SIDE (a long thin image is reduced no further than its short side allows)."""
     return min(max(w, h) // max_side, min(w, h) // MIN_SIDE) if max_side else 1
 
 
