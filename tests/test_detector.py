@@ -3,7 +3,6 @@ duplicate suppression, whole-image fallback and the eval CLI. Uses the shipped m
 else a small untrained model built from the yaml (same architecture, random head biases)."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
