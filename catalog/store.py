@@ -241,8 +241,9 @@ class Catalog:
             raise UserError("reindex and options.reindex disagree: give it once")
         reindex = bool(options.pop("reindex", reindex))
         with self.session() as s:
-            if s.scalar(select(Schedule).where(Schedule.name == name)):
-                raise UserError(f"schedule {name!r} already exists (remove it first)")
+            same = s.scalar(select(Schedule.name).where(func.lower(Schedule.name) == name.lower()))
+            if same:  # 'nightly' and 'Nightly' side by side would be one slip of the shift key apart
+                raise UserError(f"schedule {same!r} already exists (remove it first)")
             x = Schedule(name=name, spec=str(spec), cron=cron, base_url=base_url, options=options,
                          reindex=reindex)
             s.add(x)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from sketchshop.cli import PORT, count, number
 from sketchshop.config import settings
@@ -92,7 +93,7 @@ def cmd_crawl_runs(args) -> int:
         print(json.dumps(runs, indent=2))
         return 0
     for r in runs:
-        print(f"{r['id']:>5} {r['status']:<11} {r['shop'] or '?':<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
+        print(f"{r['id']:>5} {r['status']:<11} {r['shop'] or Path(r['spec']).stem:<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
               f"products {r['products']} (new {r['new']}, updated {r['updated']}), pages {r['pages']}, "
               f"failed {r['failed']}, robots {r['skipped_robots']}")
     return 0

@@ -292,6 +292,18 @@ class Crawl:
             self.outstanding = len(pending)
             return run
 
+    def _failed_start(self, why: str) -> UserError:
+        """Record a run that could not start (the shop is down) as failed, so `crawl runs` and the admin API say so."""
+        with self.cat.session() as s:
+            run = s.get(CrawlRun, self.run_id) if self.run_id else None
+            if run is None:
+                run = CrawlRun(spec=self.spec.path, trigger=self.trigger)
+                s.add(run)
+            run.shop_id, run.base_url, run.status, run.error = self.shop_id, self.spec.base_url, "failed", why
+            run.started_at = run.started_at or utcnow()
+            run.finished_at = utcnow()
+        return UserError(why)
+
     def _heartbeat(self) -> None:
         while not self.stop.wait(10):
             if not self.cat.acquire_shop(self.shop_id, self.owner):
@@ -550,8 +562,8 @@ class Crawl:
             if self.spec.politeness.obey_robots:
                 self.polite.allowed(spec.base_url + "/")
                 if self.polite.unreachable:
-                    raise UserError(f"cannot reach {spec.base_url}: robots.txt "
-                                    f"{next(iter(self.polite.unreachable.values()))}; is the shop running?")
+                    raise self._failed_start(f"cannot reach {spec.base_url}: robots.txt "
+                                             f"{next(iter(self.polite.unreachable.values()))}; is the shop running?")
             self.run = self._open_run()
             hb = threading.Thread(target=self._heartbeat, daemon=True)
             hb.start()

@@ -94,14 +94,23 @@ def test_robots_and_rate_limit(tmp_path):
         assert time.monotonic() - t0 >= 0.55
 
 
-def test_unreachable_shop_is_a_clear_error(data_dir):
+def test_unreachable_shop_is_a_clear_error_and_a_failed_run(data_dir):
+    """The run is recorded as failed, with its shop: it had left no record (by hand) or a queued row without a shop."""
+    from catalog import open_catalog
     from crawler.crawl import crawl
     from crawler.spec import load_spec
     from sketchshop.errors import UserError
     spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
     spec.politeness.retries, spec.politeness.backoff_s = 1, 0.05
-    with pytest.raises(UserError, match="cannot reach"):
-        crawl(spec, browsers=1, progress=False)
+    cat = open_catalog()
+    queued = cat.request_crawl(spec.path, base_url=spec.base_url)["id"]
+    for run_id in (None, queued):
+        with pytest.raises(UserError, match="cannot reach"):
+            crawl(spec, browsers=1, progress=False, run_id=run_id)
+    runs = cat.runs()
+    assert [(r["id"] == queued, r["status"], r["shop"], r["base_url"]) for r in runs] == [
+        (False, "failed", spec.name, "http://127.0.0.1:9"), (True, "failed", spec.name, "http://127.0.0.1:9")]
+    assert all(r["error"].startswith("cannot reach http://127.0.0.1:9") and r["finished_at"] for r in runs)
 
 
 @pytest.mark.parametrize("size,says", [((12000, 12000), "12000x12000 is more than"),

@@ -84,12 +84,14 @@ def test_crawl_options_are_checked_when_asked_for(data_dir, options, culprit):
     assert cat.runs() == [] and cat.schedules() == []
 
 
-def test_a_bad_queued_run_fails_alone(data_dir):
+def test_a_bad_queued_run_fails_alone(data_dir, capsys):
     """A row queued with options no crawl takes (stored before they were checked) is marked failed, and the queue
-    goes on: it used to fail every scheduler tick, holding every run behind it."""
+    goes on: it used to fail every scheduler tick, holding every run behind it. `crawl runs` names a run that never
+    reached its shop by its spec (it showed '?')."""
     from catalog import open_catalog
     from catalog.models import CrawlRun
     from crawler.schedule import run_queued
+    from sketchshop.cli import main
     cat = open_catalog()
     with cat.session() as s:
         s.add(CrawlRun(spec=str(SPEC_A), options={"browsers": "lots"}, trigger="api", status="queued"))
@@ -97,6 +99,10 @@ def test_a_bad_queued_run_fails_alone(data_dir):
     done = run_queued(cat)
     assert [(r["status"], "browsers" in (r["error"] or "") or "spec" in (r["error"] or "")) for r in done] == [
         ("failed", True), ("failed", True)]
+    capsys.readouterr()
+    assert main(["crawl", "runs"]) == 0
+    assert [line.split()[1:3] for line in capsys.readouterr().out.splitlines()] == [
+        ["failed", "nonexistent"], ["failed", SPEC_A.stem]]
 
 
 def test_schedule_cli_add_list_remove(data_dir, capsys):
@@ -113,6 +119,8 @@ def test_schedule_cli_add_list_remove(data_dir, capsys):
     assert "nightly" in run("list").stdout
     r = run("add", "nightly", "--spec", str(SPEC_A), "--cron", "0 3 * * *")
     assert r.returncode == 2 and "already exists" in r.stderr and "Traceback" not in r.stderr
+    r = run("add", "Nightly", "--spec", str(SPEC_A), "--cron", "0 4 * * *")
+    assert r.returncode == 2 and "schedule 'nightly' already exists" in r.stderr
     r = run("add", "bad", "--spec", str(SPEC_A), "--cron", "every day")
     assert r.returncode == 2 and "cron" in r.stderr
     r = run("add", "nospec", "--spec", "/nonexistent.yaml", "--cron", "0 3 * * *")
