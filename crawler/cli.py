@@ -96,6 +96,8 @@ def cmd_crawl_runs(args) -> int:
         print(f"{r['id']:>5} {r['status']:<11} {r['shop'] or Path(r['spec']).stem:<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
               f"products {r['products']} (new {r['new']}, updated {r['updated']}), pages {r['pages']}, "
               f"failed {r['failed']}, robots {r['skipped_robots']}")
+        if r["error"]:
+            print(f"      {r['error'][:300]}")
     return 0
 
 

@@ -101,8 +101,9 @@ def test_a_bad_queued_run_fails_alone(data_dir, capsys):
         ("failed", True), ("failed", True)]
     capsys.readouterr()
     assert main(["crawl", "runs"]) == 0
-    assert [line.split()[1:3] for line in capsys.readouterr().out.splitlines()] == [
-        ["failed", "nonexistent"], ["failed", SPEC_A.stem]]
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[1:3] for line in out[::2]] == [["failed", "nonexistent"], ["failed", SPEC_A.stem]]
+    assert "cannot read spec" in out[1] and "browsers" in out[3]
 
 
 def test_schedule_cli_add_list_remove(data_dir, capsys):
