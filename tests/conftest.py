@@ -217,3 +217,34 @@ def photographed_on_paper(drawing):
     buf = io.BytesIO()
     Image.fromarray(np.repeat(paper[..., None], 3, axis=2).astype(np.uint8)).save(buf, "JPEG", quality=85)
     return Image.open(buf)
+
+
+def _undocumented(x, schema: dict, schemas: dict, path: str = "") -> list[str]:
+    """Paths of the fields in `x` that `schema` does not name (where it lists its properties)."""
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+    out = []
+    if isinstance(x, dict) and "properties" in schema:
+        for k, v in x.items():
+            if k in schema["properties"]:
+                out += _undocumented(v, schema["properties"][k], schemas, f"{path}.{k}")
+            elif not schema.get("additionalProperties"):
+                out.append(f"{path}.{k}")
+    elif isinstance(x, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for k, v in x.items():
+            out += _undocumented(v, schema["additionalProperties"], schemas, f"{path}.{k}")
+    elif isinstance(x, list) and "items" in schema:
+        for i, v in enumerate(x):
+            out += _undocumented(v, schema["items"], schemas, f"{path}[{i}]")
+    return out
+
+
+def assert_documented(body, name: str) -> None:
+    """`body` validates against the OpenAPI schema `name` and has no field the schema leaves out: what a client
+    generated from the spec needs to parse it."""
+    from openapi_schema_validator import OAS30Validator
+
+    from server import openapi
+    components = openapi.spec()["components"]
+    OAS30Validator({"$ref": f"#/components/schemas/{name}", "components": components}).validate(body)
+    assert not _undocumented(body, components["schemas"][name], components["schemas"]), name

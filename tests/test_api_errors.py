@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import assert_documented
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,8 @@ def bomb_png() -> bytes:
 def _err(resp, status, code=None):
     assert resp.status_code == status, resp.get_data(as_text=True)
     body = resp.get_json()
-    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    assert_documented(body, "Error")
+    assert body["error"]["message"]
     if code:
         assert body["error"]["code"] == code
     return body["error"]
@@ -189,15 +191,24 @@ def test_admin_token_and_validation(client):
     r = client.post("/v1/crawls", json={"spec": "crawler/specs/demo-a.yaml"}, headers=auth)
     assert r.status_code == 202 and r.get_json()["status"] == "queued"
     assert r.get_json()["spec"] == str(ROOT / "crawler" / "specs" / "demo-a.yaml")  # what the scheduler will open
-    runs = client.get("/v1/crawls", headers=auth).get_json()["items"]
-    assert [x["id"] for x in runs] == [r.get_json()["id"]]
+    assert_documented(r.get_json(), "CrawlRun")
+    runs = client.get("/v1/crawls", headers=auth).get_json()
+    assert [x["id"] for x in runs["items"]] == [r.get_json()["id"]]
+    assert_documented(runs, "CrawlRunList")
+    assert_documented(client.get(f"/v1/crawls/{r.get_json()['id']}", headers=auth).get_json(), "CrawlRun")
     _err(client.get("/v1/crawls/999", headers=auth), 404)
     _err(client.post("/v1/schedules", json={"name": "n", "spec": "s.yaml", "cron": "every tuesday"},
                      headers=auth), 400)
     r = client.post("/v1/schedules", json={"name": "nightly", "spec": "crawler/specs/demo-a.yaml",
                                            "cron": "0 3 * * *"}, headers=auth)
     assert r.status_code == 201
-    assert [x["name"] for x in client.get("/v1/schedules", headers=auth).get_json()["items"]] == ["nightly"]
+    assert_documented(r.get_json(), "Schedule")
+    schedules = client.get("/v1/schedules", headers=auth).get_json()
+    assert [x["name"] for x in schedules["items"]] == ["nightly"]
+    assert_documented(schedules, "ScheduleList")
+    e = _err(client.post("/v1/schedules", json={"name": "NIGHTLY", "spec": "crawler/specs/demo-a.yaml",
+                                                "cron": "0 4 * * *"}, headers=auth), 400)
+    assert "'nightly' already exists" in e["message"]
     assert client.delete("/v1/schedules/nightly", headers=auth).status_code == 204
     _err(client.delete("/v1/schedules/nightly", headers=auth), 404)
 

@@ -8,6 +8,13 @@ Bounded and derandomised: the same cases run on every machine.
 """
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -60,6 +67,36 @@ def test_served_spec_is_valid(data_dir):
     served = create_app(load=False).test_client().get("/openapi.json").get_json()  # the spec needs no model
     validate(served)
     assert served == openapi.spec()  # what the fuzzer below is generated from
+
+
+@pytest.mark.skipif(not shutil.which("java"), reason="openapi-generator needs a Java runtime: no `java` on PATH")
+def test_a_kotlin_retrofit_client_generates_from_the_spec(tmp_path):
+    """What an Android developer does first: generate the client with openapi-generator's kotlin/jvm-retrofit2. One
+    API class per tag, a typed call per operation, every schema a named model (no `*200Response`), numbers as
+    Double (BigDecimal in an app is a nuisance) and times as OffsetDateTime."""
+    spec = openapi.spec()
+    src = tmp_path / "openapi.json"
+    src.write_text(json.dumps(spec))
+    gen = Path(sys.executable).with_name("openapi-generator-cli")
+    r = subprocess.run([str(gen), "generate", "-i", str(src), "-g", "kotlin", "--library", "jvm-retrofit2",
+                        "--package-name", "com.sketchshop.api", "-o", str(tmp_path / "kt")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " WARN " not in r.stdout, [line for line in r.stdout.splitlines() if " WARN " in line]
+    pkg = tmp_path / "kt" / "src" / "main" / "kotlin" / "com" / "sketchshop" / "api"
+    apis = {f.stem: f.read_text() for f in (pkg / "apis").glob("*.kt")}
+    models = {f.stem: f.read_text() for f in (pkg / "models").glob("*.kt")}
+    assert set(apis) == {t["name"].capitalize() + "Api" for t in spec["tags"]}
+    calls = re.findall(r"fun (\w+)\(", "".join(apis.values()))
+    assert sorted(calls) == sorted(op["operationId"] for ops in spec["paths"].values() for op in ops.values())
+    assert re.search(r'@Multipart\s+@POST\("v1/search"\)\s+fun search\(@Part image: MultipartBody.Part, .*'
+                     r'@Part\("top_k"\) topK: kotlin.Int\? = 10, .*\): Call<SearchResponse>', apis["SearchApi"])
+    assert set(spec["components"]["schemas"]) <= set(models)
+    assert not [m for m in models if re.search(r"\d{3}Response$", m)]  # an inline answer named by its status
+    everything = "".join(apis.values()) + "".join(models.values())
+    assert "BigDecimal" not in everything and "kotlin.Any" not in models["Match"]
+    assert "val score: kotlin.Double" in models["Match"] and "val price: kotlin.Double? = null" in models["Match"]
+    assert "val startedAt: java.time.OffsetDateTime? = null" in models["CrawlRun"]
 
 
 @pytest.mark.slow
