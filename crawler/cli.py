@@ -93,7 +93,8 @@ def cmd_crawl_runs(args) -> int:
         print(json.dumps(runs, indent=2))
         return 0
     for r in runs:
-        print(f"{r['id']:>5} {r['status']:<11} {r['shop'] or Path(r['spec']).stem:<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
+        shop = r["shop"] or Path(r["spec"]).stem  # a run that never reached its shop
+        print(f"{r['id']:>5} {r['status']:<11} {shop:<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
               f"products {r['products']} (new {r['new']}, updated {r['updated']}), pages {r['pages']}, "
               f"failed {r['failed']}, robots {r['skipped_robots']}")
         if r["error"]:
