@@ -20,7 +20,7 @@ from classifier.data import drawing_frame
 from detector.infer import classifier_inputs
 from sketchshop import vocab
 from sketchshop.config import settings
-from sketchshop.images import as_drawing
+from sketchshop.images import as_drawing, require_ink
 
 from .index import Filters, Query, SearchIndex
 
@@ -136,7 +136,7 @@ class Searcher:
     def describe_sketch(self, image: Image.Image, hints=None, timer: Timer | None = None,
                         category: str | None = None) -> tuple[Described, Image.Image | None]:
         timer = timer or Timer()
-        image = as_drawing(image)
+        image = require_ink(as_drawing(image))
         box = drawing_frame(image)
         if box is not None:  # colourise and classify the strokes at the scale the models learnt drawings at
             image, hints = image.crop(box), crop_hints(hints, image.size, box)

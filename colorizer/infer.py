@@ -20,7 +20,7 @@ from sketchshop import vocab
 from sketchshop.accel import pool
 from sketchshop.config import settings
 from sketchshop.errors import ImageError, UserError
-from sketchshop.images import as_drawing, check_size, convert, hint_mask, load_image
+from sketchshop.images import as_drawing, check_size, convert, hint_mask, load_image, require_ink
 from sketchshop.registry import weights_path
 
 from .data import encode_hints, encode_sketch, hint_canvas, make_sketch, pad_square, segment_garment
@@ -200,7 +200,7 @@ class Colorizer:
         if not isinstance(sketch, Image.Image):
             sketch = load_image(sketch, max_pixels=settings().max_image_pixels)
         mapping = self._mapping(sketch)
-        sketch = as_drawing(sketch)
+        sketch = require_ink(as_drawing(sketch))
         w, h = sketch.size
         x = np.empty((1, 9, self.size, self.size), np.float32)
         # the hints' channels on the pool while this thread reads the strokes: they meet only in `x`

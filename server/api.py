@@ -8,12 +8,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from werkzeug.http import parse_range_header
 
+from catalog.search import guess_kind, hint_layer
 from sketchshop import vocab
-from sketchshop.images import original_box, original_scale
+from sketchshop.images import as_drawing, original_box, original_scale, require_ink
 
 from . import uploads
-from catalog.search import hint_layer
-
 from .errors import MAX_ID, ApiError
 from .metrics import observe_stages
 
@@ -70,16 +69,24 @@ def _item_json(described, hits, index, image) -> dict:
     }
 
 
+def _kind_of(image) -> str:
+    """`kind` as sent, else guessed; an empty drawing is refused before anything runs."""
+    kind = uploads.kind_from() or guess_kind(image)
+    if kind == "sketch":
+        require_ink(as_drawing(image))
+    return kind
+
+
 @bp.post("/search")
 def search():
     image = uploads.image_from("image")
-    kind = uploads.kind_from()
+    kind = _kind_of(image)
     hints = uploads.hints_from(original_scale(image))
     top_k = uploads.int_arg("top_k", 10, 1, 50)
     filters = uploads.filters_from()
     searcher = _state().need_searcher()
     if searcher.index is None:
-        raise ApiError(503, "not_ready", "the search index is not loaded")
+        raise ApiError(503, "not_ready", "the search index is not loaded: " + _state().problems.get("index", ""))
     out = searcher.search(image, kind=kind, hints=hints, top_k=top_k, filters=filters)
     observe_stages(out["timing_ms"])
     return jsonify({"query_id": uuid.uuid4().hex, "kind": out["kind"],
@@ -122,7 +129,7 @@ def detect():
 @bp.post("/classify")
 def classify():
     image = uploads.image_from("image")
-    kind = uploads.kind_from() or "photo"
+    kind = _kind_of(image)
     hints = uploads.hints_from(original_scale(image))
     searcher = _state().need_searcher()
     (p,) = searcher.classifier.predict([image], kind=kind, hints=[hint_layer(hints, image.size)])

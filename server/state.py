@@ -34,10 +34,12 @@ class State:
         if self.searcher is None:
             try:
                 from catalog.search import Searcher
-                self.searcher = Searcher.load()
+                self.searcher = Searcher.load(with_index=False)
                 self.searcher.warm_up()
             except (UserError, ImportError) as e:
                 self.problems["models"] = str(e)
+            else:  # without an index only /v1/search waits: classify, detect and colorize need none
+                self._open_index()
         for k, v in self.problems.items():
             log.error("not ready: %s: %s", k, v)
         return self
@@ -52,15 +54,27 @@ class State:
         self.refresh_index()
         return self.searcher
 
+    def _open_index(self) -> None:
+        from catalog.index import SearchIndex
+        from sketchshop.config import settings
+        try:
+            self.searcher.index = SearchIndex.open(settings().data_dir / "index")
+            self.problems.pop("index", None)
+        except UserError as e:
+            self.problems["index"] = str(e)
+
     def refresh_index(self):
-        """Pick up a new index build (a crawl's reindex), atomically; None without a searcher or index."""
-        if self.searcher is None or self.searcher.index is None:
+        """Pick up a new index build (a crawl's reindex, or the first one), atomically; None without one."""
+        if self.searcher is None:
             return None
         with self._lock:
-            try:
-                self.searcher.index = self.searcher.index.reload_if_changed()
-            except UserError as e:
-                log.error("new index build could not be loaded, keeping the old one: %s", e)
+            if self.searcher.index is None:
+                self._open_index()
+            else:
+                try:
+                    self.searcher.index = self.searcher.index.reload_if_changed()
+                except UserError as e:
+                    log.error("new index build could not be loaded, keeping the old one: %s", e)
         return self.searcher.index
 
     def need_catalog(self):

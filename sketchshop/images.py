@@ -178,6 +178,16 @@ def as_drawing(im: Image.Image, *, paper: bool = True) -> Image.Image:
     return rgb
 
 
+def require_ink(drawing: Image.Image) -> Image.Image:
+    """A drawing (as `as_drawing` returns it) with at least a few dark stroke pixels; an empty canvas (drawn on,
+    then erased) or of one colour (a chalkboard app's empty slate) is an ImageError rather than a
+    search for whatever a blank page resembles."""
+    g = np.asarray(drawing.convert("L"))
+    if int((g < 192).sum()) < 3 or int(g.max()) - int(g.min()) < 32:
+        raise ImageError("the sketch is empty: draw the garment's outline with dark strokes")
+    return drawing
+
+
 def _photographed_drawing(rgb: Image.Image) -> bool:
     """Paper: flattened, mostly white with few mid-tones, and without colour. Of 341 simulated photos of
     doodles on paper 329 qualify; none of 341 clothing-small photos or 234 street photos, but 20 of 400
