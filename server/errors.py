@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -48,7 +48,26 @@ def error_response(status: int, code: str, message: str):
     return resp
 
 
+try:  # gunicorn's input stream raises these (InvalidChunkSize, ChunkMissingTerminator) for a broken chunked body
+    from gunicorn.http.errors import ParseException
+except ImportError:  # the development server
+    ParseException = OSError
+BODY_ERRORS = (OSError, ValueError, ParseException)
+
+
 def register(app: Flask) -> None:
+    @app.before_request
+    def _read_body():
+        """Read the body before any view does: a broken chunked encoding or a body cut short is the client's
+        fault, and surfaces as the server's input stream raising (BODY_ERRORS)."""
+        try:
+            if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                request.form  # noqa: B018 (parses the files too)
+            elif request.content_length or "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+                request.get_data(cache=True)
+        except BODY_ERRORS as e:
+            raise ApiError(400, "bad_request", f"the request body could not be read: {type(e).__name__}") from None
+
     @app.errorhandler(UserError)
     def _user(e: UserError):
         return error_response(e.status, e.code, str(e))

@@ -367,6 +367,7 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
     def raw(request: bytes) -> tuple[int, str, dict]:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
             c.sendall(request)
+            c.shutdown(socket.SHUT_WR)  # a body cut short ends here
             data = b""
             while chunk := c.recv(65536):
                 data += chunk
@@ -375,6 +376,8 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
         ctype = next(v for k, _, v in (h.partition(": ") for h in lines[1:]) if k.lower() == "content-type")
         return int(lines[0].split()[1]), ctype, json.loads(body)
 
+    chunked = (b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Content-Type: multipart/form-data; boundary=a\r\n\r\n")
     srv = subprocess.Popen([sys.executable, "-m", "sketchshop", "serve", "--port", str(port), "--workers", "1"],
                            cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -390,6 +393,11 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
             (b"GET /v1/products?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
             (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: y\r\n" * 200 + b"\r\n", 431, "headers_too_large"),
             (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+            # found by a QA session: a broken or cut chunked body was a 500
+            (chunked + b"zz\r\n", 400, "bad_request"),
+            (chunked + b"64\r\n--a\r\nContent-Disposition: form-data; name=", 400, "bad_request"),
+            (b"POST /v1/crawls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"sp", 400, "bad_request"),
         ]:
             got, ctype, body = raw(request)
             assert (got, ctype, body["error"]["code"]) == (status, "application/json", code)
