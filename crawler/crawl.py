@@ -29,7 +29,7 @@ from urllib import robotparser
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
 from catalog import ProductRecord, open_catalog
 from catalog.models import CrawlRun, CrawlTask, Product, utcnow
@@ -245,8 +245,6 @@ class Crawl:
         host, _, rest = holder.partition(":")
         pid = rest.partition(":")[0]
         if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-            from sqlalchemy import update
-
             from catalog.models import Shop as S
             with self.cat.session() as s:
                 s.execute(update(S).where(S.id == self.shop_id, S.lock_owner == holder).values(lock_owner=None))
@@ -258,6 +256,10 @@ class Crawl:
 
     def _open_run(self) -> CrawlRun:
         with self.cat.session() as s:
+            # we hold the shop's lease: a run of it still "running" lost its crawler without a word (kill -9)
+            s.execute(update(CrawlRun).where(CrawlRun.shop_id == self.shop_id, CrawlRun.status == "running",
+                                             or_(CrawlRun.owner.is_(None), CrawlRun.owner != self.owner))
+                      .values(status="interrupted", error="its crawler stopped without closing the run"))
             run = None
             if self.run_id:
                 run = s.get(CrawlRun, self.run_id)
@@ -648,7 +650,9 @@ class Crawl:
             if getattr(self, "run", None) is not None:
                 with self.cat.session() as s:
                     run = s.get(CrawlRun, self.run.id)
-                    run.status, run.error = "interrupted", f"{type(e).__name__}: {e}"
+                    run.status = "interrupted"
+                    run.error = ("stopped (Ctrl-C or SIGTERM)" if isinstance(e, KeyboardInterrupt)
+                                 else f"{type(e).__name__}: {e}")
             raise
         finally:
             self.stop.set()

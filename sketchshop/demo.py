@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -36,10 +37,31 @@ def _argv(*args: str) -> list[str]:
 
 
 def _sketchshop(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
-    r = subprocess.run(_argv(*args), text=True, capture_output=capture)
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen(_argv(*args), text=True, stdout=pipe, stderr=pipe) as p:
+        try:
+            out, err = p.communicate()
+        except KeyboardInterrupt:  # the step stops as Ctrl-C stops it (a crawl closes its run), not killed
+            if not _terminal_signalled_all():
+                p.send_signal(signal.SIGINT)
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            raise
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
     if check and r.returncode:
         raise UserError(f"`sketchshop {' '.join(args)}` failed with exit code {r.returncode}")
     return r
+
+
+def _terminal_signalled_all() -> bool:
+    """Whether a Ctrl-C came from our terminal, which signals its whole foreground group (our children too);
+    a `kill -INT` reaches this process alone."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
 
 
 def _wait(url: str, timeout: float = 120) -> None:

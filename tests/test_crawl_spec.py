@@ -113,6 +113,33 @@ def test_unreachable_shop_is_a_clear_error_and_a_failed_run(data_dir):
     assert all(r["error"].startswith("cannot reach http://127.0.0.1:9") and r["finished_at"] for r in runs)
 
 
+def test_a_run_whose_crawler_died_is_marked_interrupted(data_dir):
+    """A crawl killed outright (kill -9, or `demo` stopped mid-crawl) left its run "running" for ever; the next
+    crawl of the shop, holding the shop's lease, marks it interrupted (found by a QA session)."""
+    from catalog import open_catalog
+    from catalog.models import CrawlRun
+    from crawler.crawl import Crawl
+    from crawler.spec import load_spec
+    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
+    spec.politeness.obey_robots = False   # no request: the start pages are only listed
+    cat = open_catalog()
+    shop = cat.get_shop(spec.name, spec.base_url)
+    with cat.session() as s:
+        for base in ("http://127.0.0.1:8", spec.base_url):  # another port's run is left, this one's resumed
+            s.add(CrawlRun(spec=spec.path, shop_id=shop, base_url=base, status="running", owner="gone:1:x"))
+    c = Crawl(spec, browsers=1, progress=False, catalog=cat)
+    c.shop_id = shop
+    c._take_lease()
+    try:
+        resumed = c._open_run()
+    finally:
+        cat.release_shop(shop, c.owner)
+        c.pool.shutdown()
+    runs = {r["id"]: r for r in cat.runs()}
+    assert (runs[1]["status"], runs[1]["error"]) == ("interrupted", "its crawler stopped without closing the run")
+    assert resumed.id == 2 and runs[2]["status"] == "running" and len(runs) == 2
+
+
 @pytest.mark.parametrize("size,says", [((12000, 12000), "12000x12000 is more than"),
                                        ((16, 5000), "16x5000 is a sliver"), ((8, 8), "8x8 is too small")])
 def test_a_pixel_bomb_or_a_sliver_fails_alone_at_once(tmp_path, size, says):
