@@ -14,6 +14,9 @@ def _errors(*codes: int) -> dict:
     return {str(c): _ERR for c in codes}
 
 
+_UPLOAD_ERRORS = _errors(400, 401, 413, 415, 429, 503)
+
+
 def _json(ref: str, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
@@ -40,7 +43,8 @@ _HINTS = {"type": "string", "description": 'colour hints: a PNG layer (send as a
           'points off the canvas are left out); '
           'an empty list or a layer without strokes is the same as no hints'}
 _KIND = {"type": "string", "enum": ["photo", "sketch", "auto"],
-         "description": ("detected when absent or `auto`: a drawing on a white (or transparent) canvas, or light strokes on a dark one, "
+         "description": ("detected when absent or `auto`: a drawing on a white (or transparent) canvas, or light "
+                         "strokes on a dark one, "
                          "is a sketch; send `sketch` for a phone photo of a drawing on paper")}
 
 SCHEMAS = {
@@ -96,8 +100,8 @@ SCHEMAS = {
         "colour": {"type": "string", "nullable": True},
         "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
         "image_urls": {"type": "array", "items": {"type": "string"}},
-        "last_seen": {"type": "string", "nullable": True},
-        "first_seen": {"type": "string", "nullable": True, "description": "GET /v1/products/{id} only"},
+        "last_seen": _TIME,
+        "first_seen": {**_TIME, "description": "UTC; GET /v1/products/{id} only"},
         "labels": {"type": "array", "description": "GET /v1/products/{id} only: every label the shop gave, "
                    "with the vocabulary's value (null: not in the vocabulary) and where it was read",
                    "items": {"type": "object", "properties": {
@@ -106,7 +110,7 @@ SCHEMAS = {
         "prices": {"type": "array", "description": "GET /v1/products/{id} only: the price at each crawl that saw it",
                    "items": {"type": "object", "properties": {
                        "price": {**_NUM, "nullable": True}, "currency": {"type": "string", "nullable": True},
-                       "seen_at": {"type": "string", "nullable": True},
+                       "seen_at": _TIME,
                        "run_id": {"type": "integer", "nullable": True}}}}}},
     "ProductPage": {"type": "object", "properties": {
         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
@@ -172,6 +176,7 @@ def spec() -> dict:
     search_props = {"image": _IMAGE, "kind": _KIND, "hints": _HINTS,
                     "top_k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}, **_FILTER_PROPS}
     admin = [{"bearerAuth": []}]
+    key = [{"apiKey": []}, {}]  # X-API-Key when the server has SKETCHSHOP_API_KEYS set, else nothing
     return {
         "openapi": "3.0.3",
         "info": {"title": "sketchshop API", "version": __version__,
@@ -179,26 +184,26 @@ def spec() -> dict:
                                 "found, its category, colour and attributes and the shop products that match."},
         "servers": [{"url": "/"}],
         "paths": {
-            "/v1/search": {"post": {"operationId": "search", "tags": ["search"],
+            "/v1/search": {"post": {"operationId": "search", "tags": ["search"], "security": key,
                                     "summary": "photo or sketch in, shop links out",
                                     "requestBody": _multipart(search_props, ["image"]),
-                                    "responses": {"200": _json("SearchResponse"), **_errors(400, 413, 415, 429, 503)}}},
-            "/v1/colorize": {"post": {"operationId": "colorize", "tags": ["search"],
+                                    "responses": {"200": _json("SearchResponse"), **_UPLOAD_ERRORS}}},
+            "/v1/colorize": {"post": {"operationId": "colorize", "tags": ["search"], "security": key,
                                       "summary": "sketch plus hints to a PNG (the size the sketch was read at)",
                                       "requestBody": _multipart({"image": _IMAGE, "hints": _HINTS,
                                                                  "category": {"type": "string"}}, ["image"]),
                                       "responses": {"200": {"description": "PNG", "content": {
                                           "image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                                          **_errors(400, 413, 415, 429, 503)}}},
-            "/v1/detect": {"post": {"operationId": "detect", "tags": ["search"],
+                                          **_UPLOAD_ERRORS}}},
+            "/v1/detect": {"post": {"operationId": "detect", "tags": ["search"], "security": key,
                                     "summary": "garment boxes in a photo",
                                     "requestBody": _multipart(upload, ["image"]),
-                                    "responses": {"200": _json("DetectResponse"), **_errors(400, 413, 415, 429, 503)}}},
-            "/v1/classify": {"post": {"operationId": "classify", "tags": ["search"],
+                                    "responses": {"200": _json("DetectResponse"), **_UPLOAD_ERRORS}}},
+            "/v1/classify": {"post": {"operationId": "classify", "tags": ["search"], "security": key,
                                       "summary": "category, colour, attributes, embedding",
                                       "requestBody": _multipart({"image": _IMAGE, "kind": _KIND, "hints": _HINTS},
                                                                 ["image"]),
-                                      "responses": {"200": _json("ClassifyResponse"), **_errors(400, 413, 415, 429, 503)}}},
+                                      "responses": {"200": _json("ClassifyResponse"), **_UPLOAD_ERRORS}}},
             "/v1/products": {"get": {"operationId": "listProducts", "tags": ["catalogue"],
                                      "summary": "browse the catalogue",
                                      "parameters": [_q(k, v, k.replace("_", " ")) for k, v in _FILTER_PROPS.items()] + [
@@ -216,7 +221,11 @@ def spec() -> dict:
                 "parameters": [{"name": "sha", "in": "path", "required": True,
                                 "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
                 "responses": {"200": {"description": "the image", "content": {
-                    "image/*": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(400, 404)}}},
+                    "image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                    "206": {"description": "the bytes a Range header asked for", "content": {
+                        "image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                    "304": {"description": "not modified (If-None-Match)"},
+                    "416": {"description": "the Range lies past the end of the image"}, **_errors(400, 404)}}},
             "/v1/crawls": {
                 "post": {"operationId": "startCrawl", "tags": ["admin"], "security": admin,
                          "summary": "queue a crawl",

@@ -97,6 +97,9 @@ def test_a_kotlin_retrofit_client_generates_from_the_spec(tmp_path):
     assert "BigDecimal" not in everything and "kotlin.Any" not in models["Match"]
     assert "val score: kotlin.Double" in models["Match"] and "val price: kotlin.Double? = null" in models["Match"]
     assert "val startedAt: java.time.OffsetDateTime? = null" in models["CrawlRun"]
+    assert "val lastSeen: java.time.OffsetDateTime? = null" in models["Product"]
+    client = (pkg / "infrastructure" / "ApiClient.kt").read_text()
+    assert '"apiKey" -> ApiKeyAuth("header", "X-API-Key")' in client  # the key the server may ask for
 
 
 @pytest.mark.slow
