@@ -390,7 +390,7 @@ class ColorizerTarget(Target):
 
 class DetectorTarget(Target):
     name = "detector"
-    description = "garments in a photo: boxes with coarse categories (YOLO, NMS-free head)"
+    description = "garments in a photo: boxes with coarse categories (YOLO; outputs says whether it needs NMS)"
     input_names = ("images",)
     output_names = ("output0",)
     CONF = 0.25          # Detector.predict's default
@@ -486,7 +486,8 @@ class DetectorTarget(Target):
                                  "pixels; keep score >= 0.25, undo the letterbox (subtract pad, divide by r), "
                                  "class indexes labels.category")}]
         return [{"name": "output0", "shape": [1, 4 + len(self.names), "anchors"], "dtype": "float32",
-                 "meaning": "per anchor cx, cy, w, h (input pixels) then class scores; needs class-aware NMS"}]
+                 "meaning": ("per anchor cx, cy, w, h (input pixels) then the class scores (sigmoids); keep the "
+                             "best class >= 0.25, class-aware NMS at IoU 0.7 (at most 300), undo the letterbox")}]
 
     def labels(self):
         return {"category": list(self.names)}
