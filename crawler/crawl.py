@@ -34,6 +34,7 @@ from sqlalchemy import func, or_, select, update
 from catalog import ProductRecord, open_catalog
 from catalog.models import CrawlRun, CrawlTask, Product, utcnow
 from sketchshop.errors import BadShape, ImageError, TooLarge, UserError
+from sketchshop.net import pid_alive
 
 from .spec import PageSpec, Spec, parse_price
 
@@ -244,7 +245,7 @@ class Crawl:
             holder = s.get(Shop, self.shop_id).lock_owner or ""
         host, _, rest = holder.partition(":")
         pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
             from catalog.models import Shop as S
             with self.cat.session() as s:
                 s.execute(update(S).where(S.id == self.shop_id, S.lock_owner == holder).values(lock_owner=None))
@@ -690,16 +691,6 @@ def _crawl_delay(robots_txt: str, user_agent: str) -> float | None:
                     pass
     mine = next((v for a, v in delays.items() if a != "*" and a in token), None)
     return mine if mine is not None else delays.get("*")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def crawl(spec: Spec, *, browsers: int = 2, remote_url: str | None = None, max_pages: int | None = None,

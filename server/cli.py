@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+from pathlib import Path
 
 from sketchshop.cli import PORT, count
 
@@ -21,9 +22,7 @@ def serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
     from sketchshop.config import settings
-    prom = settings().path("prometheus", "x").parent
-    shutil.rmtree(prom, ignore_errors=True)
-    prom.mkdir(parents=True)
+    prom = _metrics_dir(settings().path("prometheus", "x").parent)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
 
     class App(BaseApplication):
@@ -31,7 +30,7 @@ def serve(args) -> int:
             for k, v in {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": 1,
                          "worker_class": "sync", "timeout": 120, "graceful_timeout": 10,
                          "accesslog": "-" if args.access_log else None, "preload_app": False,
-                         "child_exit": _child_exit}.items():
+                         "child_exit": _child_exit, "when_ready": _ready}.items():
                 self.cfg.set(k, v)
 
         def load(self):
@@ -40,8 +39,9 @@ def serve(args) -> int:
             from server import create_app
             return create_app()
 
-    log.info("serving on http://%s:%d with %d workers, %d inference thread(s) each", args.host, args.port,
-             args.workers, threads)
+    def _ready(_arbiter):  # bound: said once the port is ours, not before a bind that may fail
+        log.info("serving on http://%s:%d with %d workers, %d inference thread(s) each", args.host, args.port,
+                 args.workers, threads)
     # The models' libraries (not the models) are imported before gunicorn forks, so that the workers share those
     # pages copy-on-write (2 workers: 1539 MB total PSS this way, 1706 MB when each worker imported its own).
     # Not OpenVINO: importing it starts 2 threads, which a forked worker would not have (sketchshop.accel imports
@@ -49,8 +49,24 @@ def serve(args) -> int:
     import classifier.predict, colorizer.infer, detector.infer, server.api  # noqa: E401, F401
     import gunicorn.util
     gunicorn.util.write_error = _json_error
-    App().run()
+    try:
+        App().run()
+    finally:
+        shutil.rmtree(prom, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(root: Path) -> Path:
+    """This server's own Prometheus multiprocess directory: another `serve` on the same data directory (or one
+    that fails to bind) must not wipe or mix into it. Directories of servers that are gone are removed."""
+    from sketchshop.net import pid_alive
+    root.mkdir(parents=True, exist_ok=True)
+    for d in root.iterdir():
+        if not (d.name.isdigit() and pid_alive(int(d.name))):
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+    mine = root / str(os.getpid())
+    mine.mkdir()
+    return mine
 
 
 GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 431: "headers_too_large",

@@ -43,5 +43,5 @@ def register(app: Flask) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+            return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

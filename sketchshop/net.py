@@ -1,6 +1,7 @@
-"""Local ports for the services the product starts itself (the demo shop, benchmarks' servers)."""
+"""Local ports for the services the product starts itself (the demo shop, benchmarks' servers), and processes."""
 from __future__ import annotations
 
+import os
 import socket
 
 
@@ -18,4 +19,15 @@ def port_is_free(port: int) -> bool:
             s.bind(("127.0.0.1", port))
         except OSError:
             return False
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True

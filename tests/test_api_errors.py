@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -402,6 +403,13 @@ def test_what_gunicorn_refuses_is_json_too(data_dir):
             got, ctype, body = raw(request)
             assert (got, ctype, body["error"]["code"]) == (status, "application/json", code)
             assert body["error"]["message"]
+        # a second serve on the same data dir (here failing to bind) wiped the first one's metrics (a QA session)
+        second = subprocess.run([sys.executable, "-m", "sketchshop", "serve", "--port", str(port), "--workers", "1"],
+                                cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0 and "serving on" not in second.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            assert r.headers["Content-Type"].count("charset") == 1
+            assert 'sketchshop_requests_total{endpoint="v1.detect",method="POST",status="400"}' in r.read().decode()
     finally:
         srv.terminate()
         srv.wait(timeout=30)
