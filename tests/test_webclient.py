@@ -161,6 +161,16 @@ def test_drawing_tools_and_clear_failures(browser, data_dir, serve_app, tmp_path
     open_page(d, serve_app(create_app()))
     assert not el(d, "Search sketch").is_enabled() and not el(d, "Undo").is_enabled()
 
+    touch_stroke(d, [(440, 60), (470, 60)])                  # a line erased away leaves nothing to search for
+    el(d, "Eraser").click()
+    touch_stroke(d, [(430, 60), (480, 60)])
+    assert not el(d, "Search sketch").is_enabled(), "a canvas drawn on and erased is empty (a QA session found it)"
+    el(d, "Undo").click()
+    assert el(d, "Search sketch").is_enabled()
+    el(d, "Undo").click()
+    assert not el(d, "Search sketch").is_enabled()
+    el(d, "Pen").click()
+
     touch_stroke(d, [(100, 100), (256, 256), (400, 400)])                    # pen
     assert d.execute_script("return window.sketchshop.history.map(s => s.tool)") == ["pen"]
     assert layer_pixel(d, "strokes", 256, 256)[3] == 255
@@ -268,6 +278,8 @@ def test_sketch_colourise_search_and_chips(browser, live_server, live_catalog):
     agree = [m for m in item["matches"] if m["category"] == category and (not on["colour"] or m["colour"] == colour)]
     cards = d.find_elements(By.CSS_SELECTOR, ".item .card")
     assert len(cards) == min(12, len(agree)), "the cards are the matches that agree with every chip that is on"
+    in_catalogue = sum(q.category == category and (not on["colour"] or q.colour == colour) for q in live_catalog.products)
+    assert len(cards) == min(12, in_catalogue), "agreeing products past the first answer are asked for (a QA session)"
     for card in cards:
         assert card.find_element(By.CSS_SELECTOR, ".buy").get_attribute("href").startswith(
             "https://studio-shop.example/products/")

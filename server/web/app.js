@@ -13,7 +13,9 @@
 // `category` / `colour` sent only while their chip is ON. The API has no attribute filter, so
 // attribute chips are enforced here: a match is kept only when its `matched` list names the
 // attribute. The first answer arrives before the predictions are known, so it is requested
-// unfiltered with a large top_k and filtered here by the same rule.
+// unfiltered with a large top_k and filtered here by the same rule; a garment for which fewer
+// than a screenful of it agrees is asked again with its filters (agreeing products may lie
+// further down the catalogue's ranking).
 // Start state: the category chip is ON, the colour chip is ON when the model is fairly sure
 // (colour_p >= 0.5; hints make it sure), attribute chips start OFF (the ranking already
 // prefers agreeing products; tapping one ON narrows to exact agreement).
@@ -106,6 +108,7 @@ let hintColour = null;
 function offscreen() {
   const c = document.createElement("canvas");
   c.width = W; c.height = H;
+  c.getContext("2d", { willReadFrequently: true });  // `refreshPainted` reads the layers back
   return c;
 }
 
@@ -149,6 +152,7 @@ function render() {
 function replay() {
   for (const layer of Object.values(layers)) layer.getContext("2d").clearRect(0, 0, W, H);
   history.forEach(paint);
+  refreshPainted();
   render();
 }
 
@@ -179,6 +183,7 @@ function endStroke(e) {
   delete s.pointerId;
   history.push(s);
   paint(s);
+  refreshPainted();
   render();
   $("preview").hidden = true;
   updateButtons();
@@ -208,8 +213,18 @@ function buildPalette() {
   }
 }
 
-const hasStrokes = () => history.some((s) => s.tool === "pen");
-const hasHints = () => history.some((s) => s.tool === "hint");
+// Whether each layer holds paint (strokes erased away leave none): refreshed when the history changes.
+const painted = { strokes: false, hints: false };
+function refreshPainted() {
+  for (const name of Object.keys(painted)) {
+    const d = layers[name].getContext("2d").getImageData(0, 0, W, H).data;
+    let any = false;
+    for (let i = 3; i < d.length && !any; i += 4) any = d[i] > 32;
+    painted[name] = any;
+  }
+}
+const hasStrokes = () => painted.strokes;
+const hasHints = () => painted.hints;
 
 function updateButtons() {
   $("undo").disabled = busy || !history.length;
@@ -253,7 +268,7 @@ async function searchSketch() {
   const makeForm = async () => cloneForm(snapshotForm, { kind: "sketch" });
   try {
     const res = await runSearch(makeForm);
-    showResults(res, makeForm, null);
+    await showResults(res, makeForm, null);
   } catch (e) {
     clearResults();
     showMessage(explain(e));
@@ -323,7 +338,7 @@ async function searchPhoto(input) {
       return f;
     };
     const res = await runSearch(makeForm);
-    showResults(res, makeForm, up.view);
+    await showResults(res, makeForm, up.view);
   } catch (e) {
     clearResults();
     showMessage(explain(e));
@@ -341,8 +356,16 @@ function clearResults() {
   $("query-view").hidden = true;
 }
 
-function showResults(res, makeForm, view) {
-  query = { kind: res.kind, makeForm, view, items: res.items.map((d) => ({ data: d, matches: d.matches, chips: chipsFor(d) })) };
+async function showResults(res, makeForm, view) {
+  const items = res.items.map((d) => ({ data: d, matches: d.matches, chips: chipsFor(d) }));
+  for (const [i, it] of items.entries()) {
+    const filters = serverFilters(it);
+    if (Object.keys(filters).length && it.matches.filter((m) => agrees(m, it.chips)).length < SHOWN) {
+      const same = sameItem((await runSearch(makeForm, filters)).items, it.data, i);
+      it.matches = same ? same.matches : [];
+    }
+  }
+  query = { kind: res.kind, makeForm, view, items };
   drawQueryView();
   $("items").replaceChildren(...query.items.map((it, i) => renderItem(it, i)));
   const n = query.items.length;
@@ -465,8 +488,7 @@ async function toggleChip(i, key) {
     rerender(i);
     return;
   }
-  const filters = {};
-  for (const c of it.chips) if (c.on && !c.attribute) filters[c.key] = c.value;
+  const filters = serverFilters(it);
   hideMessage();
   setBusy(true, chip.on ? `Only ${chip.label}…` : `Widening: any ${key}…`);
   try {
@@ -481,6 +503,13 @@ async function toggleChip(i, key) {
     showMessage(explain(e));
     setBusy(false);
   }
+}
+
+// The filters the server applies for a garment: its category and colour chips that are on.
+function serverFilters(it) {
+  const filters = {};
+  for (const c of it.chips) if (c.on && !c.attribute) filters[c.key] = c.value;
+  return filters;
 }
 
 // The garment in a re-run answer that is the one the chips belong to: same image, same models,
