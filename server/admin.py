@@ -14,7 +14,7 @@ from crawler.spec import checked_spec_path
 from sketchshop.config import settings
 
 from .errors import MAX_ID, ApiError
-from .uploads import int_arg
+from .uploads import int_arg, only
 
 bp = Blueprint("admin", __name__)
 MAX_STR = 2000
@@ -70,6 +70,7 @@ def start_crawl():
 
 @bp.get("/crawls")
 def list_crawls():
+    only("shop", "limit")
     limit = int_arg("limit", 20, 1, 200)
     return jsonify({"items": _catalog().runs(shop=request.args.get("shop") or None, limit=limit)})
 

@@ -79,6 +79,7 @@ def _kind_of(image) -> str:
 
 @bp.post("/search")
 def search():
+    uploads.only("image", "kind", "hints", "top_k", *uploads.FILTERS)
     image = uploads.image_from("image")
     kind = _kind_of(image)
     hints = uploads.hints_from(original_scale(image))
@@ -96,6 +97,7 @@ def search():
 
 @bp.post("/colorize")
 def colorize():
+    uploads.only("image", "hints", "category")
     image = uploads.image_from("image")
     hints = uploads.hints_from(original_scale(image))
     category = request.values.get("category") or None
@@ -116,6 +118,7 @@ def colorize():
 
 @bp.post("/detect")
 def detect():
+    uploads.only("image")
     image = uploads.image_from("image")
     searcher = _state().need_searcher()
     found = searcher.detector.predict(image)
@@ -128,6 +131,7 @@ def detect():
 
 @bp.post("/classify")
 def classify():
+    uploads.only("image", "kind", "hints")
     image = uploads.image_from("image")
     kind = _kind_of(image)
     hints = uploads.hints_from(original_scale(image))
@@ -164,6 +168,7 @@ def product(product_id: int):
 
 @bp.get("/products")
 def products():
+    uploads.only("q", "page", "per_page", *uploads.FILTERS)
     f = uploads.filters_from()
     page = uploads.int_arg("page", 1, 1, 1_000_000)
     per_page = uploads.int_arg("per_page", 50, 1, 200)

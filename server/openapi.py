@@ -163,7 +163,8 @@ SCHEMAS = {
 
 def _multipart(props: dict, required: list[str]) -> dict:
     return {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": required, "properties": props}}}}
+        "type": "object", "required": required, "properties": props,
+        "additionalProperties": False}}}}  # any other field is a 400 unknown_parameter
 
 
 # a generated client has one API class per tag (SearchApi, CatalogueApi, ...): the app needs no admin calls

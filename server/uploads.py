@@ -18,6 +18,25 @@ ALLOWED_TYPES = {"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"}
 MAX_HINT_POINTS = 2000
 
 
+FILTERS = ("category", "colour", "color", "min_price", "max_price", "shop", "currency")
+
+
+def only(*names: str) -> None:
+    """Refuse a parameter (query or form) this call does not take: a misspelt filter ('price_max', 'topK')
+    would otherwise be ignored, and the answer look right while being unfiltered."""
+    import difflib
+    import re
+    for name in [*request.args, *request.form, *request.files]:
+        if not isinstance(name, str):  # a part whose name Werkzeug could not read
+            raise ApiError(400, "unknown_parameter", "a form field without a readable name")
+        if name not in names:
+            snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("-", "_")  # topK, max-price
+            near = [n for n in names if sorted(n.split("_")) == sorted(snake.split("_"))]      # price_max
+            near = near or difflib.get_close_matches(snake, names, n=1, cutoff=0.6)           # categroy
+            hint = f" (did you mean '{near[0]}'?)" if near else f"; it takes {', '.join(names) or 'none'}"
+            raise ApiError(400, "unknown_parameter", f"unknown parameter {name[:100]!r}{hint}")
+
+
 def image_from(field: str = "image", *, required: bool = True, mode: str = "RGB") -> Image.Image | None:
     f = request.files.get(field)
     if f is None:
