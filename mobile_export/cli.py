@@ -68,8 +68,10 @@ def register(cli) -> None:
                     "detector mAP50 drop <= 0.02). manifest.json lists inputs, preprocessing, outputs, labels, "
                     "size, sha256, 1-thread latency and parity of every file. Exit 1 when parity fails (the "
                     "files then go to OUT.failed/ and an existing OUT is left untouched). See docs/android.md.")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically on success)")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
+    p.add_argument("--out", required=True, help="output directory, replaced whole and atomically on success (it "
+                                                 "then holds the --models exported now, no others)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS)
+                   + " (to update one model of an existing export, export all of them again)")
     p.add_argument("--int8", action="store_true", help="also write static int8 ONNX and ORT files (slower)")
     for m in MODELS:
         p.add_argument(f"--{m}-weights", metavar="PATH",
