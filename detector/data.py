@@ -86,7 +86,8 @@ def build_ccp(coco_json, images_dir, out_dir, *, val_n: int = VAL_N, seed: int =
     if not images:
         raise UserError(f"{coco_json}: no images")
     train_ids, val_ids = split_ids([im.id for im in images], val_n, seed)
-    split = {"seed": seed, "val_n": val_n, "val_ids": val_ids, "source": str(coco_json.resolve())}
+    split = {"seed": seed, "val_n": val_n, "val_ids": val_ids, "source": str(coco_json.resolve()),
+             "images": str(Path(images_dir).resolve())}
     old = out_dir / "split.json"
     if old.is_file() and json.loads(old.read_text()) == split and (out_dir / "images" / "train").is_dir():
         write_yaml(out_dir, extra_train)  # same data and split: keep it (a running training may use it)

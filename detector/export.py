@@ -17,7 +17,7 @@ import numpy as np
 
 from sketchshop.config import settings
 from sketchshop.errors import UserError
-from sketchshop.files import atomic_write
+from sketchshop.files import atomic_write, replaced_dir
 
 from .data import STUDIO_SEED
 from .train import AUGMENT
@@ -36,22 +36,23 @@ def export(checkpoint, out=None, *, imgsz: int = 320, check_images=(), nms_free:
     nms_free: export YOLO26's one-to-one head (output (1, 300, 6), no NMS); False exports the
     one-to-many head (output (1, 4 + nc, anchors)), which detector.infer decodes with NMS.
     """
+    import tempfile
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise UserError(f"{checkpoint}: checkpoint not found")
+    out = Path(out) if out else checkpoint.with_suffix(".onnx")
     ultralytics_offline(2)
     from ultralytics import YOLO
-    model = YOLO(str(checkpoint))
-    # nms=False selects the NMS-free one-to-one head (YOLO26 end-to-end); None the one-to-many head
-    f = Path(model.export(format="onnx", imgsz=imgsz, opset=OPSET, dynamic=True, simplify=True,
-                          nms=False if nms_free else None, half=False, device="cpu", verbose=False))
-    check_parity(checkpoint, f, imgsz, check_images)
-    if out:
-        out = Path(out)
-        with atomic_write(out, "wb") as dst, open(f, "rb") as src:
-            shutil.copyfileobj(src, dst)
-        f = out
-    return f
+    with tempfile.TemporaryDirectory(prefix="sketchshop-export-") as tmp:
+        src = Path(tmp) / checkpoint.name
+        shutil.copyfile(checkpoint, src)  # Ultralytics writes next to its input: never over a shipped .onnx
+        # nms=False selects the NMS-free one-to-one head (YOLO26 end-to-end); None the one-to-many head
+        f = Path(YOLO(str(src)).export(format="onnx", imgsz=imgsz, opset=OPSET, dynamic=True, simplify=True,
+                                       nms=False if nms_free else None, half=False, device="cpu", verbose=False))
+        check_parity(src, f, imgsz, check_images)
+        with atomic_write(out, "wb") as dst, open(f, "rb") as fsrc:
+            shutil.copyfileobj(fsrc, dst)
+    return out
 
 
 def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 0.05, atol_score: float = 1e-4):
@@ -103,12 +104,24 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
             nms_free: bool = True, product_shots: dict | None = None, copy_paste: int = 0,
             studio_products: int = 0) -> Path:
     """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
-    per_class_ap50.png and card.md (metrics measured here, on the held-out split)."""
+    per_class_ap50.png and card.md (metrics measured here, on the held-out split). The folder is replaced
+    whole, and only when all of it is written: a failed install leaves the installed model as it was."""
+    dest = Path(settings().models_dir) / "detector"
+    with replaced_dir(dest, "detector.onnx") as stage:
+        _install(Path(checkpoint), stage, imgsz=imgsz, data_yaml=data_yaml, products_dir=products_dir,
+                 command=command, nms_free=nms_free, product_shots=product_shots, copy_paste=copy_paste,
+                 studio_products=studio_products)
+    for f in dest.iterdir():
+        f.chmod(0o644)  # atomic_write's temp files are private; these are shipped
+    log.info("installed %s", dest / "detector.onnx")
+    return dest / "detector.onnx"
+
+
+def _install(checkpoint: Path, dest: Path, *, imgsz, data_yaml, products_dir, command, nms_free, product_shots,
+             copy_paste, studio_products) -> None:
     from sketchshop.registry import sha256
 
     from .evaluate import evaluate_coco, evaluate_products, plot_per_class, write_json
-    dest = Path(settings().models_dir) / "detector"
-    dest.mkdir(parents=True, exist_ok=True)
     val_dir = Path(data_yaml).parent
     val_imgs = sorted((val_dir / "images" / "val").iterdir())[:8]
     onnx_path = export(checkpoint, dest / "detector.onnx", imgsz=imgsz, check_images=val_imgs, nms_free=nms_free)
@@ -119,7 +132,8 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
     with atomic_write(dest / "detector.pt", "wb") as dst, open(checkpoint, "rb") as src:
         shutil.copyfileobj(src, dst)
     split = json.loads((val_dir / "split.json").read_text())
-    m = evaluate_coco(val_dir / "val_coco.json", Path(split["source"]).parent, weights=onnx_path, threads=1)
+    images = Path(split.get("images") or Path(split["source"]).parent)  # the folder the training read
+    m = evaluate_coco(val_dir / "val_coco.json", images, weights=onnx_path, threads=1)
     plot_per_class(m, dest / "per_class_ap50.png")
     m.update(sha256=sha256(onnx_path), onnx_bytes=size, opset=OPSET, onnx_vs_pytorch=parity,
              train_seconds=_train_seconds(Path(checkpoint)), val_ids=split["val_ids"], split_seed=split["seed"],
@@ -136,10 +150,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
         "one-to-many, output (1, 4 + nc, anchors), class-aware NMS at IoU 0.7 in detector.infer"
     write_json(m, dest / "metrics.json")
     write_card(dest / "card.md", m)
-    for f in dest.iterdir():
-        f.chmod(0o644)  # atomic_write's temp files are private; these are shipped
-    log.info("installed %s (sha256 %s)", onnx_path, m["sha256"][:12])
-    return onnx_path
+    log.info("exported %s (sha256 %s)", onnx_path.name, m["sha256"][:12])
 
 
 def _train_seconds(checkpoint: Path) -> float | None:

@@ -527,3 +527,46 @@ def test_boxes_over_bare_backdrop_are_no_garments(det):
 def test_street_photos_are_not_shop_shots(photos):
     from detector.infer import plain_background_box
     assert all(plain_background_box(Image.open(p)) is None for p in photos)
+
+
+@pytest.mark.slow
+def test_install_replaces_the_model_only_when_it_all_works(shared_data, data_dir, tmp_path, monkeypatch):
+    """A failed install had already replaced detector.onnx and .pt, leaving the old card and metrics; the held-out
+    evaluation read the images from the json's folder instead of --images (found by a QA session)."""
+    import shutil
+
+    from detector.data import build_ccp
+    from detector.export import install
+    from sketchshop.config import settings
+    from sketchshop.errors import UserError
+    from sketchshop.registry import sha256
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "detector", models / "detector")
+    monkeypatch.setenv("SKETCHSHOP_MODELS_DIR", str(models))
+    settings.cache_clear()
+    src = shared_data / "ccp-train" / "annotations_coco.json"
+    data = json.loads(src.read_text())
+    keep = {im["id"] for im in data["images"][:8]}
+    data["images"] = [i for i in data["images"] if i["id"] in keep]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in keep]
+    sub = tmp_path / "elsewhere" / "sub.json"   # not beside its images: those come from --images
+    sub.parent.mkdir()
+    sub.write_text(json.dumps(data))
+    before = {f.name: sha256(f) for f in (models / "detector").iterdir()}
+    ckpt = ROOT / "models" / "detector" / "detector.pt"
+    shipped = sha256(ROOT / "models" / "detector" / "detector.onnx")   # Ultralytics exports beside its input
+
+    yaml_path = build_ccp(sub, src.parent, data_dir / "ccp", val_n=3)
+    split = json.loads((yaml_path.parent / "split.json").read_text())
+    split["images"] = str(tmp_path / "gone")     # the photos moved away after the dataset was built
+    (yaml_path.parent / "split.json").write_text(json.dumps(split))
+    with pytest.raises(UserError, match="gone"):
+        install(ckpt, imgsz=256, data_yaml=yaml_path, nms_free=False)
+    assert {f.name: sha256(f) for f in (models / "detector").iterdir()} == before
+
+    yaml_path = build_ccp(sub, src.parent, data_dir / "ccp2", val_n=3)
+    install(ckpt, imgsz=256, data_yaml=yaml_path, nms_free=False)
+    after = json.loads((models / "detector" / "metrics.json").read_text())
+    assert after["n_images"] == 3 and after["sha256"] == sha256(models / "detector" / "detector.onnx")
+    assert set(before) <= {f.name for f in (models / "detector").iterdir()}
+    assert sha256(ROOT / "models" / "detector" / "detector.onnx") == shipped
