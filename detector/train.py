@@ -58,6 +58,10 @@ def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], i
     out = run_dir(name)
     last = out / "weights" / "last.pt"
     if resume and last.is_file():
+        if _finished(last):  # Ultralytics would start a new run on its own defaults (coco8: a download)
+            print(f"run {name!r} has finished its training: nothing to resume; --fresh trains it again from the "
+                  f"start, --name a new run (its best weights: {out / 'weights' / 'best.pt'})")
+            return out / "weights" / "best.pt"
         log.info("resuming %s", last)
         try:
             YOLO(str(last)).train(resume=True, workers=workers)
@@ -75,3 +79,14 @@ def train(data_yaml, *, name: str = "default", model: str = DEFAULTS["model"], i
         plots=False, amp=False, cache="ram", patience=100, val=True, verbose=True,
         warmup_epochs=warmup_epochs, time=hours, **args)
     return out / "weights" / "best.pt"
+
+
+def _finished(last: Path) -> bool:
+    """Whether a run's last.pt is final: Ultralytics strips the optimizer and sets epoch -1 when training ends."""
+    import torch
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 (a torn file: let the resume say what it says)
+        log.warning("%s: unreadable (%s)", last, e)
+        return False
+    return ckpt.get("optimizer") is None or ckpt.get("epoch", -1) == -1

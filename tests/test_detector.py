@@ -570,3 +570,18 @@ def test_install_replaces_the_model_only_when_it_all_works(shared_data, data_dir
     assert after["n_images"] == 3 and after["sha256"] == sha256(models / "detector" / "detector.onnx")
     assert set(before) <= {f.name for f in (models / "detector").iterdir()}
     assert sha256(ROOT / "models" / "detector" / "detector.onnx") == shipped
+
+
+def test_a_finished_run_is_not_resumed_into_a_new_one(data_dir, tmp_path, capsys):
+    """Rerunning a finished `train detector` made Ultralytics start a new run on its own defaults, which tried to
+    download coco8 (found by a QA session): it now says the run is done and trains nothing."""
+    import shutil
+
+    from detector.train import run_dir, train
+    weights = run_dir("done") / "weights"
+    weights.mkdir(parents=True)
+    shutil.copy(ROOT / "models" / "detector" / "detector.pt", weights / "last.pt")  # a final, stripped checkpoint
+    (tmp_path / "data.yaml").write_text("path: nowhere\n")
+    assert train(tmp_path / "data.yaml", name="done") == weights / "best.pt"
+    assert "has finished its training: nothing to resume" in capsys.readouterr().out
+    assert sorted(p.name for p in run_dir("done").rglob("*") if p.is_file()) == ["last.pt"]
