@@ -131,16 +131,17 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
 
     samples = read_labels_csv(labels, queries)
     searcher = searcher or Searcher.load()
-    cat_p, col_p, times = [], [], []
+    cat_p, col_p, times, skipped = [], [], [], []
     for s in tqdm(samples, desc="queries", unit="query"):
         try:
             image = load_image(s.path, max_side=WORK_SIDE)
             h = s.extra.get("hints") if kind != "photo" else None  # a sketch's colour hints (RGBA layer)
             hints = load_image(queries / h, mode="RGBA") if h else None
+            out = searcher.search(image, kind=kind, hints=hints, top_k=top_k)  # an empty sketch is refused here
         except UserError as e:
-            log.warning("%s", e)
+            log.warning("skipped: %s", e)
+            skipped.append({"file": str(s.path), "error": str(e)})
             continue
-        out = searcher.search(image, kind=kind, hints=hints, top_k=top_k)
         times.append(out["timing_ms"]["total"])
         label_coarse = vocab.coarse(s.category) if s.category else None
         desc = {id(d): hits for d, hits in out["items"]}
@@ -158,7 +159,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
             f"category_precision@{top_k}": round(float(np.mean(cat_p)), 4) if cat_p else None,
             f"colour_precision@{top_k}": round(float(np.mean(col_p)), 4) if col_p else None, "n_colour": len(col_p),
             "ms_p50": round(float(np.percentile(times, 50)), 2) if times else None,
-            "ms_p95": round(float(np.percentile(times, 95)), 2) if times else None}
+            "ms_p95": round(float(np.percentile(times, 95)), 2) if times else None, "skipped": skipped}
 
 
 def cmd_eval_search(args) -> int:

@@ -258,7 +258,7 @@ def register(cli) -> None:
                     help="YOLO dataset: product photos boxed by segmentation + composited multi-item scenes")
     p.add_argument("--out", required=True)
     p.add_argument("--scenes", type=count(0), default=500, help="composited multi-item scenes")
-    p.add_argument("--size", type=count(32), default=640, help="scene size (px)")
+    p.add_argument("--size", type=count(32, 4096), default=640, help="scene size (px)")
     p.add_argument("--val", type=number(0, 0.9), default=0.15)
     p.add_argument("--shop")
     p.add_argument("--seed", type=count(0), default=0)

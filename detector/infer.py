@@ -419,6 +419,10 @@ class Detector:
         imgsz = int(json.loads(meta.get("imgsz", "[320]"))[-1]) if dynamic else int(shape[-1])
         stride = int(meta.get("stride", 32)) if dynamic else None
         names = _names(meta.get("names"))
+        out = sess.get_outputs()[0].shape
+        if len(shape) != 4 or shape[1] != 3 or len(out) != 3 or not (out[1] == 4 + len(names) or out[-1] == 6):
+            raise UserError(f"{p}: not a YOLO garment detector (input {shape}, first output {out}; a detector "
+                            f"takes an image and gives boxes)")
         bad = [n for n in names if n not in vocab.COARSE_CATEGORIES]
         if bad:
             raise UserError(f"{p}: model classes {bad} are not coarse categories of the vocabulary")

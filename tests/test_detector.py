@@ -585,3 +585,21 @@ def test_a_finished_run_is_not_resumed_into_a_new_one(data_dir, tmp_path, capsys
     assert train(tmp_path / "data.yaml", name="done") == weights / "best.pt"
     assert "has finished its training: nothing to resume" in capsys.readouterr().out
     assert sorted(p.name for p in run_dir("done").rglob("*") if p.is_file()) == ["last.pt"]
+
+
+def test_an_onnx_model_that_is_not_a_detector_is_a_clear_error(tmp_path):
+    """The classifier's ONNX given as the detector gave an IndexError traceback in eval, index and serve (a QA
+    session): it is now refused when it is opened."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from detector.infer import Detector
+    from sketchshop.errors import UserError
+    graph = helper.make_graph(   # image in, class scores out: a classifier's shape
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["scores"])],
+        "classifier", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 256, 256])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "classifier.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    with pytest.raises(UserError, match="not a YOLO garment detector"):
+        Detector.load(path)

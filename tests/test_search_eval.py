@@ -50,9 +50,13 @@ def test_missing_hints_file_is_skipped_not_a_crash(live_catalog, tmp_path):
     p = live_catalog.products[0]
     p.sketch.save(tmp_path / "s.png")
     missing = {"file": "s.png", "category": p.category, "colour": "", "hints": "missing.png"}
-    res = evaluate_search(tmp_path, _write(tmp_path, [missing, {**missing, "hints": ""}]), "sketch",
+    Image.new("RGB", (200, 200), "white").save(tmp_path / "blank.png")   # drawn on, then erased
+    blank = {**missing, "file": "blank.png", "hints": ""}
+    res = evaluate_search(tmp_path, _write(tmp_path, [missing, {**missing, "hints": ""}, blank]), "sketch",
                           searcher=live_catalog.searcher)
     assert res["n"] == 1
+    assert [(x["file"], "missing.png" in x["error"] or "empty" in x["error"]) for x in res["skipped"]] == [
+        (str(tmp_path / "s.png"), True), (str(tmp_path / "blank.png"), True)]
     with pytest.raises(UserError, match="none of the 1 queries could be read"):  # not an exit 0 with n = 0
         evaluate_search(tmp_path, _write(tmp_path, [missing]), "sketch", searcher=live_catalog.searcher)
 
