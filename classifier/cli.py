@@ -17,8 +17,14 @@ def default_data(name: str = "clothing-small") -> str:
 
 
 def cmd_train(args) -> int:
+    from sketchshop.config import settings
+    from sketchshop.files import check_output_dir
+
     from .train import TrainConfig, train
     args.data = ",".join(args.data)  # one string in the config, as checkpoints and cards record it
+    args.workdir = args.workdir or str(settings().path("train", "classifier", "x").parent)
+    args.out = args.out or str(settings().models_dir / "classifier")
+    check_output_dir(args.out)  # before an hour of training, not after it
     if args.calibrate:
         from .report import recalibrate
         print(recalibrate(TrainConfig(data=args.data, out=args.out)))
@@ -64,7 +70,6 @@ def cmd_sbir(args) -> int:
 
 def register(cli) -> None:
     from sketchshop.registry import DEFAULT_WEIGHTS
-    default_out = str(PROJECT_ROOT / "models" / "classifier")
     p = cli.command("classifier", cmd_train, group="train",
                     help="fine-tune the garment classifier (category, colour, attributes, sketch/photo embedding)",
                     description="Cache early-backbone features of augmented real photos, their XDoG drawings and studio "
@@ -121,8 +126,10 @@ def register(cli) -> None:
     p.add_argument("--heads-of", "--sketch-head-of", metavar="W", dest="heads_of",
                    help="with --sketch-head, --worn-head or --colour-model: the weights (default: the shipped model)")
     p.add_argument("--seed", type=count(0), default=0)
-    p.add_argument("--workdir", default="var/train/classifier", help="checkpoints and logs (resume from here)")
-    p.add_argument("--out", default=default_out, help="where weights, card, metrics and plots are written")
+    p.add_argument("--workdir", default=None,
+                   help="checkpoints and logs, resumed from here (default: train/classifier in the data directory)")
+    p.add_argument("--out", default=None, help="where weights, card, metrics and plots are written (default: the "
+                                               "models directory's classifier/, where the served model is read)")
     p.add_argument("--calibrate", action="store_true",
                    help="only fit the category temperature of the weights in --out on the validation photos "
                         "(training does this itself)")

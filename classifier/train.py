@@ -258,10 +258,11 @@ def _views(cfg):
 # ------------------------------------------------------------------ training
 
 def check_resumable(cfg: TrainConfig, saved: dict, ckpt: Path) -> None:
-    """A checkpoint resumes only under the options it was trained with (paths, the served size and
-    the patience may change); an option added since counts at its default."""
+    """A checkpoint resumes only under the options it was trained with and on the same data (the paths, the
+    served size and the patience may change); an option added since counts at its default."""
     mine = {k: v for k, v in asdict(cfg).items() if k not in ("out", "workdir", "data", "infer_size", "patience")}
-    saved = {**asdict(TrainConfig()), **saved}
+    mine["data_fingerprint"] = data_fingerprint(cfg.data)
+    saved = {**asdict(TrainConfig()), "data_fingerprint": mine["data_fingerprint"], **saved}  # older checkpoints
     diff = sorted(k for k in mine if saved[k] != mine[k])
     if diff:
         raise UserError(f"{ckpt}: checkpoint of another configuration ({', '.join(diff)} differ); "
@@ -430,7 +431,8 @@ def train(cfg: TrainConfig) -> Path:
         log.info("epoch %d: %s", epoch + 1, json.dumps(rec))
         _save({"model": model.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(),
                "sched": sched.state_dict(), "history": history, "epoch": epoch + 1, "best": best, "bad": bad,
-               "config": asdict(cfg), "seconds": time.time() - t_start}, ckpt)
+               "config": {**asdict(cfg), "data_fingerprint": data_fingerprint(cfg.data)},
+               "seconds": time.time() - t_start}, ckpt)
     from .report import write_artifacts
     final = ema.model.eval()
     return write_artifacts(cfg, final, {"train": history}, val_items, studio_val=studio_val,

@@ -55,6 +55,14 @@ def check_output_file(path) -> None:
     os.unlink(_temp_beside(_file_path(path)))
 
 
+def check_output_dir(path) -> None:
+    """UserError unless files can be written into folder `path` (made if absent), before a long command."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: is a file, not a folder")
+    os.unlink(_temp_beside(path / ".probe"))
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **kw):
     """Open a temp file beside `path`; rename over it only if the block succeeds."""

@@ -371,6 +371,30 @@ def test_resume_accepts_a_checkpoint_older_than_new_options():
         check_resumable(TrainConfig(epochs=3, teacher="t.pt"), old, Path("last.pt"))
 
 
+def test_resume_refuses_a_checkpoint_of_other_data(tmp_path):
+    """Resuming with another --data had shipped the old network as a new model (found by a QA session)."""
+    from dataclasses import asdict
+
+    from classifier.train import TrainConfig, check_resumable, data_fingerprint
+    for name in ("a", "b"):
+        (tmp_path / name / "train" / "dress").mkdir(parents=True)
+        (tmp_path / name / "train" / "dress" / f"{name}.jpg").write_bytes(name.encode())
+    a, b = TrainConfig(data=str(tmp_path / "a")), TrainConfig(data=str(tmp_path / "b"))
+    saved = {**asdict(a), "data_fingerprint": data_fingerprint(a.data)}
+    check_resumable(a, saved, Path("last.pt"))
+    with pytest.raises(UserError, match=r"\(data_fingerprint differ\)"):
+        check_resumable(b, saved, Path("last.pt"))
+
+
+def test_train_checks_its_output_folder_first(tmp_path, capsys):
+    """An unwritable --out was found after the whole training (a QA session)."""
+    from sketchshop.cli import main
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "classifier", "--out", str(tmp_path / "file"), "--workdir", str(tmp_path / "w")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
 def _write_csv(path, rows):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
