@@ -218,8 +218,13 @@ class SearchIndex:
         return cls(root, build_id, index, items, info)
 
     def current_build(self) -> str | None:
+        return self.current_build_of(self.root)
+
+    @staticmethod
+    def current_build_of(root) -> str | None:
+        """The build id `CURRENT` names under `root`, None without one."""
         try:
-            return (self.root / "CURRENT").read_text().strip()
+            return (Path(root) / "CURRENT").read_text().strip()
         except OSError:
             return None
 

@@ -52,6 +52,16 @@ def models_key() -> str:
             + (f"-c{sha256(colours)[:8]}" if colours.is_file() else ""))
 
 
+def stale_index(index, now: str | None = None) -> str | None:
+    """Why `index` does not fit the models this process runs (`now`: their `models_key`), or None: other weights
+    described its products, and queries compared with them give results that look plausible and are not."""
+    built, now = (index.info or {}).get("model"), now or models_key()
+    if built and built != now:
+        return (f"the search index (build {index.build_id}) was built with other models ({built[:20]}...) than the "
+                f"ones loaded ({now[:20]}...): run `sketchshop index build` with these weights")
+    return None
+
+
 def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True) -> dict:
     from tqdm import tqdm
 
@@ -131,6 +141,8 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
 
     samples = read_labels_csv(labels, queries)
     searcher = searcher or Searcher.load()
+    if stale := stale_index(searcher.index):
+        raise UserError(stale)
     cat_p, col_p, times, skipped = [], [], [], []
     for s in tqdm(samples, desc="queries", unit="query"):
         try:

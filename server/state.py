@@ -22,6 +22,8 @@ class State:
         self.catalog = None
         self.problems: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._models_key = None   # what the loaded models would write in an index's build.json
+        self._refused = None      # an index build found unusable (no need to read it again)
 
     def load(self, *, searcher=None, catalog=None) -> "State":
         self.searcher, self.catalog = searcher, catalog
@@ -34,8 +36,10 @@ class State:
         if self.searcher is None:
             try:
                 from catalog.search import Searcher
+                from catalog.search_cli import models_key
                 self.searcher = Searcher.load(with_index=False)
                 self.searcher.warm_up()
+                self._models_key = models_key()
             except (UserError, ImportError) as e:
                 self.problems["models"] = str(e)
             else:  # without an index only /v1/search waits: classify, detect and colorize need none
@@ -55,26 +59,36 @@ class State:
         return self.searcher
 
     def _open_index(self) -> None:
+        """Open the index's current build unless it is the one already refused (builds never change)."""
         from catalog.index import SearchIndex
+        from catalog.search_cli import stale_index
         from sketchshop.config import settings
+        root = settings().data_dir / "index"
+        current = SearchIndex.current_build_of(root)
+        if current is not None and current == self._refused:
+            return
         try:
-            self.searcher.index = SearchIndex.open(settings().data_dir / "index")
-            self.problems.pop("index", None)
+            index = SearchIndex.open(root)
+            if stale := stale_index(index, self._models_key):
+                raise UserError(stale)
         except UserError as e:
-            self.problems["index"] = str(e)
+            self._refused = current
+            if self.searcher.index is None:
+                self.problems["index"] = str(e)
+            else:
+                log.error("new index build could not be loaded, keeping the old one: %s", e)
+            return
+        self.searcher.index = index
+        self.problems.pop("index", None)
 
     def refresh_index(self):
         """Pick up a new index build (a crawl's reindex, or the first one), atomically; None without one."""
         if self.searcher is None:
             return None
         with self._lock:
-            if self.searcher.index is None:
+            index = self.searcher.index
+            if index is None or index.current_build() not in (None, index.build_id):
                 self._open_index()
-            else:
-                try:
-                    self.searcher.index = self.searcher.index.reload_if_changed()
-                except UserError as e:
-                    log.error("new index build could not be loaded, keeping the old one: %s", e)
         return self.searcher.index
 
     def need_catalog(self):

@@ -65,6 +65,7 @@ def test_health_and_not_ready_without_index(client):
     import numpy as np
 
     from catalog.index import Item, SearchIndex
+    from catalog.search_cli import models_key
     from sketchshop.config import settings
     assert client.get("/healthz").status_code == 200
     r = client.get("/readyz")
@@ -77,7 +78,14 @@ def test_health_and_not_ready_without_index(client):
         assert client.post(path, data={"image": (io.BytesIO(_encode(drawing)), "a.png")}).status_code == 200, path
 
     dim = client.post("/v1/classify", data={"image": (io.BytesIO(_png()), "a.png")}).get_json()["embedding"]
-    SearchIndex.build(settings().data_dir / "index", [Item(1, "dress", "red")], np.ones((1, len(dim)), np.float32))
+    root, one = settings().data_dir / "index", [Item(1, "dress", "red")]
+    # built by other weights (SKETCHSHOP_CLASSIFIER_WEIGHTS changed since): refused, not searched (a QA session)
+    SearchIndex.build(root, one, np.ones((1, len(dim)), np.float32), info={"model": "v1-other-weights"})
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "was built with other models" in r.get_json()["problems"]["index"]
+    e = _err(client.post("/v1/search", data={"image": (io.BytesIO(_png()), "a.png")}), 503, "not_ready")
+    assert "sketchshop index build" in e["message"]
+    SearchIndex.build(root, one, np.ones((1, len(dim)), np.float32), info={"model": models_key()})
     try:
         r = client.get("/readyz")
         assert r.status_code == 200 and r.get_json()["index"]["products"] == 1
