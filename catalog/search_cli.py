@@ -171,7 +171,8 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
             f"category_precision@{top_k}": round(float(np.mean(cat_p)), 4) if cat_p else None,
             f"colour_precision@{top_k}": round(float(np.mean(col_p)), 4) if col_p else None, "n_colour": len(col_p),
             "ms_p50": round(float(np.percentile(times, 50)), 2) if times else None,
-            "ms_p95": round(float(np.percentile(times, 95)), 2) if times else None, "skipped": skipped}
+            "ms_p95": round(float(np.percentile(times, 95)), 2) if times else None, "skipped": skipped,
+            "index_build": searcher.index.build_id, "models": models_key()}
 
 
 def cmd_eval_search(args) -> int:

@@ -183,12 +183,13 @@ def eval_classifier_cli(args) -> int:
         samples = read_labels_csv(args.labels, args.images)
     if not any(s.category or s.colour for s in samples):
         raise UserError(f"{args.labels or args.imagefolder}: no category or colour label to compare with")
+    from sketchshop.registry import weights_used
     clf = Classifier.load(args.weights)
     import torch
     torch.set_num_threads(2)
     res = evaluate_classifier(samples, clf, args.domain, args.detect, args.batch,
                               root=Path(args.images) if args.images else None)
-    res["weights"] = str(args.weights or "shipped")
+    res.update(weights_used("classifier", args.weights))
     res["colour_naming"] = "fitted (colour_model.json beside the weights)" if clf.colour_model else "hand-set rule"
     _write_json(args.json, res)
     print(json.dumps({k: res[k] for k in ("n", "category_top1", "colour_top1", "ms_per_image", "ms_per_image_batch1")}))

@@ -26,6 +26,8 @@ def _eval(args) -> int:
     from .evaluate import evaluate, write_json
     res = evaluate(args.images, hints=args.hints, seed=args.seed, weights=args.weights, limit=args.limit,
                    use_category=args.use_category, sheet=args.sheet)
+    from sketchshop.registry import weights_used
+    res.update(weights_used("colorizer", args.weights))
     write_json(res, args.json)
     json.dump(res, sys.stdout, indent=2)
     print()

@@ -93,7 +93,8 @@ def _eval(args) -> int:
                               threads=args.threads)
         print(f"top box IoU >= 0.8: {m['top_box_iou_ge_0.8']:.3f} of {m['n_images']} photos "
               f"(no detection: {m['no_detection']}; with the trimmed whole image there: {m['top_item_iou_ge_0.8']:.3f})")
-    write_json(m, args.json)
+    from sketchshop.registry import weights_used
+    write_json({**m, **weights_used("detector", args.weights)}, args.json)
     return 0
 
 

@@ -56,11 +56,18 @@ def check_output_file(path) -> None:
 
 
 def check_output_dir(path) -> None:
-    """UserError unless files can be written into folder `path` (made if absent), before a long command."""
+    """UserError unless files can be written into folder `path`, before a long command (folders it had to make
+    for the test are removed again)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: is a file, not a folder")
-    os.unlink(_temp_beside(path / ".probe"))
+    made = next((p for p in [path, *path.parents] if p.parent.exists()), path)  # the first folder to be made
+    made = None if made.exists() else made
+    try:
+        os.unlink(_temp_beside(path / ".probe"))
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 @contextlib.contextmanager

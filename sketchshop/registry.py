@@ -59,3 +59,10 @@ def sha256(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def weights_used(task: str, override=None) -> dict:
+    """For an evaluation's JSON: which weights file gave its numbers (an override or SKETCHSHOP_<TASK>_WEIGHTS
+    included), so that a number can be traced to its model."""
+    path = weights_path(task, override).resolve()
+    return {"weights": str(path), "weights_sha256": sha256(path)}

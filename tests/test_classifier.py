@@ -431,6 +431,7 @@ def test_eval_classifier_json_with_coarse_labels_and_corrupt_file(tmp_path, weig
     assert list(cc) == ["red", "blue"] and sum(sum(row.values()) for row in cc.values()) == 2
     assert sum(row.get(c, 0) for c, row in cc.items()) / 2 == r["colour_top1"]
     assert r["colour_naming"] == "hand-set rule"  # no colour model beside these weights
+    assert r["weights"] == str(Path(weights).resolve()) and len(r["weights_sha256"]) == 64  # it said "shipped"
 
 
 def test_eval_sbir_identical_gallery_is_perfect(tmp_path, weights, capsys):

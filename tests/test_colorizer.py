@@ -320,7 +320,9 @@ def test_eval_cli_on_real_photos(shared_data, weights, tmp_path, data_dir):
     assert _main(["eval", "colorizer", "--images", str(d), "--json", str(out), "--weights", str(weights),
                   "--hints", "5", "--seed", "1"]) == 0
     res = json.loads(out.read_text())
-    assert set(res) == {"n", "ssim", "psnr", "colour_delta_e", "ms_per_image", "reference_ssim", "skipped"}
+    assert set(res) == {"n", "ssim", "psnr", "colour_delta_e", "ms_per_image", "reference_ssim", "skipped",
+                        "weights", "weights_sha256"}
+    assert res["weights"] == str(Path(weights).resolve())   # the file that gave the numbers
     assert res["n"] == 4 and [x["file"] for x in res["skipped"]] == [str(d / "dress" / "broken.jpg")]
     assert -1 <= res["ssim"] <= 1 and res["psnr"] > 0 and res["colour_delta_e"] >= 0 and res["ms_per_image"] > 0
     ref = res["reference_ssim"]  # the less of the photo a stand-in keeps, the lower it scores
