@@ -18,11 +18,14 @@ def register(cli):
     p = cli.command("detector", _train, group="train",
                     help="train the YOLO garment detector (CPU, resumable) and export it to ONNX",
                     description="Build the YOLO dataset under the data directory (fixed seeded validation "
-                                "split), train with Ultralytics offline, resume from last.pt, export to ONNX, "
-                                "evaluate on the held-out split. With its defaults it reproduces the shipped "
+                                "split), train with Ultralytics offline, resume from last.pt (the run's folder "
+                                "under <data_dir>/detector/runs/ holds best.pt and last.pt). With --install, export "
+                                "best.pt to ONNX, evaluate it on the held-out split and write the models folder "
+                                "(weights, metrics, card). With its defaults it reproduces the shipped "
                                 "models/detector/.")
     p.add_argument("--data", type=Path, default=CCP / "annotations_coco.json",
-                   help="COCO json with coarse category names")
+                   help="COCO json with coarse category names (boxes, and masks for --copy-paste); "
+                        "`dataset detect` writes one as DIR/coco.json")
     p.add_argument("--images", type=Path, default=None, help="image folder; default: the json's folder")
     p.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
                    help="lite0-yolo26: YOLO26 head on a frozen ImageNet EfficientNet-Lite0 trunk; others from scratch")
@@ -40,6 +43,9 @@ def register(cli):
     p.add_argument("--copy-paste", type=count(0), default=632, metavar="N",
                    help="add N copy-paste scenes: training photos with garments cut (by their pixel masks) "
                         "from other training photos pasted in, rare classes more often (0: none)")
+    p.add_argument("--crawl-data", type=Path, nargs="+", default=[], metavar="DIR",
+                   help="`sketchshop dataset detect` outputs (a crawl's product shots and scenes) whose training "
+                        "images are added to training")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming last.pt")
     p.add_argument("--init", type=Path, default=None,
                    help="start a fresh run from these Ultralytics weights (e.g. models/detector/detector.pt)")
@@ -112,6 +118,10 @@ def _train(args) -> int:
     if args.export_only and not best.is_file():
         raise UserError(f"{best}: no trained checkpoint for run {args.name!r}")
     extra = []
+    for d in args.crawl_data:
+        if not ((d / "data.yaml").is_file() and (d / "images" / "train").is_dir()):
+            raise UserError(f"{d}: not a `sketchshop dataset detect` output (no data.yaml and images/train)")
+        extra.append(d / "images" / "train")
     if args.product_shots_n > 0:
         if not args.product_shots.is_dir():
             raise UserError(f"{args.product_shots}: product photo folder not found (or --product-shots-n 0)")
@@ -140,5 +150,5 @@ def _train(args) -> int:
                 command="sketchshop " + " ".join(sys.argv[1:]), nms_free=args.head == "one2one",
                 product_shots={"folder": str(args.product_shots), "n": args.product_shots_n}
                 if args.product_shots_n > 0 else None, copy_paste=args.copy_paste,
-                studio_products=args.studio_products)
+                studio_products=args.studio_products, crawl_data=[str(d.resolve()) for d in args.crawl_data])
     return 0

@@ -102,7 +102,7 @@ def check_parity(checkpoint, onnx_path, imgsz: int, images=(), atol_px: float = 
 
 def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: str | None = None,
             nms_free: bool = True, product_shots: dict | None = None, copy_paste: int = 0,
-            studio_products: int = 0) -> Path:
+            studio_products: int = 0, crawl_data: list[str] = ()) -> Path:
     """Export `checkpoint` into models/detector/: detector.onnx, detector.pt, metrics.json,
     per_class_ap50.png and card.md (metrics measured here, on the held-out split). The folder is replaced
     whole, and only when all of it is written: a failed install leaves the installed model as it was."""
@@ -110,7 +110,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
     with replaced_dir(dest, "detector.onnx") as stage:
         _install(Path(checkpoint), stage, imgsz=imgsz, data_yaml=data_yaml, products_dir=products_dir,
                  command=command, nms_free=nms_free, product_shots=product_shots, copy_paste=copy_paste,
-                 studio_products=studio_products)
+                 studio_products=studio_products, crawl_data=crawl_data)
     for f in dest.iterdir():
         f.chmod(0o644)  # atomic_write's temp files are private; these are shipped
     log.info("installed %s", dest / "detector.onnx")
@@ -118,7 +118,7 @@ def install(checkpoint, *, imgsz: int, data_yaml, products_dir=None, command: st
 
 
 def _install(checkpoint: Path, dest: Path, *, imgsz, data_yaml, products_dir, command, nms_free, product_shots,
-             copy_paste, studio_products) -> None:
+             copy_paste, studio_products, crawl_data) -> None:
     from sketchshop.registry import sha256
 
     from .evaluate import evaluate_coco, evaluate_products, plot_per_class, write_json
@@ -143,6 +143,9 @@ def _install(checkpoint: Path, dest: Path, *, imgsz, data_yaml, products_dir, co
         m["products"] = evaluate_products(products_dir, weights=onnx_path)
         m["products"]["model"] = m["model"]
     m["train_command"] = command or "sketchshop train detector --install"
+    m["street"] = {"source": split["source"], "images": str(images),
+                   "train": sum(1 for _ in (val_dir / "images" / "train").iterdir())}
+    m["crawl_data"] = crawl_data  # `dataset detect` outputs added to training
     m["product_shots"] = product_shots  # {"folder", "n"} of the single-product photos added to training
     m["copy_paste"] = copy_paste  # copy-paste scenes added to training
     m["studio_products"] = studio_products  # studio product renders added to training
@@ -201,6 +204,10 @@ def write_card(path: Path, m: dict) -> None:
               "pattern on shop backdrops), one box each: the bounding box of the render's mask "
               "(`detector.data.build_studio_products`).\n" if st else "")
     unused = "" if st else "- Not used yet: studio products.\n"
+    street = m.get("street") or {"source": "../shared/data/ccp-train/annotations_coco.json", "train": 632}
+    n_val = len(m["val_ids"])
+    crawl_txt = "".join(f"- Plus the training images of `{d}` (`sketchshop dataset detect` from the catalogue: product "
+                        "shots boxed by segmentation and composited scenes).\n" for d in m.get("crawl_data") or ())
     run = m.get("run_args") or {}
     trunk = "frozen" if run.get("freeze") else "fine-tuned"
     init = run.get("model", "")
@@ -221,17 +228,18 @@ EfficientNet-Lite0 trunk (stages to stride 16, {trunk}, batch-norm statistics fr
 - `metrics.json`, `per_class_ap50.png`: the numbers below.
 
 ## Data
-- Train: 632 street photos of `../shared/data/ccp-train` (Clothing Co-Parsing, Apache-2.0), boxes from its COCO json.
-{shots_txt}{st_txt}{cp_txt}- Validation: 70 photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), 70)`
+- Train: {street["train"]} photos of `{street["source"]}` (the shipped model: `../shared/data/ccp-train`, Clothing
+  Co-Parsing street photos, Apache-2.0), boxes from that COCO json.
+{shots_txt}{st_txt}{cp_txt}{crawl_txt}- Validation: {n_val} photos held out by id: `random.Random({m["split_seed"]}).sample(sorted(ids), {n_val})`
   (`detector/data.py`; ids: {m["val_ids"]}).
 {unused}
-## Recipe: `{m["train_command"]}`
+## Recipe (installed by `{m["train_command"]}`; the run's own settings below)
 - {recipe}; augmentation {augment}; trunk {trunk}.
 - Ultralytics offline (YOLO_OFFLINE, no auto-install, settings and runs under the data directory, plots and AMP off).
 - Training wall time: {f"{t / 60:.0f} min" if t else "n/a"} on the 2-core CPU.
 
-## Metrics (held-out 70 photos, through ONNX Runtime, pycocotools COCOeval)
-Command: `sketchshop eval detector --coco var/detector/ccp/val_coco.json --images ../shared/data/ccp-train --json val.json --plot ap.png`
+## Metrics (held-out {n_val} photos, through ONNX Runtime, pycocotools COCOeval)
+Command: `sketchshop eval detector --coco var/detector/ccp/val_coco.json --images {street.get("images", "../shared/data/ccp-train")} --json val.json --plot ap.png`
 - mAP50 **{m["map50"]:.3f}**, mAP50-95 {m["map50_95"]:.3f} (target mAP50 0.70: not reached).
 - {m["ms_per_image"]:.1f} ms per image wall time (median {m["ms_per_image_median"]:.1f}), {m["cpu_ms_per_image"]:.1f} ms of CPU
   time per image (letterbox + ONNX Runtime, 1 thread + decode; a 550x832 photo runs at
@@ -244,7 +252,7 @@ Command: `sketchshop eval detector --coco var/detector/ccp/val_coco.json --image
 {per}
 
 ## Limits
-Trained for {f"{t / 3600:.1f} h" if t else "a few hours"} of CPU or less, on 632 street photos of one fashion style plus product shots:
+Trained for {f"{t / 3600:.1f} h" if t else "a few hours"} of CPU or less, on {street["train"]} street photos of one fashion style plus product shots:
 expect misses on flat-lays, mirror selfies and small items (hats, shoes, bags); with no box the server
 falls back to the whole image, trimmed.
 """

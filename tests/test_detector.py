@@ -568,6 +568,8 @@ def test_install_replaces_the_model_only_when_it_all_works(shared_data, data_dir
     install(ckpt, imgsz=256, data_yaml=yaml_path, nms_free=False)
     after = json.loads((models / "detector" / "metrics.json").read_text())
     assert after["n_images"] == 3 and after["sha256"] == sha256(models / "detector" / "detector.onnx")
+    card = (models / "detector" / "card.md").read_text()   # the data it was given, not the shipped model's
+    assert f"- Train: 5 photos of `{sub.resolve()}`" in card and "Validation: 3 photos" in card
     assert set(before) <= {f.name for f in (models / "detector").iterdir()}
     assert sha256(ROOT / "models" / "detector" / "detector.onnx") == shipped
 
@@ -603,3 +605,9 @@ def test_an_onnx_model_that_is_not_a_detector_is_a_clear_error(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
     with pytest.raises(UserError, match="not a YOLO garment detector"):
         Detector.load(path)
+
+
+def test_crawl_data_must_be_a_dataset_detect_output(shared_data, data_dir, tmp_path, capsys):
+    from sketchshop.cli import main
+    assert main(["train", "detector", "--crawl-data", str(tmp_path), "--epochs", "1"]) == 2
+    assert "not a `sketchshop dataset detect` output" in capsys.readouterr().err
