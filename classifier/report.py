@@ -137,7 +137,7 @@ def recalibrate(cfg) -> Path:
 
 
 def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_sketches=(), street_val=(),
-                    train_seconds: float | None = None) -> Path:
+                    train_seconds: float | None = None, train_photos: dict | None = None) -> Path:
     """Evaluate the final model through the inference path and write everything into cfg.out."""
     from .studio_data import sbir_metrics, studio_metrics
     from .train import checkpoint_dict, predict_items, street_metrics
@@ -158,6 +158,8 @@ def write_artifacts(cfg, model, histories: dict, val_items, studio_val=(), val_s
     metrics = {"validation_photos": {"n": len(y), "category_top1": round(top1, 4), "per_class": per_class,
                                      "confusion_labels": cats, "confusion": conf.tolist(),
                                      "ms_per_image_batched": round(ms, 2), "calibration": cal}}
+    if train_photos:
+        metrics["train_photos"] = train_photos
     if val_sketches:
         sk = predict_items(model, val_sketches, cfg.infer_size, sketch=True)
         ys = torch.tensor(y)
@@ -232,15 +234,18 @@ temperatures {cal.get('fold_temperatures')}, ECE on the other half {cal.get('fol
     teachers = ", ".join(f"`{t}` (sha256 {sha256(Path(t))[:12]})" for t in cfg.teacher.split(",") if t)
     distilled = (f"; distilled from {teachers}: KL to the mean of their calibrated category probabilities on the "
                  f"same cached views of real photos and drawings, weight {cfg.distill}" if teachers else "")
-    card = f"""# Classifier model card (`models/classifier/classifier.pt`)
+    tp = m.get("train_photos") or {"n": 3068, "classes": 10}   # older metrics: the shipped model's data
+    roots = ", ".join(f"`{r}`" for r in str(cfg.data).split(",") if r)
+    card = f"""# Classifier model card (`{Path(path).parent / "classifier.pt"}`)
 
 Multi-head garment model: fine category (11), colour (13), attributes (sleeve, length, pattern,
 neckline; masked where they do not apply) and a {m.get('embed_dim', 256)}-d L2-normalised embedding shared
 by photos and sketches. Backbone `{cfg.backbone}` ({_weights_source(cfg.backbone)}; ImageNet mean/std).
 
 ## Data
-- Real photos: `clothing-small/train` (3,068 photos, 10 classes, CC0), validation on
-  `clothing-small/validation` (341). No colour/attribute labels, no bags.
+- Real photos: the `train/` folders of {roots} ({tp['n']:,} photos, {tp['classes']} classes), validation on their
+  `validation/` (or `val/`) folders ({v['n']}). (The shipped model: `clothing-small`, CC0, without colour or attribute
+  labels and without bags.)
 - XDoG line drawings of every training photo (garment mask from a border-colour model, stroke
   jitter and thickness changes): the sketch domain, paired with their photos for InfoNCE.
 - {cfg.studio_n} studio products (`sketchshop.studio`, seed {cfg.seed + 4242}): bags, colour and attribute labels,
@@ -255,7 +260,8 @@ warm-up, label smoothing {cfg.label_smoothing}, drop-path {cfg.drop_path}, featu
 weight {cfg.infonce_weight}, temperature 0.07{distilled}). The EMA weights are shipped (the last epoch, not a picked one).
 Training time: {m.get('train_seconds')} s on the 2-core CPU.
 
-Reproduce: `sketchshop train classifier` (defaults; data from `../shared/data/clothing-small`).
+Reproduce: `sketchshop train classifier --data {" ".join(r for r in str(cfg.data).split(",") if r)}` with the options
+above (the defaults reproduce the shipped model, from `../shared/data/clothing-small`).
 
 ## Metrics of this run (through the inference path: letterbox {cfg.infer_size} px, batch {64})
 Trained on {cfg.size} px crops, served at {cfg.infer_size} px: random-resized crops make garments look larger in

@@ -436,7 +436,8 @@ def train(cfg: TrainConfig) -> Path:
     from .report import write_artifacts
     final = ema.model.eval()
     return write_artifacts(cfg, final, {"train": history}, val_items, studio_val=studio_val,
-                           val_sketches=val_sk, street_val=street_val, train_seconds=round(time.time() - t_start, 1))
+                           val_sketches=val_sk, street_val=street_val, train_seconds=round(time.time() - t_start, 1),
+                           train_photos={"n": len(train_items), "classes": len({it.category for it in train_items})})
 
 
 def coarse_pred(logits: torch.Tensor) -> torch.Tensor:

@@ -892,3 +892,18 @@ def test_drawing_frame_cuts_a_small_drawing_to_its_strokes():
     ImageDraw.Draw(clear).rectangle((100, 900, 260, 1140), outline=(0, 0, 0, 255), width=4)
     assert drawing_frame(clear) == drawing_frame(canvas)
 
+
+
+def test_card_states_the_data_of_its_own_run(tmp_path):
+    """A model trained on 80 photos had a card saying 3,068 photos of clothing-small (found by a QA session)."""
+    from classifier.report import write_card
+    from classifier.train import TrainConfig
+    cfg = TrainConfig(data=f"{tmp_path / 'a'},{tmp_path / 'b'}", epochs=2)
+    m = {"validation_photos": {"n": 20, "category_top1": 0.5, "per_class": {}}, "history": {"train": [{}, {}]},
+         "colour_mode": "combined", "train_photos": {"n": 80, "classes": 10}, "weights_sha256": "0" * 64,
+         "weights_mb": 16.0}
+    write_card(tmp_path / "out" / "card.md", m, cfg)
+    card = (tmp_path / "out" / "card.md").read_text()
+    assert f"# Classifier model card (`{tmp_path / 'out' / 'classifier.pt'}`)" in card
+    assert f"`{tmp_path / 'a'}`, `{tmp_path / 'b'}` (80 photos, 10 classes)" in card and "3,068" not in card
+    assert f"--data {tmp_path / 'a'} {tmp_path / 'b'}" in card
