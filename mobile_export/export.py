@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchshop.errors import UserError
-from sketchshop.files import replaced_dir
+from sketchshop.files import WRITTEN, replaced_dir
 from sketchshop.registry import sha256
 
 from . import runtime
@@ -291,7 +291,7 @@ def verify(out) -> list[str]:
             elif f["format"] == "torchscript":
                 problems += _check_torchscript(p)
     for p in out.iterdir():
-        if p.name not in listed:
+        if p.name not in listed and p.name != WRITTEN:
             problems.append(f"{p.name}: in the directory but not in the manifest")
     return problems
 

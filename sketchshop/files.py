@@ -107,18 +107,33 @@ def atomic_dir(path):
         raise
 
 
+WRITTEN = ".sketchshop-written"  # in a replaced output folder: the files the command wrote there
+
+
+def _files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
 @contextlib.contextmanager
 def replaced_dir(path, marker: str):
     """`atomic_dir` for an output folder a command replaces whole: it must be absent, empty, or an earlier output
-    of the command (it holds `marker`), never a file nor a folder of the user's."""
+    of the command (it holds `marker`), never a file nor a folder of the user's; nor an earlier output to which
+    files were added since (listed against its WRITTEN record): those would go with it."""
     path = Path(path)
     if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / marker).is_file())):
         raise UserError(f"{path}: exists and is not an earlier output (no {marker}); choose another folder")
+    if (path / WRITTEN).is_file():
+        ours = set((path / WRITTEN).read_text().splitlines()) | {WRITTEN}
+        added = [f for f in _files_in(path) if f not in ours]
+        if added:
+            raise UserError(f"{path}: holds {len(added)} file(s) added since it was written, which replacing it "
+                            f"would delete: {', '.join(added[:5])}{', ...' if len(added) > 5 else ''}; move them "
+                            "out, or choose another folder")
     with atomic_dir(path) as tmp:
         yield tmp
-        gone = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                      if p.is_file() and not (tmp / p.relative_to(path)).exists()) if path.is_dir() else []
-        if gone:  # an earlier output goes whole: say so when it held files this run did not write (a user's notes)
+        (tmp / WRITTEN).write_text("\n".join(_files_in(tmp)) + "\n")
+        gone = [f for f in _files_in(path) if not (tmp / f).exists()] if path.is_dir() else []
+        if gone:  # an output written before the record goes whole: say what this run did not write (a user's notes)
             log.warning("%s: replaced; %d file(s) it held that this run did not write go with it: %s", path,
                         len(gone), ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else ""))
 

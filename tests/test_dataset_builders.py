@@ -144,8 +144,14 @@ def test_out_is_never_a_users_file_or_folder(filled, tmp_path, builder, marker, 
             build(out)
     assert photo.read_bytes() == b"\xff\xd8 a photo" and (mine / "sub" / "notes.txt").read_text() == "keep me"
     build(tmp_path / "ds")
-    (tmp_path / "ds" / "MYNOTES.txt").write_text("mine")
+    build(tmp_path / "ds")  # its own earlier output is replaced
+    (tmp_path / "ds" / "MYNOTES.txt").write_text("mine")  # ...but not with files added since (a QA session)
+    with pytest.raises(UserError, match="holds 1 file\\(s\\) added since it was written, which replacing it would "
+                                        "delete: MYNOTES.txt"):
+        build(tmp_path / "ds")
+    assert (tmp_path / "ds" / "MYNOTES.txt").read_text() == "mine"
+    (tmp_path / "ds" / ".sketchshop-written").unlink()  # an output written before the record: replaced, said
     with caplog.at_level("WARNING"):
-        build(tmp_path / "ds")  # its own earlier output is replaced, saying what goes with it
+        build(tmp_path / "ds")
     assert (tmp_path / "ds" / marker).is_file() and not (tmp_path / "ds" / "MYNOTES.txt").exists()
     assert "1 file(s) it held that this run did not write go with it: MYNOTES.txt" in caplog.text
