@@ -124,7 +124,11 @@ def read_checkpoint(path) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"classifier weights {path} are corrupt or not a torch file ({type(e).__name__})") from None
+        import zipfile
+        what = ("a torch file of another kind (it holds objects a classifier checkpoint does not, as an Ultralytics "
+                "detector's .pt does)" if zipfile.is_zipfile(path) and "nsupported global" in str(e)
+                else f"corrupt or not a torch file ({type(e).__name__})")
+        raise UserError(f"classifier weights {path}: {what}") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not sketchshop classifier weights (format {ck.get('format') if isinstance(ck, dict) else None!r})")
     if list(ck["categories"]) != list(vocab.FINE_CATEGORIES) or list(ck["colours"]) != list(vocab.COLOURS):

@@ -283,6 +283,9 @@ def test_missing_and_corrupt_weights_are_clear_errors(tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not sketchshop classifier"):
         Classifier.load(tmp_path / "other.pt")
+    detector = Path(__file__).resolve().parent.parent / "models" / "detector" / "detector.pt"  # "corrupt" (QA)
+    with pytest.raises(UserError, match="a torch file of another kind"):
+        Classifier.load(detector)
 
 
 def test_resnet_never_downloads(tmp_path, monkeypatch):
