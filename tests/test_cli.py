@@ -145,7 +145,7 @@ def test_model_commands_refuse_inputs_with_nothing_to_measure(tmp_path, capsys):
           "--json", out], "no sketch could be matched"),
         (["dataset", "doodles", "--imagefolder", str(tmp_path / "classes"), "--out", str(tmp_path / "d")], "no doodle"),
         (["train", "classifier", "--sketch-head", "--heads-of", str(tmp_path / "trunc.pt"), "--out", str(tmp_path / "h")],
-         "trunc.pt are corrupt"),
+         "trunc.pt: corrupt"),
     ]
     (tmp_path / "classes" / "hat").mkdir(parents=True)
     (tmp_path / "classes" / "hat" / "x.jpg").write_bytes(b"not an image")
