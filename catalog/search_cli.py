@@ -77,7 +77,13 @@ def build_index(catalog=None, searcher=None, root=None, *, progress: bool = True
     root.mkdir(parents=True, exist_ok=True)
     model_sha = models_key()
     cache_file = _cache_path(root, model_sha)
-    cache = pickle.loads(cache_file.read_bytes()) if cache_file.is_file() else {}
+    try:
+        cache = pickle.loads(cache_file.read_bytes()) if cache_file.is_file() else {}
+        if not isinstance(cache, dict):
+            raise ValueError(f"a {type(cache).__name__}, not a dict")
+    except Exception as e:  # noqa: BLE001 (a torn or foreign cache file: it only saves time)
+        log.warning("%s: unreadable describe cache (%s); describing every product again", cache_file, e)
+        cache = {}
     items, vectors, skipped, described = [], [], 0, 0
     t0 = time.perf_counter()
     products = list(catalog.iter_products())

@@ -252,7 +252,7 @@ class Catalog:
 
     def remove_schedule(self, name: str) -> None:
         with self.session() as s:
-            x = s.scalar(select(Schedule).where(Schedule.name == name))
+            x = s.scalar(select(Schedule).where(func.lower(Schedule.name) == name.lower()))  # names ignore case
             if not x:
                 raise UserError(f"no schedule named {name!r}")
             s.delete(x)

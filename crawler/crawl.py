@@ -279,7 +279,9 @@ class Crawl:
                 run = CrawlRun(spec=self.spec.path, trigger=self.trigger)
                 s.add(run)
             run.shop_id, run.base_url = self.shop_id, self.spec.base_url
-            run.options = {"browsers": self.browsers, "max_pages": self.max_pages, "remote_url": self.remote_url}
+            # what it runs with, beside what it was queued with (a schedule's reindex must outlive a resume)
+            run.options = {**(run.options or {}), "browsers": self.browsers, "max_pages": self.max_pages,
+                           "remote_url": self.remote_url}
             run.status, run.owner, run.heartbeat_at = "running", self.owner, utcnow()
             run.started_at = run.started_at or utcnow()
             s.flush()

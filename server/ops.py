@@ -21,11 +21,12 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     st = current_app.extensions["sketchshop"]
-    body = {"ready": st.ready, "problems": st.problems}
     index = st.refresh_index()  # the live build, even before the next search would load it
+    ready = st.ready              # read once, after the refresh: the body and the status agree
+    body = {"ready": ready, "problems": dict(st.problems)}
     if index is not None:
         body["index"] = {"build": index.build_id, "products": len(index)}
-    return jsonify(body), (200 if st.ready else 503)
+    return jsonify(body), (200 if ready else 503)
 
 
 @bp.get("/openapi.json")

@@ -140,6 +140,27 @@ def test_a_run_whose_crawler_died_is_marked_interrupted(data_dir):
     assert resumed.id == 2 and runs[2]["status"] == "running" and len(runs) == 2
 
 
+def test_a_queued_runs_options_outlive_its_start(data_dir):
+    """A scheduled --reindex run lost `reindex` when it started, so a resumed one never rebuilt the index (a QA
+    session): the options it runs with are added to those it was queued with."""
+    from catalog import open_catalog
+    from crawler.crawl import Crawl
+    from crawler.spec import load_spec
+    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
+    spec.politeness.obey_robots = False
+    cat = open_catalog()
+    queued = cat.request_crawl(spec.path, base_url=spec.base_url, options={"reindex": True, "max_pages": 5})
+    c = Crawl(spec, browsers=1, max_pages=5, run_id=queued["id"], progress=False, catalog=cat)
+    c.shop_id = cat.get_shop(spec.name, spec.base_url)
+    c._take_lease()
+    try:
+        c._open_run()
+    finally:
+        cat.release_shop(c.shop_id, c.owner)
+        c.pool.shutdown()
+    assert cat.run(queued["id"])["options"] == {"reindex": True, "max_pages": 5, "browsers": 1, "remote_url": None}
+
+
 @pytest.mark.parametrize("size,says", [((12000, 12000), "12000x12000 is more than"),
                                        ((16, 5000), "16x5000 is a sliver"), ((8, 8), "8x8 is too small")])
 def test_a_pixel_bomb_or_a_sliver_fails_alone_at_once(tmp_path, size, says):

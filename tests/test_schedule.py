@@ -126,7 +126,7 @@ def test_schedule_cli_add_list_remove(data_dir, capsys):
     assert r.returncode == 2 and "cron" in r.stderr
     r = run("add", "nospec", "--spec", "/nonexistent.yaml", "--cron", "0 3 * * *")
     assert r.returncode == 2 and "cannot read spec" in r.stderr
-    assert run("remove", "nightly").returncode == 0
+    assert run("remove", "NIGHTLY").returncode == 0   # names ignore case, in removal too (a QA session)
     assert run("remove", "nightly").returncode == 2
     assert "no schedules" in run("list").stdout
 

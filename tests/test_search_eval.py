@@ -242,3 +242,16 @@ def test_sbir_embeds_a_gallery_photo_as_the_index_stores_its_product(live_catalo
         ours = gallery_embedding(s.classifier, s.detector, wide)
         assert np.allclose(ours, stored, atol=1e-5)
         assert float(ours @ s.classifier.embed([wide])[0]) < 0.999  # not the whole canvas's embedding
+
+
+@pytest.mark.parametrize("junk", [b"\x80\x04\x95 cut short", b"garbage\n"])
+def test_an_unreadable_describe_cache_is_rebuilt_not_a_crash(live_catalog, tmp_path, junk, caplog):
+    """A torn describe cache made every `index build` fail with a traceback until deleted by hand (a QA session)."""
+    from catalog.search_cli import _cache_path, build_index, models_key
+    cache = _cache_path(tmp_path, models_key())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(junk)
+    info = build_index(live_catalog.catalog, live_catalog.searcher, tmp_path, progress=False)
+    assert info["products"] == live_catalog.index_info["products"] and info["cached"] == 0
+    assert "unreadable describe cache" in caplog.text
+    assert build_index(live_catalog.catalog, live_catalog.searcher, tmp_path, progress=False)["cached"] > 0
