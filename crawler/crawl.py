@@ -286,6 +286,11 @@ class Crawl:
             run.started_at = run.started_at or utcnow()
             s.flush()
             if not s.scalar(select(CrawlTask.id).where(CrawlTask.run_id == run.id).limit(1)):
+                # a run starting afresh (--fresh, or one queued) replaces the shop's interrupted runs at this address:
+                # they would otherwise be resumed later, crawling a frontier this run has made stale
+                s.execute(update(CrawlRun).where(CrawlRun.shop_id == self.shop_id, CrawlRun.status == "interrupted",
+                                                 CrawlRun.base_url == self.spec.base_url, CrawlRun.id != run.id)
+                          .values(status="partial", error=f"superseded by run {run.id}, which started afresh"))
                 for url, facet in self.spec.start_tasks():
                     ok = self.polite.allowed(url)
                     s.add(CrawlTask(run_id=run.id, url=url, facet=facet, status="pending" if ok else "robots"))
@@ -588,7 +593,8 @@ class Crawl:
                     if self.outstanding <= 0:
                         break
                 if STOPPING.is_set():
-                    raise Interrupted(f"run {self.run.id} stopped on request; it resumes on the next crawl of {spec.name}")
+                    raise Interrupted(f"run {self.run.id} stopped on request; it resumes on the next crawl of {spec.name}"
+                                      + (" (the scheduler's, when it runs again)" if self.trigger != "manual" else ""))
                 if not any(w.is_alive() for w in workers) and self.results.empty():
                     fatal = "; ".join(fatal_msgs) or "every browser stopped"
                     break

@@ -203,8 +203,9 @@ STALE_S = 120  # a running crawl beats every 10 s and holds its shop's lease for
 
 
 def requeue_orphans(cat, now: datetime | None = None) -> list[int]:
-    """Runs left "running" by a crawler that died (kill -9, a crash, a reboot: no heartbeat for STALE_S) go back
-    to the queue, where the next `run_queued` resumes them; before, they blocked their schedule for good."""
+    """Back to the queue, where the next `run_queued` resumes them: runs left "running" by a crawler that died
+    (kill -9, a crash, a reboot: no heartbeat for STALE_S; they blocked their schedule for good), and the
+    scheduler's or the API's runs that a stopping scheduler left "interrupted" (nothing else would resume them)."""
     from catalog.models import CrawlRun, utcnow
     cutoff = (now or utcnow()) - timedelta(seconds=STALE_S)
     with cat.session() as s:
@@ -215,7 +216,13 @@ def requeue_orphans(cat, now: datetime | None = None) -> list[int]:
             log.warning("run %d has had no heartbeat since %s: its crawler is gone; queued again to be resumed",
                         r.id, r.heartbeat_at or r.started_at)
             r.status = "queued"
-        return [r.id for r in stale]
+        stopped = s.scalars(select(CrawlRun).where(CrawlRun.status == "interrupted", CrawlRun.trigger != "manual",
+                                                   CrawlRun.error.like("Interrupted:%"))
+                            .with_for_update(skip_locked=True)).all()
+        for r in stopped:
+            log.info("run %d was stopped with the scheduler; queued again to be resumed", r.id)
+            r.status = "queued"
+        return [r.id for r in [*stale, *stopped]]
 
 
 def run_due(cat=None, now: datetime | None = None) -> list[dict]:

@@ -139,6 +139,21 @@ def test_a_run_whose_crawler_died_is_marked_interrupted(data_dir):
     assert (runs[1]["status"], runs[1]["error"]) == ("interrupted", "its crawler stopped without closing the run")
     assert resumed.id == 2 and runs[2]["status"] == "running" and len(runs) == 2
 
+    # a run started afresh (--fresh) supersedes the interrupted run at its address: it was resumed later (QA)
+    with cat.session() as s:
+        s.get(CrawlRun, 2).status = "interrupted"
+    c = Crawl(spec, browsers=1, fresh=True, progress=False, catalog=cat)
+    c.shop_id = shop
+    c._take_lease()
+    try:
+        fresh = c._open_run()
+    finally:
+        cat.release_shop(shop, c.owner)
+        c.pool.shutdown()
+    runs = {r["id"]: r for r in cat.runs()}
+    assert fresh.id == 3 and (runs[2]["status"], runs[2]["error"]) == ("partial", "superseded by run 3, which started afresh")
+    assert runs[1]["status"] == "interrupted"   # at another address: left as it was
+
 
 def test_a_queued_runs_options_outlive_its_start(data_dir):
     """A scheduled --reindex run lost `reindex` when it started, so a resumed one never rebuilt the index (a QA

@@ -222,3 +222,21 @@ def test_a_run_whose_crawler_died_goes_back_to_the_queue(data_dir, catalog_db):
     assert requeue_orphans(cat, now=later) == [dead]
     assert cat.run(dead)["status"] == "queued" and cat.run(live)["status"] == "running"
     assert fire_due(cat, now=later + timedelta(days=1)) == []  # the requeued run is the schedule's, resumed next
+
+
+def test_runs_a_stopping_scheduler_left_interrupted_are_queued_again(data_dir, catalog_db):
+    """A scheduler stopped with SIGTERM leaves its run "interrupted"; nothing resumed it, though it said it would
+    be (a QA session). A manual crawl's interrupted run, or one interrupted by a crash, is left as it is."""
+    from catalog import open_catalog
+    from catalog.models import CrawlRun
+    from crawler.schedule import requeue_orphans
+    cat = open_catalog()
+    ids = [cat.request_crawl(str(SPEC_A), trigger=t)["id"] for t in ("schedule:nightly", "api", "manual", "api")]
+    errors = ["Interrupted: run 1 stopped on request", "Interrupted: run 2 stopped on request",
+              "Interrupted: run 3 stopped on request", "RuntimeError: a bug"]
+    with cat.session() as s:
+        for rid, err in zip(ids, errors):
+            r = s.get(CrawlRun, rid)
+            r.status, r.error = "interrupted", err
+    assert requeue_orphans(cat) == ids[:2]
+    assert [cat.run(i)["status"] for i in ids] == ["queued", "queued", "interrupted", "interrupted"]
