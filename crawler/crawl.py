@@ -370,6 +370,9 @@ class Crawl:
         return rec
 
     # ---------------------------------------------------------------- browsers
+    # The page's HTTP status, which WebDriver does not give (Navigation Timing level 2; 0 or undefined: unknown).
+    NAVIGATION_STATUS_JS = "const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus : null;"
+
     def _load(self, driver, url: str, page: PageSpec, card: str | None = None, more: str | None = None,
               nxt: str | None = None, navigate: bool = True) -> dict:
         """Open `url` (retrying on errors, truncation, timeouts) and read it. Returns the read dict."""
@@ -384,6 +387,12 @@ class Crawl:
                 if navigate or attempt:
                     self.polite.wait(url)
                     driver.get(url)
+                    status = driver.execute_script(self.NAVIGATION_STATUS_JS)
+                    if status and 400 <= status < 500 and status not in (408, 429):  # the page is not there
+                        raise FetchError(f"{url}: HTTP {status}")
+                    if status and status >= 500:
+                        last = f"HTTP {status}"
+                        continue
                 res = driver.execute_async_script(WAIT_AND_READ_JS, page.ready, page.error, page.page_complete,
                                                   card, page.fields, more, nxt, int(p.timeout_s * 1000))
             except TimeoutException as e:

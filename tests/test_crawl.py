@@ -149,7 +149,7 @@ def test_robots_txt_is_obeyed(stock, data_dir, tmp_path):
     assert open_catalog().stats()["products"] == N
 
 
-def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path, capsys):
+def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path, capsys, caplog):
     """A shop whose pages never show what the spec waits for (a changed layout, an error page for everything):
     the run is "failed", naming a page's error, and `crawl run` exits 1; it used to end "done" with 0 products."""
     _need_chromium()
@@ -172,6 +172,16 @@ def test_a_crawl_where_every_page_failed_is_a_failure(stock, data_dir, tmp_path,
         (tmp_path / "changed.yaml").write_text(yaml.safe_dump(d))
         res = crawl(load_spec(tmp_path / "changed.yaml", base_url=url), browsers=1, progress=False, fresh=True)
         assert (res["status"], res["failed"]) == ("failed", 3) and "the first 3 pages all failed" in res["error"]
+
+        # pages that are not there (404) fail at once, naming the status (QA: 5 attempts each, "broken")
+        d["listing"]["ready"] = ".card"
+        d["start_urls"] = ["/no-such-listing/{category}"]
+        d["politeness"].update(retries=4, timeout_s=10)
+        (tmp_path / "changed.yaml").write_text(yaml.safe_dump(d))
+        with caplog.at_level("INFO", logger="crawler.crawl"):
+            res = crawl(load_spec(tmp_path / "changed.yaml", base_url=url), browsers=1, progress=False, fresh=True)
+        assert res["status"] == "failed" and "HTTP 404" in res["error"], res["error"]
+        assert "retrying" not in caplog.text, "a 404 was retried"
 
 
 def test_a_crawl_that_found_nothing_or_lost_pages_says_so(stock, data_dir, tmp_path, caplog):
