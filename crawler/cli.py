@@ -68,7 +68,8 @@ def cmd_crawl_run(args) -> int:
                 image_workers=args.image_workers, fresh=args.fresh)
     print(json.dumps(res, indent=2) if args.json else
           f"run {res['id']} {res['status']}: {res['products']} products ({res['new']} new, {res['updated']} updated), "
-          f"{res['pages']} pages, {res['failed']} failed, {res['skipped_robots']} skipped by robots.txt, "
+          f"{res['pages']} pages, {res['failed']} failed (pages or products), "
+          f"{res['skipped_robots']} skipped by robots.txt, "
           f"{res['images_new']} new images ({res['near_duplicates']} near-duplicates), "
           f"{res['seconds']:.1f} s, {res['products_per_minute']:.0f} products/min"
           + (f"; unknown labels: {res['unknown_labels']}" if res["unknown_labels"] else ""))
@@ -96,7 +97,7 @@ def cmd_crawl_runs(args) -> int:
         shop = r["shop"] or Path(r["spec"]).stem  # a run that never reached its shop
         print(f"{r['id']:>5} {r['status']:<11} {shop:<12} {r['trigger']:<16} {r['started_at'] or '':<21} "
               f"products {r['products']} (new {r['new']}, updated {r['updated']}), pages {r['pages']}, "
-              f"failed {r['failed']}, robots {r['skipped_robots']}")
+              f"failed (pages or products) {r['failed']}, robots {r['skipped_robots']}")
         if r["error"]:
             print(f"      {r['error'][:300]}")
     return 0
