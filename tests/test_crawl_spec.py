@@ -113,28 +113,37 @@ def test_unreachable_shop_is_a_clear_error_and_a_failed_run(data_dir):
     assert all(r["error"].startswith("cannot reach http://127.0.0.1:9") and r["finished_at"] for r in runs)
 
 
+def _offline_spec():
+    from crawler.spec import load_spec
+    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
+    spec.politeness.obey_robots = False   # no request: the start pages are only listed
+    return spec
+
+
+def _open_run(spec, cat, **kw):
+    """What a crawl does before its browsers start: take the shop's lease and open (or resume) its run."""
+    from crawler.crawl import Crawl
+    c = Crawl(spec, browsers=1, progress=False, catalog=cat, **kw)
+    c.shop_id = cat.get_shop(spec.name, spec.base_url)
+    c._take_lease()
+    try:
+        return c._open_run()
+    finally:
+        cat.release_shop(c.shop_id, c.owner)
+        c.pool.shutdown()
+
+
 def test_a_run_whose_crawler_died_is_marked_interrupted(data_dir):
     """A crawl killed outright (kill -9, or `demo` stopped mid-crawl) left its run "running" for ever; the next
     crawl of the shop, holding the shop's lease, marks it interrupted (found by a QA session)."""
     from catalog import open_catalog
     from catalog.models import CrawlRun
-    from crawler.crawl import Crawl
-    from crawler.spec import load_spec
-    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
-    spec.politeness.obey_robots = False   # no request: the start pages are only listed
-    cat = open_catalog()
+    spec, cat = _offline_spec(), open_catalog()
     shop = cat.get_shop(spec.name, spec.base_url)
     with cat.session() as s:
         for base in ("http://127.0.0.1:8", spec.base_url):  # another port's run is left, this one's resumed
             s.add(CrawlRun(spec=spec.path, shop_id=shop, base_url=base, status="running", owner="gone:1:x"))
-    c = Crawl(spec, browsers=1, progress=False, catalog=cat)
-    c.shop_id = shop
-    c._take_lease()
-    try:
-        resumed = c._open_run()
-    finally:
-        cat.release_shop(shop, c.owner)
-        c.pool.shutdown()
+    resumed = _open_run(spec, cat)
     runs = {r["id"]: r for r in cat.runs()}
     assert (runs[1]["status"], runs[1]["error"]) == ("interrupted", "its crawler stopped without closing the run")
     assert resumed.id == 2 and runs[2]["status"] == "running" and len(runs) == 2
@@ -142,14 +151,7 @@ def test_a_run_whose_crawler_died_is_marked_interrupted(data_dir):
     # a run started afresh (--fresh) supersedes the interrupted run at its address: it was resumed later (QA)
     with cat.session() as s:
         s.get(CrawlRun, 2).status = "interrupted"
-    c = Crawl(spec, browsers=1, fresh=True, progress=False, catalog=cat)
-    c.shop_id = shop
-    c._take_lease()
-    try:
-        fresh = c._open_run()
-    finally:
-        cat.release_shop(shop, c.owner)
-        c.pool.shutdown()
+    fresh = _open_run(spec, cat, fresh=True)
     runs = {r["id"]: r for r in cat.runs()}
     assert fresh.id == 3 and (runs[2]["status"], runs[2]["error"]) == ("partial", "superseded by run 3, which started afresh")
     assert runs[1]["status"] == "interrupted"   # at another address: left as it was
@@ -159,20 +161,9 @@ def test_a_queued_runs_options_outlive_its_start(data_dir):
     """A scheduled --reindex run lost `reindex` when it started, so a resumed one never rebuilt the index (a QA
     session): the options it runs with are added to those it was queued with."""
     from catalog import open_catalog
-    from crawler.crawl import Crawl
-    from crawler.spec import load_spec
-    spec = load_spec(SPECS[0], base_url="http://127.0.0.1:9")
-    spec.politeness.obey_robots = False
-    cat = open_catalog()
+    spec, cat = _offline_spec(), open_catalog()
     queued = cat.request_crawl(spec.path, base_url=spec.base_url, options={"reindex": True, "max_pages": 5})
-    c = Crawl(spec, browsers=1, max_pages=5, run_id=queued["id"], progress=False, catalog=cat)
-    c.shop_id = cat.get_shop(spec.name, spec.base_url)
-    c._take_lease()
-    try:
-        c._open_run()
-    finally:
-        cat.release_shop(c.shop_id, c.owner)
-        c.pool.shutdown()
+    _open_run(spec, cat, max_pages=5, run_id=queued["id"])
     assert cat.run(queued["id"])["options"] == {"reindex": True, "max_pages": 5, "browsers": 1, "remote_url": None}
 
 
