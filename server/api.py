@@ -10,7 +10,7 @@ from werkzeug.http import parse_range_header
 
 from catalog.search import guess_kind, hint_layer
 from sketchshop import vocab
-from sketchshop.images import as_drawing, original_box, original_scale, require_ink
+from sketchshop.images import original_box, original_scale, require_ink
 
 from . import uploads
 from .errors import MAX_ID, ApiError
@@ -73,7 +73,7 @@ def _kind_of(image) -> str:
     """`kind` as sent, else guessed; an empty drawing is refused before anything runs."""
     kind = uploads.kind_from() or guess_kind(image)
     if kind == "sketch":
-        require_ink(as_drawing(image))
+        require_ink(image)
     return kind
 
 

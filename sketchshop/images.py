@@ -179,11 +179,11 @@ def as_drawing(im: Image.Image, *, paper: bool = True) -> Image.Image:
 
 
 def require_ink(drawing: Image.Image) -> Image.Image:
-    """A drawing (as `as_drawing` returns it) with at least a few dark stroke pixels; an empty canvas (drawn on,
-    then erased) or of one colour (a chalkboard app's empty slate) is an ImageError rather than a
-    search for whatever a blank page resembles."""
-    g = np.asarray(drawing.convert("L"))
-    if int((g < 192).sum()) < 3 or int(g.max()) - int(g.min()) < 32:
+    """A drawing with a dark stroke on it (light strokes on a dark slate count too); an empty canvas (drawn on,
+    then erased) or one of one colour (a chalkboard app's empty slate) is an ImageError rather than a search for
+    whatever a blank page resembles. Cheap (one extrema pass): it runs on every sketch request."""
+    lo, hi = convert(drawing, "RGB").convert("L").getextrema()
+    if lo >= 192 or hi - lo < 32:
         raise ImageError("the sketch is empty: draw the garment's outline with dark strokes")
     return drawing
 
