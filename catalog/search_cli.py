@@ -17,6 +17,7 @@ import numpy as np
 from sketchshop import vocab
 from sketchshop.cli import count
 from sketchshop.config import settings
+from sketchshop.datasets import Skipped
 from sketchshop.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
     searcher = searcher or Searcher.load()
     if stale := stale_index(searcher.index):
         raise UserError(stale)
-    cat_p, col_p, times, skipped = [], [], [], []
+    cat_p, col_p, times, skipped = [], [], [], Skipped()
     for s in tqdm(samples, desc="queries", unit="query"):
         try:
             image = load_image(s.path, max_side=WORK_SIDE)
@@ -157,8 +158,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
             hints = load_image(queries / h, mode="RGBA") if h else None
             out = searcher.search(image, kind=kind, hints=hints, top_k=top_k)  # an empty sketch is refused here
         except UserError as e:
-            log.warning("skipped: %s", e)
-            skipped.append({"file": str(s.path), "error": str(e)})
+            skipped.add(s.path, e)
             continue
         times.append(out["timing_ms"]["total"])
         label_coarse = vocab.coarse(s.category) if s.category else None
@@ -171,8 +171,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
                              for h in hits) / top_k)
         if s.colour:
             col_p.append(sum(idx.items_by_id(h.product_id).colour == s.colour for h in hits) / top_k)
-    if not times:
-        raise UserError(f"none of the {len(samples)} queries could be read (see the warnings above)")
+    skipped.check(len(times), len(samples), "queries")
     return {"n": len(times),
             f"category_precision@{top_k}": round(float(np.mean(cat_p)), 4) if cat_p else None,
             f"colour_precision@{top_k}": round(float(np.mean(col_p)), 4) if col_p else None, "n_colour": len(col_p),

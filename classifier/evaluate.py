@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchshop import vocab
-from sketchshop.datasets import IMAGE_EXTS, Sample, read_imagefolder, read_labels_csv
+from sketchshop.datasets import IMAGE_EXTS, Sample, Skipped, read_imagefolder, read_labels_csv
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 
@@ -79,7 +79,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
         detector = Detector.load()
     preds: list[dict | None] = [None] * len(samples)
     colour_preds: list = [None] * len(samples)
-    skipped, t_model, n_done = [], 0.0, 0
+    skipped, t_model, n_done = Skipped(), 0.0, 0
     for i in tqdm(range(0, len(samples), batch), desc="eval classifier", unit="batch", mininterval=5):
         chunk = list(range(i, min(i + batch, len(samples))))
         ims, hints, idx = [], [], []
@@ -92,7 +92,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
                              if (h and domain == "sketch") else None)
                 idx.append(j)
             except UserError as e:
-                skipped.append({"file": str(s.path), "error": str(e)})
+                skipped.add(s.path, e)
         if not ims:
             continue
         if not n_done:  # untimed warm-up: the first runs start thread pools and plan ONNX Runtime's kernels
@@ -115,10 +115,7 @@ def evaluate_classifier(samples: list[Sample], clf, domain: str = "photo", detec
                 colour_preds[j] = (same[0] if same else main)["colour"]
         t_model += time.perf_counter() - t0
         n_done += len(idx)
-    if not n_done:
-        raise UserError(f"none of the {len(samples)} images could be read, for example {skipped[0]['file']}: "
-                        f"{skipped[0]['error']}")
-    _say_skipped(skipped, len(samples))
+    skipped.check(n_done, len(samples))
     res = {"n": n_done, **score(samples, preds, colour_preds),
            "ms_per_image": round(t_model * 1000 / max(n_done, 1), 2),
            "ms_per_image_batch1": _latency(clf, samples, domain, detector),
@@ -161,14 +158,6 @@ def _latency(clf, samples, domain, detector, n: int = 10) -> float | None:
         ts.append(time.perf_counter() - t0)
     torch.set_num_threads(threads)
     return round(float(np.median(ts)) * 1000, 2)
-
-
-def _say_skipped(skipped: list[dict], total: int) -> None:
-    """Unreadable images are left out of the scores: say so where the user looks, not only in the JSON."""
-    if skipped:
-        said = [s["error"] if s["file"] in s["error"] else f"{s['file']}: {s['error']}" for s in skipped[:3]]
-        log.warning("%d of %d images could not be read and are left out (all under \"skipped\" in the JSON): %s%s",
-                    len(skipped), total, "; ".join(said), "; ..." if len(skipped) > 3 else "")
 
 
 def eval_classifier_cli(args) -> int:
@@ -220,7 +209,7 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
     from sketchshop.images import WORK_SIDE, load_image
 
     def embed(items: dict[str, Path], kind: str):
-        keys, vecs, bad = [], [], []
+        keys, vecs, bad = [], [], Skipped()
         names = list(items)
         for i in tqdm(range(0, len(names), batch), desc=f"embed {kind}", unit="batch", mininterval=5):
             ims, ks = [], []
@@ -229,7 +218,7 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
                     ims.append(load_image(items[k], max_side=WORK_SIDE))
                     ks.append(k)
                 except UserError as e:
-                    bad.append({"file": str(items[k]), "error": str(e)})
+                    bad.add(items[k], e)
             if ims and detector is not None and kind == "photo":
                 vecs.append(np.stack([gallery_embedding(clf, detector, im) for im in ims]))
             elif ims:
@@ -253,12 +242,13 @@ def evaluate_sbir(clf, sketches: dict[str, Path], gallery: dict[str, Path], gall
         bad = (gbad + qbad)[:1]
         raise UserError("no sketch could be matched with a readable gallery image"
                         + (f", e.g. {bad[0]['file']}: {bad[0]['error']}" if bad else ""))
-    _say_skipped(gbad + qbad, len(gallery) + len(queries))
+    skipped = Skipped(gbad + qbad)
+    skipped.check(len(ranks), len(gallery) + len(queries))
     r = np.array(ranks)
     return {"n": int(len(r)), "acc@1": round(float((r < 1).mean()), 4), "acc@5": round(float((r < 5).mean()), 4),
             "acc@10": round(float((r < 10).mean()), 4), "gallery_size": len(gk),
             "gallery": "detected" if detector is not None and gallery_domain == "photo" else "whole",
-            "unmatched_sketches": len(sketches) - len(queries), "skipped": gbad + qbad}
+            "unmatched_sketches": len(sketches) - len(queries), "skipped": skipped}
 
 
 def gallery_embedding(clf, detector, im) -> np.ndarray:

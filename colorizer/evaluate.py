@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from sketchshop import vocab
+from sketchshop.datasets import Skipped
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 from sketchshop.images import load_image
@@ -79,14 +80,13 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
     items = list_images(images)
     if limit:
         items = items[:limit]
-    rows, refs, times, tiles, skipped = [], [], [], [], []
+    rows, refs, times, tiles, skipped = [], [], [], [], Skipped()
     show = set(np.linspace(0, len(items) - 1, min(sheet_rows, len(items))).round().astype(int).tolist()) if sheet else set()
     for i, (path, folder) in enumerate(tqdm(items, desc="eval colorizer", unit="img")):
         try:
             photo = load_image(path)
         except UserError as e:
-            log.warning("skipped: %s", e)
-            skipped.append({"file": str(path), "error": str(e)})
+            skipped.add(path, e)
             continue
         target, mask = segment_garment(photo, col.size)
         sketch = make_sketch(target, mask)
@@ -106,6 +106,7 @@ def evaluate(images: str | Path, *, hints: int = 30, seed: int = 0, weights=None
             tiles.append((sketch, hint, Image.fromarray(out), Image.fromarray(target)))
     if not rows:
         raise UserError(f"{images}: no photo could be evaluated")
+    skipped.check(len(rows), len(items))
     res = {"n": len(rows),
            "ssim": float(np.mean([r["ssim"] for r in rows])),
            "psnr": float(np.mean([r["psnr"] for r in rows])),

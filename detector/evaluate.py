@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sketchshop import vocab
-from sketchshop.datasets import IMAGE_EXTS, read_coco
+from sketchshop.datasets import IMAGE_EXTS, Skipped, read_coco
 from sketchshop.errors import UserError
 from sketchshop.files import atomic_write
 from sketchshop.images import load_image
@@ -139,14 +139,13 @@ def evaluate_products(folder, *, weights=None, imgsz: int | None = None, conf: f
     det = Detector.load(weights, threads=threads)
     if imgsz:
         det = det.with_imgsz(imgsz)
-    ious, item_ious, none, skipped = [], [], 0, []
+    ious, item_ious, none, skipped = [], [], 0, Skipped()
     per_class: dict[str, list[float]] = {}
     for p in tqdm(paths, desc="eval products", unit="img"):
         try:
             im = load_image(p)
         except UserError as e:  # one unreadable photo is skipped and named, as every eval does
-            log.warning("skipped: %s", e)
-            skipped.append({"file": str(p), "error": str(e)})
+            skipped.add(p, e)
             continue
         fg = np.asarray([foreground_box_grabcut(im)], dtype=np.float64)
         top = det.predict(im, conf=conf)[0]
@@ -155,9 +154,7 @@ def evaluate_products(folder, *, weights=None, imgsz: int | None = None, conf: f
         none += top["whole_image"]
         ious.append(iou)
         per_class.setdefault(p.parent.name, []).append(iou)
-    if not ious:
-        raise UserError(f"{folder}: none of the {len(paths)} images could be read, for example {skipped[0]['file']}: "
-                        f"{skipped[0]['error']}")
+    skipped.check(len(ious), len(paths))
     ious, item_ious = np.asarray(ious), np.asarray(item_ious)
     return {"n_images": len(ious), "skipped": skipped, "top_box_iou_ge_%.2g" % iou_min: round(float((ious >= iou_min).mean()), 4),
             # what /v1/detect answers: the trimmed whole image where nothing was detected

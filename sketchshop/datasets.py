@@ -155,3 +155,20 @@ def _bbox(box, where: str) -> tuple[float, float, float, float]:
     if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
         raise UserError(f"{where}: bbox {box!r} needs finite numbers and a width and height above 0")
     return x, y, w, h
+
+
+class Skipped(list):
+    """The unreadable inputs an evaluation leaves out of its scores, as `{"file", "error"}` rows for its JSON's
+    `skipped`; `check(total)` says so where the user looks (or fails when nothing could be read)."""
+
+    def add(self, path, error) -> None:
+        self.append({"file": str(path), "error": str(error)})
+
+    def check(self, read: int, total: int, what: str = "images") -> None:
+        if not read:
+            example = f", for example {self[0]['file']}: {self[0]['error']}" if self else ""
+            raise UserError(f"none of the {total} {what} could be read{example}")
+        if self:
+            said = [s["error"] if s["file"] in s["error"] else f"{s['file']}: {s['error']}" for s in self[:3]]
+            log.warning("%d of %d %s could not be read and are left out (all under \"skipped\" in the JSON): %s%s",
+                        len(self), total, what, "; ".join(said), "; ..." if len(self) > 3 else "")
