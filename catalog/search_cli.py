@@ -148,7 +148,8 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
 
     samples = read_labels_csv(labels, queries)
     searcher = searcher or Searcher.load()
-    if stale := stale_index(searcher.index):
+    models = models_key()
+    if stale := stale_index(searcher.index, models):
         raise UserError(stale)
     cat_p, col_p, times, skipped = [], [], [], Skipped()
     for s in tqdm(samples, desc="queries", unit="query"):
@@ -177,7 +178,7 @@ def evaluate_search(queries: Path, labels: Path, kind: str | None = None, top_k:
             f"colour_precision@{top_k}": round(float(np.mean(col_p)), 4) if col_p else None, "n_colour": len(col_p),
             "ms_p50": round(float(np.percentile(times, 50)), 2) if times else None,
             "ms_p95": round(float(np.percentile(times, 95)), 2) if times else None, "skipped": skipped,
-            "index_build": searcher.index.build_id, "models": models_key()}
+            "index_build": searcher.index.build_id, "models": models}
 
 
 def cmd_eval_search(args) -> int:

@@ -61,8 +61,8 @@ def check_output_dir(path) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: is a file, not a folder")
-    made = next((p for p in [path, *path.parents] if p.parent.exists()), path)  # the first folder to be made
-    made = None if made.exists() else made
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    made = missing[-1] if missing else None   # the outermost folder the probe makes
     try:
         os.unlink(_temp_beside(path / ".probe"))
     finally:
@@ -114,6 +114,10 @@ def _files_in(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
 
 
+def _first(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+
+
 @contextlib.contextmanager
 def replaced_dir(path, marker: str):
     """`atomic_dir` for an output folder a command replaces whole: it must be absent, empty, or an earlier output
@@ -127,15 +131,14 @@ def replaced_dir(path, marker: str):
         added = [f for f in _files_in(path) if f not in ours]
         if added:
             raise UserError(f"{path}: holds {len(added)} file(s) added since it was written, which replacing it "
-                            f"would delete: {', '.join(added[:5])}{', ...' if len(added) > 5 else ''}; move them "
-                            "out, or choose another folder")
+                            f"would delete: {_first(added)}; move them out, or choose another folder")
     with atomic_dir(path) as tmp:
         yield tmp
         (tmp / WRITTEN).write_text("\n".join(_files_in(tmp)) + "\n")
         gone = [f for f in _files_in(path) if not (tmp / f).exists()] if path.is_dir() else []
         if gone:  # an output written before the record goes whole: say what this run did not write (a user's notes)
             log.warning("%s: replaced; %d file(s) it held that this run did not write go with it: %s", path,
-                        len(gone), ", ".join(gone[:5]) + (", ..." if len(gone) > 5 else ""))
+                        len(gone), _first(gone))
 
 
 def keep_newest(folder: Path, pattern: str, keep: int) -> None:
