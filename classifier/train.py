@@ -325,6 +325,7 @@ def train(cfg: TrainConfig) -> Path:
         opt, lambda s: min(1.0, (s + 1) / (steps / 2)) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     ema = EMA(model, cfg.ema)
     ckpt = work / "last.pt"
+    saved_config = {**asdict(cfg), "data_fingerprint": data_fingerprint(cfg.data)}  # once: it walks every file
     history, start, best, bad, prior_s = [], 0, -1.0, 0, 0.0
     if ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -431,8 +432,7 @@ def train(cfg: TrainConfig) -> Path:
         log.info("epoch %d: %s", epoch + 1, json.dumps(rec))
         _save({"model": model.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(),
                "sched": sched.state_dict(), "history": history, "epoch": epoch + 1, "best": best, "bad": bad,
-               "config": {**asdict(cfg), "data_fingerprint": data_fingerprint(cfg.data)},
-               "seconds": time.time() - t_start}, ckpt)
+               "config": saved_config, "seconds": time.time() - t_start}, ckpt)
     from .report import write_artifacts
     final = ema.model.eval()
     return write_artifacts(cfg, final, {"train": history}, val_items, studio_val=studio_val,
